@@ -1,0 +1,136 @@
+/**
+ * Entry of every child process. Start-up, in order: receive `init`, load the worker module,
+ * check the export, run `processInitializer`, start the threads, report `ready`.
+ * Shutdown, in reverse: threads finish and run `threadFinalizer`, then `processFinalizer`,
+ * then the last outcomes are written, then the process exits. Every step is bounded.
+ *
+ * If the master disappears (its IPC channel closes), this child kills its whole process group
+ * (its threads' grandchildren too) at once: nothing outlives the master.
+ */
+import v8 from 'node:v8';
+import { Code, toErrorWire, type ChildInit, type FromChild, type LogLevel, type StartPhase, type ToChild } from '../protocol.js';
+import { loadWorkerModule, taskFunction } from '../shared/worker-module.js';
+import { withTimeout } from '../shared/bounded.js';
+import { Relay } from './relay.js';
+import type { HookContext } from '../types.js';
+
+const send = (msg: FromChild, cb?: (err: Error | null) => void): void => {
+  if (!process.connected) return cb?.(new Error('IPC channel closed'));
+  process.send!(msg, undefined, undefined, cb);
+};
+const log = (level: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
+  try {
+    send({ t: 'log', level, msg, fields });
+  } catch {
+    // A log line that cannot be cloned is not worth a crash.
+  }
+};
+
+let exiting = false;
+
+/** The master is gone: nothing we run may outlive it. */
+function orphaned(): void {
+  if (exiting) return;
+  exiting = true;
+  try {
+    process.kill(-process.pid, 'SIGKILL');
+  } catch {
+    process.exit(1);
+  }
+}
+process.on('disconnect', orphaned);
+
+function fail(phase: StartPhase, err: unknown): never {
+  exiting = true;
+  send({ t: 'fatal', phase, error: toErrorWire(err) }, () => process.exit(1));
+  // If the write cannot complete, do not linger.
+  setTimeout(() => process.exit(1), 1000);
+  return undefined as never;
+}
+
+async function boot(init: ChildInit): Promise<void> {
+  process.title = `${init.name}:p${init.processIndex}`;
+  let mod;
+  try {
+    mod = await withTimeout(loadWorkerModule(init.module), init.hookTimeout, `loading ${init.module}`);
+  } catch (err) {
+    return fail('load', err);
+  }
+  const fn = taskFunction(mod, init.exportName, init.module);
+  if (typeof fn === 'string') return fail('export', new Error(fn));
+
+  const ctx: HookContext = { name: init.name, processIndex: init.processIndex, threadIndex: -1, initArgs: init.initArgs, processData: undefined };
+  let processData: unknown;
+  const initializer = mod.hook('processInitializer');
+  if (initializer) {
+    try {
+      processData = await withTimeout(initializer(ctx), init.hookTimeout, 'processInitializer');
+      v8.serialize(processData);
+    } catch (err) {
+      return fail('processInitializer', err);
+    }
+  }
+  ctx.processData = processData;
+
+  const relay = new Relay(init, processData, send, log);
+  let stopping: Promise<void> | undefined;
+  const stop = (graceMs: number, leftover: typeof Code.Timeout | typeof Code.Crashed | typeof Code.Cancelled, reason: string) => {
+    stopping ??= (async () => {
+      await relay.stop(graceMs, leftover, reason);
+      const finalizer = mod.hook('processFinalizer');
+      if (finalizer) {
+        try {
+          await withTimeout(finalizer(ctx), init.hookTimeout, 'processFinalizer');
+        } catch (err) {
+          log('error', `processFinalizer failed: ${(err as Error)?.message}`, { err: toErrorWire(err) });
+        }
+      }
+      await relay.drainOutbox(2000);
+      exiting = true;
+      process.exit(0);
+    })();
+  };
+  onStop = stop;
+  relay.onRetire = (reason, detail) => {
+    if (stopping) return;
+    send({ t: 'retiring', reason, detail });
+    stop(init.gracefulDieTimeout, Code.Crashed, `graceful die: ${detail}`);
+  };
+  onMessage = (msg) => relay.handle(msg);
+
+  try {
+    await relay.ready;
+  } catch (failure) {
+    const f = failure as { phase: StartPhase; error: ReturnType<typeof toErrorWire> };
+    exiting = true;
+    send({ t: 'fatal', phase: f.phase, error: f.error }, () => process.exit(1));
+    setTimeout(() => process.exit(1), 1000);
+    return;
+  }
+  send({ t: 'ready', pid: process.pid });
+  if (stopAsked) stop(stopAsked.graceMs, stopAsked.leftover, stopAsked.reason);
+
+  if (init.processMemoryLimit) {
+    const limit = init.processMemoryLimit * 1048576;
+    const timer = setInterval(() => {
+      if (process.memoryUsage.rss() <= limit || stopping) return;
+      clearInterval(timer);
+      send({ t: 'retiring', reason: 'lifecycle', detail: `RSS above ${init.processMemoryLimit} MiB` });
+      stop(init.hookTimeout, Code.Crashed, 'process memory limit');
+    }, 1000);
+    timer.unref();
+  }
+}
+
+// One listener from the first moment: a `stop` that arrives while we boot is kept, not lost.
+let stopAsked: Extract<ToChild, { t: 'stop' }> | undefined;
+let onStop: ((graceMs: number, leftover: Extract<ToChild, { t: 'stop' }>['leftover'], reason: string) => void) | undefined;
+let onMessage: ((msg: ToChild) => void) | undefined;
+process.on('message', (msg: ToChild) => {
+  if (msg.t === 'init') return void boot(msg.init);
+  if (msg.t === 'stop') {
+    stopAsked ??= msg;
+    return onStop?.(msg.graceMs, msg.leftover, msg.reason);
+  }
+  onMessage?.(msg);
+});

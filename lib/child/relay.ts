@@ -1,0 +1,494 @@
+/**
+ * The child's relay and thread supervisor: holds the tasks the master sent, hands them to its
+ * threads within each thread's window, enforces hard timeouts from the threads' shared slots,
+ * replaces threads that die or retire, and sends outcomes back in batches.
+ *
+ * The one rule that makes crash accounting exact: a task is posted to a thread only after the
+ * master has been told (`dispatched`) and the write of that report has completed. So if this
+ * whole process dies, the master knows which tasks may have started (they settle `crashed`)
+ * and which were still waiting here (they go back to its queue).
+ */
+import type { Worker } from 'node:worker_threads';
+import { Code, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild } from '../protocol.js';
+import { withTimeout } from '../shared/bounded.js';
+import { ThreadSlot } from './thread-slot.js';
+
+interface Held {
+  task: TaskWire;
+  /** The thread it was handed to, or null while it waits in the relay queue. */
+  thread: ThreadSlot | null;
+}
+
+type Send = (msg: FromChild, cb?: (err: Error | null) => void) => void;
+
+/** Consecutive start failures of a thread slot before the child reports itself unable to work. */
+const MAX_START_FAILURES = 5;
+
+export class Relay {
+  private queue: TaskWire[] = [];
+  private readonly held = new Map<number, Held>();
+  private readonly threads: ThreadSlot[] = [];
+  private readonly leaving = new Set<ThreadSlot>();
+  private done: ResultWire[] = [];
+  private dispatched: number[] = [];
+  private returned: number[] = [];
+  private posts: Array<[ThreadSlot, TaskWire[]]> = [];
+  private sending = false;
+  private timed = 0;
+  private watchdog: NodeJS.Timeout | undefined;
+  private startFailures = 0;
+  private rr = 0;
+  private stopping: { leftover: Code; onThreadsGone: () => void } | undefined;
+  private readonly threadInit: Omit<ThreadInit, 'slots' | 'threadIndex'>;
+  /** Resolves when every thread of the first generation is ready; rejects if they cannot start. */
+  readonly ready: Promise<void>;
+  private markReady!: () => void;
+  private failStart!: (err: { phase: 'load' | 'export' | 'threadInitializer' | 'threadStart'; error: ErrorWire }) => void;
+  private isReady = false;
+  /** Called with a process-level reason when this child must retire (graceful die). */
+  onRetire: ((reason: Reason, detail: string) => void) | undefined;
+
+  constructor(
+    private readonly init: ChildInit,
+    processData: unknown,
+    private readonly send: Send,
+    private readonly log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void,
+  ) {
+    this.threadInit = {
+      module: init.module,
+      exportName: init.exportName,
+      processIndex: init.processIndex,
+      name: init.name,
+      concurrency: init.concurrency,
+      hookTimeout: init.hookTimeout,
+      initArgs: init.initArgs,
+      processData,
+      lifecycle: 0,
+      lifecycleDuration: 0,
+      lifecycleMemory: init.lifecycleMemory ?? 0,
+      gracefulDieErrors: init.gracefulDieErrors,
+    };
+    this.ready = new Promise((resolve, reject) => {
+      this.markReady = resolve;
+      this.failStart = reject;
+    });
+    for (let i = 0; i < init.threads; i++) this.spawn(i);
+  }
+
+  /** Counts for the master's health picture. */
+  get threadsAlive(): number {
+    return this.threads.filter((t) => !t.exited).length + this.leaving.size;
+  }
+
+  handle(msg: ToChild): void {
+    switch (msg.t) {
+      case 'tasks':
+        for (const task of msg.tasks) {
+          this.held.set(task[0], { task, thread: null });
+          this.queue.push(task);
+          if (task[2] > 0) this.timed++;
+        }
+        if (this.timed > 0) this.armWatchdog();
+        this.assign();
+        return;
+      case 'abort':
+        for (const id of msg.ids) this.abortTask(id, msg.code, msg.reason);
+        this.flush();
+        return;
+      case 'stop':
+        this.stop(msg.graceMs, msg.leftover, msg.reason);
+        return;
+      case 'init':
+        return;
+    }
+  }
+
+  // ---- threads ------------------------------------------------------------------------------
+
+  private jittered(value: number | undefined): number {
+    if (!value) return 0;
+    const j = this.init.lifecycleJitter;
+    return Math.max(1, Math.round(value * (1 + (j ? (Math.random() * 2 - 1) * j : 0))));
+  }
+
+  private spawn(index: number): void {
+    const slot = new ThreadSlot(
+      index,
+      this.init.concurrency + this.init.threadPrefetch,
+      { ...this.threadInit, lifecycle: this.jittered(this.init.lifecycle), lifecycleDuration: this.jittered(this.init.lifecycleDuration) },
+      this.init.concurrency,
+    );
+    this.threads[index] = slot;
+    const startTimer = setTimeout(() => {
+      if (slot.ready || slot.exited) return;
+      this.log('error', `thread ${index} did not become ready within ${this.init.hookTimeout * 2} ms; terminating it`);
+      slot.failedStart = 'threadStart';
+      void slot.worker.terminate();
+    }, this.init.hookTimeout * 2);
+    startTimer.unref();
+    slot.worker.on('message', (msg: FromThread) => this.onThreadMessage(slot, msg));
+    slot.worker.on('error', (err) => {
+      slot.lastError = err;
+      this.log('warn', `thread ${index} raised an uncaught error: ${err?.message}`, { threadIndex: index, err: toErrorWire(err) });
+    });
+    slot.worker.on('exit', (code) => {
+      clearTimeout(startTimer);
+      this.onThreadExit(slot, code);
+    });
+  }
+
+  private onThreadMessage(slot: ThreadSlot, msg: FromThread): void {
+    switch (msg.t) {
+      case 'done':
+        return this.onDone(slot, msg.done);
+      case 'ready':
+        slot.ready = true;
+        this.startFailures = 0;
+        if (!this.isReady && this.threads.every((t) => t.ready)) {
+          this.isReady = true;
+          this.markReady();
+        }
+        this.assign();
+        return;
+      case 'retiring':
+        return this.onThreadRetiring(slot, msg.reason, msg.returned, msg.detail);
+      case 'fatal':
+        slot.failedStart = msg.phase;
+        slot.fatal = msg.error;
+        this.log('error', `thread ${slot.index} failed in ${msg.phase}: ${msg.error.message}`, { threadIndex: slot.index });
+        // A missing module or export will not fix itself: report at once instead of retrying.
+        if (!this.isReady && (msg.phase === 'load' || msg.phase === 'export')) this.failStart({ phase: msg.phase, error: msg.error });
+        void slot.worker.terminate();
+        return;
+      case 'log':
+        return this.log(msg.level as 'info', msg.msg, { ...msg.fields, threadIndex: slot.index });
+    }
+  }
+
+  private onDone(slot: ThreadSlot, results: ResultWire[]): void {
+    for (const r of results) {
+      const h = this.held.get(r[0]);
+      if (!h || h.thread !== slot) continue; // already settled here (timeout, abort): its late result is dropped
+      this.held.delete(r[0]);
+      slot.inflight--;
+      if (h.task[2] > 0) this.timed--;
+      r[5] = slot.index;
+      this.done.push(r);
+      if (r[1] === Code.Error && this.init.gracefulDieErrors.includes((r[2] as ErrorWire).name)) {
+        this.onRetire?.('gracefulDie', `task ${r[0]} threw ${(r[2] as ErrorWire).name}`);
+      }
+    }
+    slot.trim((id) => this.held.get(id)?.thread === slot);
+    this.assign();
+    this.flush();
+  }
+
+  private onThreadRetiring(slot: ThreadSlot, reason: Reason, returned: number[], detail?: string): void {
+    const firstNotice = !slot.retiring;
+    slot.retiring = true;
+    for (const id of returned) {
+      const h = this.held.get(id);
+      if (!h || h.thread !== slot) continue;
+      slot.inflight--;
+      this.unhandToQueue(id, h);
+    }
+    if (firstNotice && !this.stopping && this.threads[slot.index] === slot) {
+      // The replacement starts before the old thread leaves, so capacity does not sag.
+      this.leaving.add(slot);
+      this.spawn(slot.index);
+      this.send({ t: 'restart', threadIndex: slot.index, reason, detail });
+    }
+    this.assign();
+    this.flush();
+  }
+
+  /** Puts a task handed to a thread back at the front of the queue (or back to the master when stopping). */
+  private unhandToQueue(id: number, h: Held): void {
+    h.thread = null;
+    if (this.stopping) {
+      this.held.delete(id);
+      if (h.task[2] > 0) this.timed--;
+      this.returned.push(id);
+    } else {
+      this.queue.unshift(h.task);
+    }
+  }
+
+  private onThreadExit(slot: ThreadSlot, code: number): void {
+    slot.exited = true;
+    this.leaving.delete(slot);
+    const here = (id: number) => this.held.get(id)?.thread === slot;
+    const { started } = slot.partition(here);
+    const startedSet = new Set(started);
+    const crashedReason = slot.hardKilled ? 'hard' : slot.failedStart ? 'initFailure' : 'crash';
+    for (const [id, h] of this.held) {
+      if (h.thread !== slot) continue;
+      if (startedSet.has(id)) {
+        const err = slot.hardKilled
+          ? { name: 'WorkerCrashedError', message: `thread ${slot.index} was terminated because a sibling task on it exceeded its time limit`, props: { exitCode: code, signal: null, scope: 'thread' } }
+          : {
+              name: 'WorkerCrashedError',
+              message: `thread ${slot.index} of process ${this.init.processIndex} exited with code ${code} while running task ${id}${slot.lastError ? `: ${slot.lastError.message}` : ''}`,
+              props: { exitCode: code, signal: null, scope: 'thread' },
+            };
+        this.settle(id, Code.Crashed, err, 0);
+      } else {
+        slot.inflight--;
+        this.unhandToQueue(id, h);
+      }
+    }
+    const normal = slot.retiring && code === 0;
+    if (!normal) this.log(slot.failedStart ? 'error' : 'warn', `thread ${slot.index} exited with code ${code} (${crashedReason})`, { threadIndex: slot.index });
+    if (this.threads[slot.index] === slot && !this.stopping) {
+      if (!normal) this.send({ t: 'restart', threadIndex: slot.index, reason: crashedReason });
+      this.respawn(slot);
+    }
+    if (this.stopping && this.threadsAlive === 0) this.stopping.onThreadsGone();
+    this.assign();
+    this.flush();
+  }
+
+  private respawn(slot: ThreadSlot): void {
+    if (!slot.ready) {
+      this.startFailures++;
+      if (this.startFailures >= MAX_START_FAILURES) {
+        const error = slot.fatal ?? { name: 'WorkerStartError', message: `thread ${slot.index} exited with no ready signal` };
+        const phase = slot.failedStart === 'threadInitializer' ? 'threadInitializer' : 'threadStart';
+        const wrapped: ErrorWire = { name: 'WorkerStartError', message: `thread of process ${this.init.processIndex} failed to start ${this.startFailures} times in a row (last: ${phase}: ${error.message})`, cause: error };
+        if (!this.isReady) this.failStart({ phase, error: wrapped });
+        else this.send({ t: 'fatal', phase, error: wrapped });
+        return;
+      }
+      // Exponential back-off so a broken initializer cannot spin the CPU.
+      const delay = Math.min(100 * 2 ** (this.startFailures - 1), 5000);
+      setTimeout(() => {
+        if (!this.stopping && this.threads[slot.index] === slot) this.spawn(slot.index);
+      }, delay).unref();
+      return;
+    }
+    this.spawn(slot.index);
+  }
+
+  // ---- flow ---------------------------------------------------------------------------------
+
+  private assign(): void {
+    if (this.stopping || this.queue.length === 0) return;
+    const n = this.threads.length;
+    for (let k = 0; k < n && this.queue.length > 0; k++) {
+      const slot = this.threads[(this.rr + k) % n]!;
+      let credit = slot.credit;
+      if (credit <= 0) continue;
+      const batch: TaskWire[] = [];
+      while (credit-- > 0 && this.queue.length > 0) {
+        const task = this.queue.shift()!;
+        this.held.get(task[0])!.thread = slot;
+        this.dispatched.push(task[0]);
+        batch.push(task);
+      }
+      slot.inflight += batch.length;
+      this.posts.push([slot, batch]);
+    }
+    this.rr = (this.rr + 1) % n;
+    this.flush();
+  }
+
+  /**
+   * Sends the pending batch to the master. While a send is under way, outcomes coalesce; tasks
+   * are posted to their threads only once the send that reported them has been written.
+   */
+  flush(): void {
+    if (this.sending) return;
+    if (this.done.length === 0 && this.dispatched.length === 0 && this.returned.length === 0 && this.posts.length === 0) return;
+    const msg: FromChild = { t: 'batch' };
+    if (this.done.length) msg.done = this.done;
+    if (this.dispatched.length) msg.dispatched = this.dispatched;
+    if (this.returned.length) msg.returned = this.returned;
+    const posts = this.posts;
+    this.done = [];
+    this.dispatched = [];
+    this.returned = [];
+    this.posts = [];
+    this.sending = true;
+    const after = (err: Error | null) => {
+      this.sending = false;
+      if (err) return; // the master is gone; the disconnect handler ends this process
+      for (const [slot, tasks] of posts) {
+        const mine = tasks.filter((t) => this.held.get(t[0])?.thread === slot);
+        if (mine.length === 0) continue;
+        if (slot.exited || slot.retiring) {
+          slot.inflight -= mine.length;
+          for (const t of mine) this.unhandToQueue(t[0], this.held.get(t[0])!);
+          continue;
+        }
+        slot.post(mine);
+      }
+      this.assign();
+      this.flush();
+    };
+    try {
+      this.send(msg, after);
+    } catch (err) {
+      this.sendSplit(msg, err as Error, after);
+    }
+  }
+
+  /** A batch failed to serialize: send its outcomes one by one, replacing each unsendable one. */
+  private sendSplit(msg: Extract<FromChild, { t: 'batch' }>, err: Error, after: (err: Error | null) => void): void {
+    this.log('debug', `batch could not be sent whole (${err.message}); sending outcomes one by one`);
+    const done = msg.done ?? [];
+    msg.done = [];
+    for (const r of done) {
+      try {
+        this.send({ t: 'batch', done: [r] });
+      } catch (e) {
+        const wire: ErrorWire = { name: 'SerializationError', message: `the result of task ${r[0]} cannot be sent to the master: ${(e as Error).message}` };
+        this.send({ t: 'batch', done: [[r[0], Code.Error, wire, r[3], r[4], r[5]]] });
+      }
+    }
+    this.send(msg, after);
+  }
+
+  // ---- hard limits --------------------------------------------------------------------------
+
+  /** Settles a held task here and now; its thread (if any) no longer counts it. */
+  private settle(id: number, code: Code, error: ErrorWire, startedAt: number): void {
+    const h = this.held.get(id);
+    if (!h) return;
+    this.held.delete(id);
+    if (h.task[2] > 0) this.timed--;
+    if (h.thread) h.thread.inflight--;
+    else {
+      const i = this.queue.indexOf(h.task);
+      if (i >= 0) this.queue.splice(i, 1);
+    }
+    this.done.push([id, code, error, startedAt, Date.now(), h.thread?.index ?? -1]);
+  }
+
+  private abortTask(id: number, code: Code, reason: string): void {
+    const h = this.held.get(id);
+    if (!h) return;
+    const slot = h.thread;
+    const startedAt = slot ? slot.runningSince(id) : 0;
+    const error: ErrorWire =
+      code === Code.Timeout
+        ? { name: 'TaskTimeoutError', message: reason, props: { timeoutMs: h.task[2] } }
+        : { name: 'TaskCancelledError', message: reason };
+    this.settle(id, code, error, startedAt);
+    if (slot && !slot.exited) {
+      slot.worker.postMessage({ t: 'abort', ids: [id], reason });
+      if (startedAt) this.armGrace(slot, id);
+    }
+  }
+
+  /** After the grace, a task that ignored its abort still running ends its thread (siblings go on). */
+  private armGrace(slot: ThreadSlot, id: number): void {
+    setTimeout(() => {
+      if (slot.exited || !slot.runningSince(id)) return;
+      this.log('warn', `task ${id} did not stop within ${this.init.abortGraceMs} ms of its abort; terminating thread ${slot.index}`, { taskId: id, threadIndex: slot.index });
+      this.kill(slot);
+    }, this.init.abortGraceMs).unref();
+  }
+
+  /** Terminates a thread; if it will not die (stuck in native code), the whole child goes. */
+  private kill(slot: ThreadSlot): void {
+    slot.hardKilled = true;
+    void withTimeout(slot.worker.terminate(), 2000, `terminating thread ${slot.index}`).catch(() => {
+      this.log('error', `thread ${slot.index} would not terminate; ending process ${this.init.processIndex}`);
+      process.exit(70);
+    });
+  }
+
+  private armWatchdog(): void {
+    if (this.watchdog) return;
+    this.watchdog = setInterval(() => {
+      if (this.timed <= 0) {
+        clearInterval(this.watchdog);
+        this.watchdog = undefined;
+        return;
+      }
+      const now = Date.now();
+      const check = (slot: ThreadSlot) =>
+        slot.forEachRunning((id, startedAt) => {
+          const h = this.held.get(id);
+          if (!h || h.thread !== slot || h.task[2] <= 0) return;
+          if (now - startedAt >= h.task[2]) this.abortTask(id, Code.Timeout, `task ${id} exceeded its time limit of ${h.task[2]} ms`);
+        });
+      for (const slot of this.threads) if (!slot.exited) check(slot);
+      for (const slot of this.leaving) check(slot);
+      this.flush();
+    }, WATCHDOG_TICK_MS);
+    this.watchdog.unref();
+  }
+
+  // ---- stopping -----------------------------------------------------------------------------
+
+  /**
+   * The child's part of a shutdown, as ordered steps: hand back unstarted tasks, let threads
+   * finish and run their finalizers within `graceMs`, then abort and terminate what is left.
+   * Resolves once every thread is gone.
+   */
+  stop(graceMs: number, leftover: Code, reason: string): Promise<void> {
+    if (this.stopping) return this.stopped!;
+    let resolveGone!: () => void;
+    const gone = new Promise<void>((r) => (resolveGone = r));
+    this.stopping = { leftover, onThreadsGone: resolveGone };
+    for (const task of this.queue) {
+      this.held.delete(task[0]);
+      if (task[2] > 0) this.timed--;
+      this.returned.push(task[0]);
+    }
+    this.queue = [];
+    // Tasks reported but not yet posted to a thread never started: they go back too.
+    for (const [, tasks] of this.posts) {
+      for (const t of tasks) {
+        this.held.delete(t[0]);
+        this.returned.push(t[0]);
+      }
+    }
+    this.posts = [];
+    for (const slot of this.allThreads()) {
+      if (!slot.exited) slot.worker.postMessage({ t: 'retire', reason: 'lifecycle', detail: reason });
+    }
+    this.flush();
+    if (this.threadsAlive === 0) resolveGone();
+    this.stopped = (async () => {
+      const timer = setTimeout(() => this.deadline(leftover, reason), graceMs);
+      await gone;
+      clearTimeout(timer);
+    })();
+    return this.stopped;
+  }
+  private stopped: Promise<void> | undefined;
+
+  private deadline(leftover: Code, reason: string): void {
+    const message = `task was still running when its process stopped (${reason})`;
+    for (const [id, h] of [...this.held]) {
+      if (!h.thread) continue;
+      this.abortTask(id, leftover, message);
+    }
+    this.flush();
+    // Aborted tasks had their chance in the grace; threads still alive now are ended.
+    setTimeout(() => {
+      for (const slot of this.allThreads()) if (!slot.exited) this.kill(slot);
+    }, Math.min(this.init.abortGraceMs, 1000)).unref();
+  }
+
+  private allThreads(): ThreadSlot[] {
+    return [...this.threads, ...this.leaving];
+  }
+
+  /** Waits (bounded) until every pending outcome has been written to the master. */
+  async drainOutbox(ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    while ((this.sending || this.done.length || this.returned.length) && Date.now() < until) {
+      this.flush();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  workers(): Worker[] {
+    return this.allThreads().filter((s) => !s.exited).map((s) => s.worker);
+  }
+}
+
+const WATCHDOG_TICK_MS = 20;

@@ -1,0 +1,96 @@
+/**
+ * One worker thread as the child sees it: the Worker, the shared slots it writes, and the
+ * tasks handed to it in order (so that, if it dies, the child knows which of them had started).
+ */
+import { Worker } from 'node:worker_threads';
+import type { ErrorWire, StartPhase, ThreadInit, TaskWire } from '../protocol.js';
+
+const THREAD_ENTRY = new URL('../thread/entry.js', import.meta.url);
+
+export class ThreadSlot {
+  readonly worker: Worker;
+  readonly shared: Float64Array;
+  /** Ids handed to the thread, oldest first; `sentBase` of them have already been trimmed off the front. */
+  private sent: number[] = [];
+  private sentHead = 0;
+  private sentBase = 0;
+  /** Tasks this thread holds (queued in it or running), as counted by the child. */
+  inflight = 0;
+  ready = false;
+  retiring = false;
+  exited = false;
+  /** Set when the thread failed before it was ready (the phase it failed in). */
+  failedStart: StartPhase | undefined;
+  fatal: ErrorWire | undefined;
+  /** Its last uncaught error, for the crash message. */
+  lastError: Error | undefined;
+  /** Terminated by the child because a task ignored its abort: its tasks' outcomes say so. */
+  hardKilled = false;
+  readonly startedAt = Date.now();
+
+  constructor(
+    readonly index: number,
+    readonly window: number,
+    init: Omit<ThreadInit, 'slots' | 'threadIndex'>,
+    readonly concurrency: number,
+  ) {
+    const slots = new SharedArrayBuffer(8 * (1 + 2 * concurrency));
+    this.shared = new Float64Array(slots);
+    this.worker = new Worker(THREAD_ENTRY, {
+      workerData: { ...init, threadIndex: index, slots } satisfies ThreadInit,
+      name: `${init.name}:p${init.processIndex}:t${index}`,
+    });
+  }
+
+  get credit(): number {
+    return this.ready && !this.retiring && !this.exited ? this.window - this.inflight : 0;
+  }
+
+  post(tasks: TaskWire[]): void {
+    for (const t of tasks) this.sent.push(t[0]);
+    this.worker.postMessage({ t: 'tasks', tasks });
+  }
+
+  /** Drops ids from the front of the order list once they are no longer held here. */
+  trim(stillHere: (id: number) => boolean): void {
+    while (this.sentHead < this.sent.length && !stillHere(this.sent[this.sentHead]!)) {
+      this.sentHead++;
+      this.sentBase++;
+    }
+    if (this.sentHead > 512 && this.sentHead * 2 > this.sent.length) {
+      this.sent.splice(0, this.sentHead);
+      this.sentHead = 0;
+    }
+  }
+
+  /**
+   * Splits the ids still handed to this thread into those it had started (or skipped) and those
+   * it never reached, from the consumed count the thread keeps in shared memory.
+   */
+  partition(stillHere: (id: number) => boolean): { started: number[]; unstarted: number[] } {
+    const consumed = this.shared[0]!;
+    const started: number[] = [];
+    const unstarted: number[] = [];
+    for (let i = this.sentHead; i < this.sent.length; i++) {
+      const id = this.sent[i]!;
+      if (!stillHere(id)) continue;
+      if (this.sentBase + (i - this.sentHead) < consumed) started.push(id);
+      else unstarted.push(id);
+    }
+    return { started, unstarted };
+  }
+
+  /** The epoch ms at which task `id` started in this thread, or 0 if it is not running now. */
+  runningSince(id: number): number {
+    for (let k = 0; k < this.concurrency; k++) if (this.shared[1 + 2 * k] === id) return this.shared[2 + 2 * k]!;
+    return 0;
+  }
+
+  /** Calls `visit(id, startedAt)` for every task running in this thread now. */
+  forEachRunning(visit: (id: number, startedAt: number) => void): void {
+    for (let k = 0; k < this.concurrency; k++) {
+      const id = this.shared[1 + 2 * k]!;
+      if (id !== 0) visit(id, this.shared[2 + 2 * k]!);
+    }
+  }
+}

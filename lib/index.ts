@@ -1,0 +1,19 @@
+/**
+ * mpms: a multiprocess x multithread task engine that never hangs and never silently loses a task.
+ * Public exports only; see docs/api.md.
+ */
+export { MPMS, SIGNAL_SHUTDOWN_TIMEOUT_MS, type MPMSEvents, type FinalSummary } from './master/engine.js';
+export { taskContext } from './thread/context.js';
+export {
+  WorkerGracefulDie,
+  TaskTimeoutError,
+  WorkerCrashedError,
+  TaskCancelledError,
+  QueueFullError,
+  ConfigError,
+  SerializationError,
+  EngineStateError,
+  WorkerStartError,
+} from './errors.js';
+export { OPTION_SPECS, type MPMSOptions, type Collector, type OptionSpec } from './options.js';
+export type { Meta, TaskResult, Summary, Metrics, Percentiles, TaskStatus, RestartReason, TaskContext, HookContext, SubmitOptions } from './types.js';

@@ -1,0 +1,129 @@
+/**
+ * One child process as the master sees it: the forked process, its credit window, and the
+ * adaptive batching of tasks sent to it (sent at once when the pipe is idle, coalesced while a
+ * send is under way).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildInit, FromChild, TaskWire, ToChild } from '../protocol.js';
+import { deferred } from '../shared/bounded.js';
+
+const CHILD_ENTRY = new URL('../child/entry.js', import.meta.url);
+
+export type ChildState = 'starting' | 'ready' | 'retiring' | 'stopping' | 'exited';
+
+export class ChildHandle {
+  readonly proc: ChildProcess;
+  state: ChildState = 'starting';
+  /** Tasks sent to this child that have no outcome and were not handed back. */
+  inflight = 0;
+  readonly spawnedAt = Date.now();
+  /** Tasks it settled: a child that dies before settling any counts as a failed start. */
+  settledCount = 0;
+  /** Resolves when the child reports every thread ready. */
+  readonly ready = deferred<void>();
+  /** Why it could not start, when it said so. */
+  fatal: Error | undefined;
+  exitCode: number | null = null;
+  signal: NodeJS.Signals | null = null;
+  private outbox: TaskWire[] = [];
+  private sending = false;
+
+  constructor(
+    readonly index: number,
+    readonly window: number,
+    init: ChildInit,
+    onMessage: (child: ChildHandle, msg: FromChild) => void,
+    onExit: (child: ChildHandle) => void,
+    /** Tasks that could not be serialized for this child; the engine settles them as errors. */
+    private readonly onUnsendable: (child: ChildHandle, ids: number[], err: Error) => void,
+  ) {
+    this.proc = fork(CHILD_ENTRY, [], {
+      serialization: 'advanced',
+      // Its own process group: Ctrl+C in a terminal reaches the master only, and a hard kill of
+      // the group takes the child's own children (browsers, ffmpeg) with it.
+      detached: process.platform !== 'win32',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.proc.on('message', (msg: FromChild) => onMessage(this, msg));
+    this.proc.once('exit', (code, signal) => {
+      this.exitCode = code;
+      this.signal = signal;
+      this.state = 'exited';
+      onExit(this);
+    });
+    // An IPC write to a child that just died raises EPIPE here; its exit event does the accounting.
+    this.proc.on('error', () => {});
+    this.post({ t: 'init', init });
+  }
+
+  get pid(): number {
+    return this.proc.pid ?? -1;
+  }
+
+  get credit(): number {
+    return this.state === 'ready' ? this.window - this.inflight : 0;
+  }
+
+  /** Queues tasks for this child; they leave at once if no send is under way. */
+  sendTasks(tasks: TaskWire[]): void {
+    for (const t of tasks) this.outbox.push(t);
+    this.inflight += tasks.length;
+    this.flush();
+  }
+
+  private flush(): void {
+    if (this.sending || this.outbox.length === 0 || this.state === 'exited') return;
+    const tasks = this.outbox;
+    this.outbox = [];
+    this.sending = true;
+    const sent = () => {
+      this.sending = false;
+      this.flush();
+    };
+    try {
+      this.proc.send({ t: 'tasks', tasks } satisfies ToChild, undefined, undefined, sent);
+    } catch (err) {
+      if (!this.proc.connected) return sent(); // it died: its exit event settles these tasks
+      // One bad argument spoils a batch: send one by one so only the bad task fails.
+      const bad: number[] = [];
+      for (const t of tasks) {
+        try {
+          this.proc.send({ t: 'tasks', tasks: [t] } satisfies ToChild);
+        } catch {
+          bad.push(t[0]);
+        }
+      }
+      this.inflight -= bad.length;
+      this.onUnsendable(this, bad, err as Error);
+      sent();
+    }
+  }
+
+  post(msg: ToChild, cb?: () => void): boolean {
+    if (!this.proc.connected) {
+      cb?.();
+      return false;
+    }
+    try {
+      return this.proc.send(msg, undefined, undefined, () => cb?.());
+    } catch {
+      cb?.();
+      return false;
+    }
+  }
+
+  /** SIGKILLs the child's whole process group (its descendants too). Idempotent. */
+  killTree(): void {
+    if (this.state === 'exited' || this.proc.pid === undefined) return;
+    try {
+      if (process.platform !== 'win32') process.kill(-this.proc.pid, 'SIGKILL');
+      else this.proc.kill('SIGKILL');
+    } catch {
+      try {
+        this.proc.kill('SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+}

@@ -1,0 +1,673 @@
+/**
+ * The master: the public `MPMS` class. It owns the task ledger, the bounded queue, the result
+ * sink and the children, and it is the only place that decides a task's outcome.
+ *
+ * A task's life: put() -> ledger + queue -> pump() hands it to the child with the most credit
+ * -> the child reports it `dispatched` to a thread -> the thread's outcome comes back in a
+ * batch -> complete() settles it in the ledger (once) -> collector / iterator.
+ */
+import { EventEmitter } from 'node:events';
+import v8 from 'node:v8';
+import { pino, type Logger } from 'pino';
+import { ConfigError, EngineStateError, SerializationError, TaskCancelledError, WorkerStartError } from '../errors.js';
+import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../options.js';
+import { Code, SERIALIZED, type ChildInit, type ErrorWire, type FromChild, type TaskWire, type ToChild } from '../protocol.js';
+import { deferred, type Deferred } from '../shared/bounded.js';
+import { moduleUrl } from '../shared/worker-module.js';
+import type { Meta, Metrics, RestartReason, SubmitOptions, Summary, TaskResult } from '../types.js';
+import { ChildHandle } from './child-handle.js';
+import { Ledger, type TaskRecord } from './ledger.js';
+import { buildMeta, fromErrorWire } from './outcome.js';
+import { RestartPolicy } from './restart-policy.js';
+import { ResultSink } from './results.js';
+import { TaskQueue } from './task-queue.js';
+
+type EngineState = 'new' | 'starting' | 'running' | 'closed' | 'stopping' | 'stopped';
+
+/** Events of an engine. */
+export interface MPMSEvents {
+  task: [meta: Meta];
+  restart: [info: { processIndex: number; threadIndex?: number; reason: RestartReason; detail?: string }];
+  error: [err: Error];
+}
+
+/** A summary as returned by `join()`/`gracefulShutdown()`/`terminate()`. */
+export interface FinalSummary extends Summary {
+  /** Tasks that never started and were cancelled by a shutdown, with their arguments, so they can be saved or re-queued. */
+  unstarted: Array<{ taskId: number; args: unknown[] }>;
+}
+
+/** ms a child waits after a hard limit fired for the task to return, before it terminates the thread. */
+const ABORT_GRACE_MS = 500;
+/** Default deadline of a shutdown started by a signal (`handleSignals`). */
+export const SIGNAL_SHUTDOWN_TIMEOUT_MS = 10_000;
+
+export class MPMS extends EventEmitter<MPMSEvents> {
+  private readonly opts: ResolvedOptions;
+  private readonly logger: Logger;
+  private readonly ledger = new Ledger();
+  private readonly queue: TaskQueue;
+  private readonly sink: ResultSink;
+  private readonly children: (ChildHandle | undefined)[] = [];
+  private readonly leaving = new Set<ChildHandle>();
+  private readonly policy = new RestartPolicy();
+  private readonly restarts: Record<RestartReason, number> = { crash: 0, lifecycle: 0, hard: 0, gracefulDie: 0, initFailure: 0 };
+  private state: EngineState = 'new';
+  private readonly moduleHref: string;
+  private readonly childWindow: number;
+  private readonly hasUserMeta: boolean;
+  private startedAt = Date.now();
+  private readonly allSettled: Deferred<void> = deferred();
+  private readonly stopRequested: Deferred<void> = deferred();
+  private joining: Promise<FinalSummary> | undefined;
+  private teardownRun: Promise<FinalSummary> | undefined;
+  private health: NodeJS.Timeout | undefined;
+  private broken: Error | undefined;
+  private joinWaiting = false;
+  private readonly unstarted: FinalSummary['unstarted'] = [];
+  private signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
+  private startFailure: Deferred<never> | undefined;
+  /** The stop sent to every child by the teardown; re-sent to a child that becomes ready later. */
+  private stopMessage: Extract<ToChild, { t: 'stop' }> | undefined;
+
+  /**
+   * Validates every setting at once.
+   * @throws ConfigError listing every bad setting.
+   */
+  constructor(options: MPMSOptions) {
+    super();
+    this.opts = resolveOptions(options);
+    this.logger = (this.opts.logger ?? pino({ level: 'warn' }, pino.destination({ dest: 2, sync: true }))).child({ engine: this.opts.name });
+    this.moduleHref = moduleUrl(this.opts.worker);
+    this.queue = new TaskQueue(this.opts.taskQueueMaxsize);
+    this.sink = new ResultSink(this.opts.resultQueueMaxsize, this.opts.collector, this.logger, () => this.pump(), () => this.isFinished());
+    const perThread = this.opts.concurrency * 2;
+    // Enough to keep every thread busy while outcomes travel back, small enough that a crash costs little.
+    this.childWindow = this.opts.threads * perThread * 4;
+    this.hasUserMeta = Object.keys(this.opts.meta).length > 0;
+  }
+
+  // ---- public API ---------------------------------------------------------------------------
+
+  /** Tasks accepted so far. */
+  get totalCount(): number {
+    return this.ledger.total;
+  }
+
+  /** Tasks with an outcome so far. */
+  get finishCount(): number {
+    return this.ledger.finished;
+  }
+
+  /**
+   * Forks the children and starts their threads. Resolves when every child and thread is ready;
+   * rejects with a `WorkerStartError` naming the phase (load, export, initializer) if they cannot start.
+   */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new EngineStateError(`start() may be called once (the engine is ${this.state})`);
+    this.state = 'starting';
+    this.startedAt = Date.now();
+    this.startFailure = deferred<never>();
+    for (let i = 0; i < this.opts.processes; i++) this.spawnChild(i);
+    const allReady = Promise.all(this.children.map((c) => c!.ready.promise));
+    const bound = this.opts.hookTimeout * 3 + 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new WorkerStartError(`children did not become ready within ${bound} ms`)), bound);
+    });
+    try {
+      await Promise.race([allReady, this.startFailure.promise, timeout]);
+    } catch (err) {
+      this.state = 'stopped';
+      for (const c of this.children) c?.killTree();
+      await this.waitExits([...this.children].filter((c): c is ChildHandle => !!c), 3000);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    this.state = 'running';
+    this.health = setInterval(() => this.checkHealth(), this.opts.subprocCheckInterval);
+    this.health.unref();
+    if (this.opts.handleSignals) this.installSignalHandlers();
+    this.pump();
+  }
+
+  /** Enqueues one task; resolves with its id once accepted. Waits while the queue is full (see `putTimeout`). */
+  put(...args: unknown[]): Promise<number> {
+    return this.submit(args);
+  }
+
+  /** Like `put()`, with a per-task AbortSignal, hard timeout and meta keys. Resolves with the task id. */
+  async submit(args: unknown[], options: SubmitOptions = {}): Promise<number> {
+    this.assertAccepting();
+    if (!Array.isArray(args)) throw new TypeError('submit(args): args must be an array of arguments');
+    const problems: string[] = [];
+    if (options.timeout !== undefined && !(typeof options.timeout === 'number' && options.timeout > 0 && Number.isFinite(options.timeout))) problems.push(`\`timeout\` must be a finite number > 0, got ${String(options.timeout)}`);
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) problems.push('`signal` must be an AbortSignal');
+    if (options.meta !== undefined && (options.meta === null || typeof options.meta !== 'object')) problems.push('`meta` must be an object');
+    if (problems.length) throw new ConfigError(problems);
+    const wireArgs = toWireArgs(args);
+    if (!this.queue.hasRoom) {
+      await this.queue.waitForRoom(this.opts.putTimeout);
+      this.queue.release();
+      this.assertAccepting();
+    }
+    const userMeta = options.meta ? (this.hasUserMeta ? { ...this.opts.meta, ...options.meta } : options.meta) : this.hasUserMeta ? this.opts.meta : undefined;
+    const rec = this.ledger.create(args, wireArgs, userMeta, options.timeout ?? this.opts.taskTimeout ?? 0);
+    this.queue.push(rec);
+    if (options.signal) this.watchSignal(rec, options.signal);
+    this.pump();
+    return rec.id;
+  }
+
+  /** Ends intake: later `put()` calls reject. Tasks already accepted still run. */
+  close(): void {
+    if (this.state === 'new' || this.state === 'starting' || this.state === 'running') this.state = 'closed';
+    this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine was closed; the task was not accepted'));
+    this.checkDone();
+  }
+
+  /**
+   * Yields `{ meta, result }` for every outcome, in the order they are decided. Ends once the
+   * engine is closed and every task has its outcome. Reading slowly pauses dispatch.
+   * @throws ConfigError when a collector is configured (use one or the other).
+   */
+  iterResults(): AsyncGenerator<TaskResult, void, undefined> {
+    if (this.opts.collector) throw new ConfigError(['iterResults() cannot be used together with a `collector`; use one or the other']);
+    if (this.sink.hasIterator) throw new EngineStateError('iterResults() is already being iterated');
+    return this.sink.iterate();
+  }
+
+  /**
+   * Closes intake, waits for every outcome, stops the children (finalizers run) and resolves
+   * with the summary. During or after a shutdown it resolves with that shutdown's summary.
+   */
+  join(): Promise<FinalSummary> {
+    this.close();
+    this.joinWaiting = true;
+    if (!this.sink.hasIterator && !this.opts.collector && this.sink.full) this.sink.discard();
+    this.joining ??= (async () => {
+      await Promise.race([this.allSettled.promise, this.stopRequested.promise]);
+      return this.teardown('join', this.opts.hookTimeout);
+    })();
+    return this.joining;
+  }
+
+  /**
+   * Stops intake, lets running tasks finish within `timeout` ms, settles unstarted ones
+   * `cancelled` (listed in `summary.unstarted`), runs finalizers, then ends whatever is left.
+   * Idempotent: concurrent calls share one shutdown.
+   */
+  gracefulShutdown(options: { timeout?: number } = {}): Promise<FinalSummary> {
+    const timeout = options.timeout ?? 30_000;
+    this.stopRequested.resolve();
+    return this.teardown('graceful', timeout);
+  }
+
+  /** Immediate stop: kills every child; every unsettled task settles `cancelled`. */
+  terminate(): Promise<FinalSummary> {
+    this.stopRequested.resolve();
+    this.state = 'stopping';
+    this.cancelQueued('terminate() was called');
+    for (const c of this.liveChildren()) c.killTree();
+    return this.teardown('terminate', 0);
+  }
+
+  /** A snapshot of counts, restarts and run/wait-time percentiles. */
+  metrics(): Metrics {
+    let running = 0;
+    let processesAlive = 0;
+    for (const c of this.liveChildren()) {
+      running += c.inflight;
+      if (c.state !== 'starting') processesAlive++;
+    }
+    return {
+      queued: this.queue.length,
+      running,
+      finished: this.ledger.finished,
+      total: this.ledger.total,
+      processesAlive,
+      threadsAlive: processesAlive * this.opts.threads,
+      restarts: { ...this.restarts },
+      outcomes: { ...this.ledger.counts },
+      runMs: this.ledger.runPercentiles(),
+      waitMs: this.ledger.waitPercentiles(),
+    };
+  }
+
+  // ---- children -----------------------------------------------------------------------------
+
+  private childInit(index: number): ChildInit {
+    const o = this.opts;
+    return {
+      module: this.moduleHref,
+      exportName: o.export,
+      processIndex: index,
+      name: o.name,
+      threads: o.threads,
+      concurrency: o.concurrency,
+      threadPrefetch: o.concurrency,
+      hookTimeout: o.hookTimeout,
+      initArgs: o.initArgs,
+      lifecycle: o.lifecycle,
+      lifecycleDuration: o.lifecycleDuration,
+      lifecycleJitter: o.lifecycleJitter,
+      lifecycleMemory: o.lifecycleMemory,
+      processMemoryLimit: o.processMemoryLimit,
+      gracefulDieErrors: o.workerGracefulDieErrors,
+      gracefulDieTimeout: o.workerGracefulDieTimeout,
+      abortGraceMs: ABORT_GRACE_MS,
+    };
+  }
+
+  private spawnChild(index: number): ChildHandle {
+    const child = new ChildHandle(
+      index,
+      this.childWindow,
+      this.childInit(index),
+      (c, msg) => this.onChildMessage(c, msg),
+      (c) => this.onChildExit(c),
+      (c, ids, err) => this.onUnsendable(c, ids, err),
+    );
+    this.children[index] = child;
+    return child;
+  }
+
+  private liveChildren(): ChildHandle[] {
+    const out: ChildHandle[] = [];
+    for (const c of this.children) if (c && c.state !== 'exited') out.push(c);
+    for (const c of this.leaving) if (c.state !== 'exited') out.push(c);
+    return out;
+  }
+
+  private onChildMessage(c: ChildHandle, msg: FromChild): void {
+    switch (msg.t) {
+      case 'batch':
+        return this.onBatch(c, msg);
+      case 'ready':
+        if (c.state === 'starting') c.state = this.state === 'stopping' || this.state === 'stopped' ? 'stopping' : 'ready';
+        c.ready.resolve();
+        if (c.state === 'stopping' && this.stopMessage) c.post(this.stopMessage);
+        this.pump();
+        return;
+      case 'restart':
+        return this.noteRestart(c.index, msg.reason, msg.threadIndex, msg.detail);
+      case 'retiring':
+        return this.onChildRetiring(c, msg.reason, msg.detail);
+      case 'fatal': {
+        const err = new WorkerStartError(`process ${c.index} could not start (${msg.phase}): ${msg.error.message}`, { cause: fromErrorWire(msg.error) });
+        (err as WorkerStartError & { phase: string }).phase = msg.phase;
+        c.fatal = err;
+        if (this.state === 'starting') this.startFailure?.reject(err);
+        else this.logger.error({ processIndex: c.index, err }, err.message);
+        c.killTree();
+        return;
+      }
+      case 'log':
+        return this.logger[msg.level]({ ...msg.fields, processIndex: c.index, pid: c.pid }, msg.msg);
+    }
+  }
+
+  private onBatch(c: ChildHandle, msg: Extract<FromChild, { t: 'batch' }>): void {
+    if (msg.dispatched) {
+      for (const id of msg.dispatched) {
+        const rec = this.ledger.get(id);
+        if (rec && rec.child === c) rec.dispatched = true;
+      }
+    }
+    if (msg.done) {
+      for (const r of msg.done) {
+        const rec = this.ledger.get(r[0]);
+        if (!rec || rec.child !== c) {
+          this.logger.debug({ taskId: r[0], processIndex: c.index }, 'dropped an outcome for a task that already has one');
+          continue;
+        }
+        c.inflight--;
+        c.settledCount++;
+        this.complete(rec, r[1], r[2], r[3], r[4], c, r[5]);
+      }
+      this.policy.succeeded();
+    }
+    if (msg.returned) {
+      for (const id of msg.returned) {
+        const rec = this.ledger.get(id);
+        if (!rec || rec.child !== c) continue;
+        c.inflight--;
+        this.requeue(rec);
+      }
+    }
+    this.pump();
+  }
+
+  private onChildRetiring(c: ChildHandle, reason: RestartReason, detail?: string): void {
+    if (c.state === 'exited' || c.state === 'stopping') return;
+    c.state = 'retiring';
+    this.noteRestart(c.index, reason, undefined, detail);
+    this.replace(c, 0);
+  }
+
+  private onChildExit(c: ChildHandle): void {
+    this.leaving.delete(c);
+    const stopping = this.state === 'stopping' || this.state === 'stopped';
+    const crashed: TaskRecord[] = [];
+    const back: TaskRecord[] = [];
+    for (const rec of this.ledger.records()) {
+      if (rec.child !== c) continue;
+      if (rec.dispatched) crashed.push(rec);
+      else back.push(rec);
+    }
+    c.inflight = 0;
+    for (let i = back.length - 1; i >= 0; i--) this.requeue(back[i]!);
+    const how = c.signal ? `was killed by ${c.signal}` : `exited with code ${c.exitCode}`;
+    for (const rec of crashed) {
+      const wire: ErrorWire = stopping
+        ? { name: 'TaskCancelledError', message: `task ${rec.id} was still running when the engine stopped its process (${how})` }
+        : { name: 'WorkerCrashedError', message: `process ${c.index} (pid ${c.pid}) ${how} while holding task ${rec.id}`, props: { exitCode: c.exitCode, signal: c.signal, scope: 'process' } };
+      this.complete(rec, stopping ? Code.Cancelled : Code.Crashed, wire, 0, Date.now(), c, undefined);
+    }
+    if (this.state === 'starting') this.startFailure?.reject(c.fatal ?? new WorkerStartError(`process ${c.index} ${how} during start-up`));
+    const planned = c.state === 'retiring' || c.state === 'stopping' || stopping;
+    if (this.children[c.index] === c && !stopping) {
+      const reason: RestartReason = c.fatal ? 'initFailure' : 'crash';
+      if (!planned) {
+        this.logger.warn({ processIndex: c.index, pid: c.pid, exitCode: c.exitCode, signal: c.signal }, `process ${c.index} ${how}; replacing it`);
+        this.noteRestart(c.index, reason);
+      }
+      const delay = this.policy.failed(c.settledCount > 0 && !c.fatal);
+      if (delay === undefined) this.giveUp(c.fatal ?? new WorkerStartError(`process ${c.index} died ${this.policy.failures} times in a row before finishing a task (last: ${how})`));
+      else this.replace(c, delay);
+    }
+    this.pump();
+    this.checkDone();
+  }
+
+  /** Starts a replacement for `old` after `delay` ms; `old` keeps serving what it holds until it exits. */
+  private replace(old: ChildHandle, delay: number): void {
+    if (old.state !== 'exited') this.leaving.add(old);
+    const go = () => {
+      if (this.children[old.index] !== old || this.state === 'stopping' || this.state === 'stopped' || this.broken) return;
+      this.spawnChild(old.index);
+    };
+    if (delay === 0) go();
+    else setTimeout(go, delay).unref();
+  }
+
+  private noteRestart(processIndex: number, reason: RestartReason, threadIndex?: number, detail?: string): void {
+    this.restarts[reason]++;
+    this.emit('restart', { processIndex, threadIndex, reason, detail });
+  }
+
+  /** The engine cannot keep children alive: every task without a child settles `cancelled`; join() resolves. */
+  private giveUp(cause: Error): void {
+    if (this.broken) return;
+    this.broken = cause;
+    this.logger.error({ err: cause }, 'mpms stops replacing children (crash loop); queued tasks are cancelled');
+    if (this.listenerCount('error') > 0) this.emit('error', cause);
+    this.queue.rejectWaiters(new EngineStateError(`the engine cannot run tasks: ${cause.message}`, { cause }));
+    this.cancelQueued(`the engine gave up: ${cause.message}`);
+    this.checkDone();
+  }
+
+  private onUnsendable(c: ChildHandle, ids: number[], err: Error): void {
+    for (const id of ids) {
+      const rec = this.ledger.get(id);
+      if (!rec || rec.child !== c) continue;
+      this.complete(rec, Code.Error, { name: 'SerializationError', message: `task ${id}'s arguments cannot be sent to a child: ${err.message}` }, 0, Date.now(), c, undefined);
+    }
+  }
+
+  private checkHealth(): void {
+    const hard = this.opts.lifecycleDurationHard;
+    if (!hard) return;
+    const now = Date.now();
+    for (const c of this.children) {
+      if (!c || c.state !== 'ready' || now - c.spawnedAt < hard) continue;
+      // Drained briefly, then killed: unstarted tasks come back, running ones settle `timeout`.
+      c.state = 'stopping';
+      this.noteRestart(c.index, 'hard');
+      this.replace(c, 0);
+      const grace = Math.min(5000, Math.max(100, Math.round(hard / 10)));
+      c.post({ t: 'stop', graceMs: grace, reason: 'hard', leftover: Code.Timeout });
+      setTimeout(() => c.killTree(), grace + ABORT_GRACE_MS + 2000).unref();
+    }
+  }
+
+  // ---- flow ---------------------------------------------------------------------------------
+
+  /** Hands queued tasks to the children with credit, in batches, unless outcomes are piling up unread. */
+  private pump(): void {
+    if (this.sink.full) {
+      if (this.joinWaiting && !this.sink.hasIterator && !this.opts.collector) this.sink.discard();
+      else return;
+    }
+    while (this.queue.length > 0) {
+      let best: ChildHandle | undefined;
+      let bestCredit = 0;
+      for (const c of this.children) {
+        const credit = c ? c.credit : 0;
+        if (credit > bestCredit) {
+          best = c;
+          bestCredit = credit;
+        }
+      }
+      if (!best) break;
+      const n = Math.min(bestCredit, this.queue.length);
+      const tasks: TaskWire[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const rec = this.queue.shift()!;
+        rec.child = best;
+        tasks[i] = [rec.id, rec.wireArgs, rec.timeout, rec.attempts + 1];
+      }
+      best.sendTasks(tasks);
+    }
+    this.queue.wake();
+  }
+
+  private requeue(rec: TaskRecord): void {
+    rec.child = null;
+    rec.dispatched = false;
+    if (this.state === 'stopping' || this.state === 'stopped' || this.broken) {
+      this.cancelUnstarted(rec, this.broken ? `the engine gave up: ${this.broken.message}` : 'the engine is shutting down; the task never started');
+    } else {
+      this.queue.unshift(rec);
+    }
+  }
+
+  /** The one place an outcome is decided: retried, or settled exactly once and delivered. */
+  private complete(rec: TaskRecord, code: number, value: unknown, startedAt: number, endedAt: number, c: ChildHandle | undefined, threadIndex: number | undefined): void {
+    if (startedAt > 0 || code === Code.Crashed) rec.attempts++;
+    if ((code === Code.Crashed || code === Code.Timeout) && rec.attempts <= this.opts.retries && (this.state === 'running' || this.state === 'closed') && !this.broken) {
+      this.logger.info({ taskId: rec.id, attempts: rec.attempts }, `task ${rec.id} will be retried after ${code === Code.Crashed ? 'a crash' : 'a timeout'}`);
+      rec.child = null;
+      rec.dispatched = false;
+      this.queue.unshift(rec);
+      return;
+    }
+    const runMs = startedAt > 0 ? endedAt - startedAt : -1;
+    const waitMs = startedAt > 0 ? startedAt - rec.enqueuedAt : -1;
+    const status = (code & ~SERIALIZED) as Code;
+    if (!this.ledger.settle(rec, status, runMs, waitMs)) return;
+    const meta = buildMeta(rec, status, startedAt, endedAt, c?.index, threadIndex, c?.pid, rec.meta);
+    const result = status !== Code.Ok ? fromErrorWire(value as ErrorWire) : code & SERIALIZED ? v8.deserialize(value as Uint8Array) : value;
+    if (this.listenerCount('task') > 0) this.emit('task', meta);
+    this.sink.push(meta, result);
+    if (this.ledger.size === 0) this.checkDone();
+  }
+
+  private cancelUnstarted(rec: TaskRecord, why: string): void {
+    if (this.state === 'stopping' || this.state === 'stopped') this.unstarted.push({ taskId: rec.id, args: rec.args });
+    this.complete(rec, Code.Cancelled, { name: 'TaskCancelledError', message: `task ${rec.id} was cancelled: ${why}` }, 0, Date.now(), undefined, undefined);
+  }
+
+  private cancelQueued(why: string): void {
+    for (const rec of this.queue.drain()) this.cancelUnstarted(rec, why);
+  }
+
+  private watchSignal(rec: TaskRecord, signal: AbortSignal): void {
+    const onAbort = () => {
+      if (!this.ledger.get(rec.id)) return;
+      const reason = `task ${rec.id} was cancelled by its AbortSignal`;
+      if (rec.child === null) {
+        this.queue.remove(rec);
+        this.complete(rec, Code.Cancelled, { name: 'TaskCancelledError', message: reason }, 0, Date.now(), undefined, undefined);
+      } else {
+        rec.child.post({ t: 'abort', ids: [rec.id], code: Code.Cancelled, reason });
+      }
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    rec.unlisten = () => signal.removeEventListener('abort', onAbort);
+  }
+
+  private assertAccepting(): void {
+    if (this.broken) throw new EngineStateError(`the engine cannot run tasks: ${this.broken.message}`, { cause: this.broken });
+    switch (this.state) {
+      case 'new':
+      case 'starting':
+        throw new EngineStateError('put()/submit() before start() resolved: call `await m.start()` first');
+      case 'closed':
+        throw new EngineStateError('put()/submit() after close(): the engine takes no more tasks');
+      case 'stopping':
+      case 'stopped':
+        throw new EngineStateError('put()/submit() during or after shutdown: the engine takes no more tasks');
+    }
+  }
+
+  private isFinished(): boolean {
+    return (this.state === 'closed' || this.state === 'stopping' || this.state === 'stopped') && this.ledger.size === 0;
+  }
+
+  private checkDone(): void {
+    if (this.isFinished()) this.allSettled.resolve();
+    // With no child left and none coming, nothing can settle what remains: cancel it.
+    if (this.broken && this.liveChildren().length === 0) {
+      for (const rec of [...this.ledger.records()]) this.cancelUnstarted(rec, `the engine gave up: ${this.broken.message}`);
+      if (this.state === 'running') this.state = 'closed';
+      if (this.isFinished()) this.allSettled.resolve();
+    }
+    this.sink.poke();
+  }
+
+  // ---- teardown -----------------------------------------------------------------------------
+
+  /**
+   * The one teardown, shared by join(), gracefulShutdown() and terminate(). Ordered steps,
+   * each bounded, each isolated (a failing step is logged and the next runs).
+   */
+  private teardown(kind: 'join' | 'graceful' | 'terminate', graceMs: number): Promise<FinalSummary> {
+    this.teardownRun ??= this.runTeardown(kind, graceMs);
+    return this.teardownRun;
+  }
+
+  private async runTeardown(kind: 'join' | 'graceful' | 'terminate', graceMs: number): Promise<FinalSummary> {
+    const step = async (name: string, ms: number, fn: () => Promise<void> | void) => {
+      this.logger.info(`shutdown (${kind}): ${name}`);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([fn(), new Promise<void>((r) => (timer = setTimeout(() => {
+          this.logger.warn(`shutdown (${kind}): step "${name}" did not finish within ${ms} ms; going on`);
+          r();
+        }, ms)))]);
+      } catch (err) {
+        this.logger.error({ err }, `shutdown (${kind}): step "${name}" failed; going on`);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    const wasStarted = this.state !== 'new';
+    await step('stop intake', 100, () => {
+      this.state = 'stopping';
+      this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine shut down; the task was not accepted'));
+      if (this.health) clearInterval(this.health);
+    });
+    await step('cancel queued tasks', 1000, () => this.cancelQueued('the engine shut down before it started'));
+    if (wasStarted) {
+      const children = this.liveChildren();
+      const childGrace = kind === 'join' ? this.opts.hookTimeout : graceMs;
+      const bound = childGrace + ABORT_GRACE_MS + 2 * this.opts.hookTimeout + 2000;
+      await step('stop children (drain, thread finalizers, process finalizers)', kind === 'terminate' ? 3000 : bound, async () => {
+        this.stopMessage = { t: 'stop', graceMs: childGrace, reason: 'shutdown', leftover: Code.Cancelled };
+        for (const c of children) {
+          c.state = 'stopping';
+          c.post(this.stopMessage);
+        }
+        await this.waitExits(children, Infinity);
+      });
+      await step('kill what is left', 3000, async () => {
+        const left = this.liveChildren();
+        for (const c of left) c.killTree();
+        await this.waitExits(left, Infinity);
+      });
+    }
+    await step('settle what is left', 1000, () => {
+      for (const rec of [...this.ledger.records()]) this.cancelUnstarted(rec, 'the engine stopped');
+    });
+    await step('drain the collector', kind === 'join' ? 2 ** 31 - 1 : Math.max(graceMs, 1000), () => this.sink.idle());
+    this.removeSignalHandlers();
+    this.state = 'stopped';
+    this.allSettled.resolve();
+    this.sink.poke();
+    return { ...this.ledger.summary(this.startedAt), unstarted: this.unstarted };
+  }
+
+  private waitExits(children: ChildHandle[], ms: number): Promise<void> {
+    const pending = children.filter((c) => c.state !== 'exited');
+    if (pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      let left = pending.length;
+      const timer = Number.isFinite(ms) ? setTimeout(resolve, ms) : undefined;
+      for (const c of pending) {
+        c.proc.once('exit', () => {
+          if (--left === 0) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      }
+    });
+  }
+
+  private installSignalHandlers(): void {
+    let count = 0;
+    this.signalHandler = (sig) => {
+      count++;
+      if (count === 1) {
+        this.logger.warn(`${sig}: graceful shutdown (up to ${SIGNAL_SHUTDOWN_TIMEOUT_MS} ms); send it again to stop at once`);
+        void this.gracefulShutdown({ timeout: SIGNAL_SHUTDOWN_TIMEOUT_MS });
+      } else {
+        this.logger.warn(`${sig} again: terminating now`);
+        void this.terminate();
+      }
+    };
+    process.on('SIGINT', this.signalHandler);
+    process.on('SIGTERM', this.signalHandler);
+  }
+
+  private removeSignalHandlers(): void {
+    if (!this.signalHandler) return;
+    process.off('SIGINT', this.signalHandler);
+    process.off('SIGTERM', this.signalHandler);
+    this.signalHandler = undefined;
+  }
+}
+
+/**
+ * The arguments as they travel (see `TaskWire`): as they are when all are primitives, else
+ * serialized once here. Fails fast, at the put() that caused it, for an argument no child
+ * could receive.
+ */
+function toWireArgs(args: unknown[]): unknown[] | Uint8Array {
+  let plain = true;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const t = typeof a;
+    if (t === 'function' || t === 'symbol') throw new SerializationError(`argument ${i} is a ${t} and cannot be sent to a child process`);
+    if (t === 'object' && a !== null) plain = false;
+  }
+  if (plain) return args;
+  try {
+    return v8.serialize(args);
+  } catch (err) {
+    throw new SerializationError(`an argument cannot be sent to a child process: ${(err as Error).message}`, { cause: err });
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The task ledger: every accepted task that has no outcome yet, and the counts of outcomes.
+ * `settle` is the only way out of the ledger, so a task gets exactly one outcome: a second
+ * report for the same task finds nothing here and is dropped.
+ */
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
+import { Code, STATUS_BY_CODE } from '../protocol.js';
+import type { Percentiles, Summary, TaskStatus } from '../types.js';
+import type { ChildHandle } from './child-handle.js';
+
+export interface TaskRecord {
+  id: number;
+  args: unknown[];
+  /** `args` as they travel to the thread (see TaskWire). */
+  wireArgs: unknown[] | Uint8Array;
+  /** Keys from `submit({ meta })`, if any. */
+  meta: Record<string, unknown> | undefined;
+  /** Epoch ms when `put()` accepted it. */
+  enqueuedAt: number;
+  /** Hard limit for this task in ms, 0 for none. */
+  timeout: number;
+  /** Runs that started (or may have started) so far. */
+  attempts: number;
+  /** The child holding it, or null while it waits in the master queue. */
+  child: ChildHandle | null;
+  /** The child reported handing it to a thread: if that child dies, this task may have been running. */
+  dispatched: boolean;
+  /** Removes the AbortSignal listener of `submit({ signal })`. */
+  unlisten: (() => void) | undefined;
+}
+
+export class Ledger {
+  private readonly open = new Map<number, TaskRecord>();
+  private nextId = 1;
+  readonly counts: Record<TaskStatus, number> = { ok: 0, error: 0, timeout: 0, crashed: 0, cancelled: 0 };
+  total = 0;
+  finished = 0;
+  private readonly runHist: RecordableHistogram = createHistogram();
+  private readonly waitHist: RecordableHistogram = createHistogram();
+
+  create(args: unknown[], wireArgs: unknown[] | Uint8Array, meta: Record<string, unknown> | undefined, timeout: number): TaskRecord {
+    const rec: TaskRecord = { id: this.nextId++, args, wireArgs, meta, enqueuedAt: Date.now(), timeout, attempts: 0, child: null, dispatched: false, unlisten: undefined };
+    this.open.set(rec.id, rec);
+    this.total++;
+    return rec;
+  }
+
+  get(id: number): TaskRecord | undefined {
+    return this.open.get(id);
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  records(): IterableIterator<TaskRecord> {
+    return this.open.values();
+  }
+
+  /** Removes the task and counts its outcome. Returns false if it had one already. */
+  settle(rec: TaskRecord, code: Code, runMs: number, waitMs: number): boolean {
+    if (!this.open.delete(rec.id)) return false;
+    rec.unlisten?.();
+    this.counts[STATUS_BY_CODE[code]]++;
+    this.finished++;
+    // Histograms take integers >= 1: record microseconds.
+    if (runMs >= 0 && code !== Code.Cancelled) this.runHist.record(Math.max(1, Math.round(runMs * 1000)));
+    if (waitMs >= 0) this.waitHist.record(Math.max(1, Math.round(waitMs * 1000)));
+    return true;
+  }
+
+  summary(startedAt: number): Summary {
+    return { total: this.total, ...this.counts, durationMs: Date.now() - startedAt };
+  }
+
+  runPercentiles(): Percentiles {
+    return percentiles(this.runHist);
+  }
+
+  waitPercentiles(): Percentiles {
+    return percentiles(this.waitHist);
+  }
+}
+
+function percentiles(h: RecordableHistogram): Percentiles {
+  if (h.count === 0) return { p50: 0, p90: 0, p99: 0, max: 0 };
+  const ms = (us: number) => Math.round(us) / 1000;
+  return { p50: ms(h.percentile(50)), p90: ms(h.percentile(90)), p99: ms(h.percentile(99)), max: ms(h.max) };
+}

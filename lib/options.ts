@@ -1,0 +1,238 @@
+/**
+ * The one declaration of every engine setting: its type, default, validation, CLI flag and
+ * description. Validation (`resolveOptions`), the CLI flags (`lib/cli`) and the option table
+ * in docs/api.md are all derived from `OPTION_SPECS`, so they cannot drift apart.
+ */
+import os from 'node:os';
+import { ConfigError } from './errors.js';
+import type { Logger } from 'pino';
+import type { Meta } from './types.js';
+
+/** A collector receives every outcome once: `result` is the value when `meta.status === 'ok'`, else an Error. */
+export type Collector = (meta: Meta, result: unknown) => void | Promise<void>;
+
+/** Settings accepted by `new MPMS(options)`. Times are milliseconds, sizes MiB. */
+export interface MPMSOptions {
+  /** Path (relative to cwd) or URL of the worker module. Required. */
+  worker: string | URL;
+  /** Name of the task function export. Default `'default'`. */
+  export?: string;
+  /** Receives `(meta, result)` for every task. Not together with `iterResults()`. */
+  collector?: Collector;
+  /** Child processes. Default `os.availableParallelism()`. */
+  processes?: number;
+  /** Worker threads per child. Default 2. */
+  threads?: number;
+  /** Tasks one thread runs at once (for async workers). Default 1. */
+  concurrency?: number;
+  /** Tasks the master holds waiting for a thread. Default `processes * threads * 3 + 30`. */
+  taskQueueMaxsize?: number;
+  /** How long `put()` may wait for room before rejecting with `QueueFullError`. Default: forever. */
+  putTimeout?: number;
+  /** User keys copied into every `meta`. */
+  meta?: Record<string, unknown>;
+  /** Soft: a thread retires after this many tasks. */
+  lifecycle?: number;
+  /** Soft: a thread retires after this many ms. */
+  lifecycleDuration?: number;
+  /** Fraction by which each thread's lifecycle limits vary, so retirements spread. Default 0. */
+  lifecycleJitter?: number;
+  /** Soft: a thread retires when its heap exceeds this many MiB after a task. */
+  lifecycleMemory?: number;
+  /** Soft: a child retires when its RSS exceeds this many MiB. */
+  processMemoryLimit?: number;
+  /** Hard: a child older than this is killed; its running tasks settle `timeout`. */
+  lifecycleDurationHard?: number;
+  /** Hard: a task running longer than this settles `timeout` and its thread is replaced if it does not stop. */
+  taskTimeout?: number;
+  /** Re-runs of a task whose worker crashed or timed out before its outcome is final. Default 0. */
+  retries?: number;
+  /** Outcomes waiting for the collector or iterator; dispatch pauses while this many wait. Default `taskQueueMaxsize`. */
+  resultQueueMaxsize?: number;
+  /** ms between health checks of the children. Default 1000. */
+  subprocCheckInterval?: number;
+  /** ms a process that got a graceful-die error lets its running tasks finish. Default 5000. */
+  workerGracefulDieTimeout?: number;
+  /** Error names that trigger graceful die. Default `['WorkerGracefulDie']`. */
+  workerGracefulDieErrors?: string[];
+  /** ms each hook (initializers, finalizers) may run. Default 30000. */
+  hookTimeout?: number;
+  /** Structured-cloneable value handed to every hook as `ctx.initArgs`. */
+  initArgs?: unknown;
+  /** Base name for process titles, thread names and logs. */
+  name?: string;
+  /** A pino logger. Default: pino at level `warn` to stderr. */
+  logger?: Logger;
+  /** true: SIGINT/SIGTERM start `gracefulShutdown`; a second signal terminates. Default false. */
+  handleSignals?: boolean;
+}
+
+/** Options after validation and defaults: every number present where it has a default. */
+export interface ResolvedOptions {
+  worker: string;
+  export: string;
+  collector: Collector | undefined;
+  processes: number;
+  threads: number;
+  concurrency: number;
+  taskQueueMaxsize: number;
+  putTimeout: number | undefined;
+  meta: Record<string, unknown>;
+  lifecycle: number | undefined;
+  lifecycleDuration: number | undefined;
+  lifecycleJitter: number;
+  lifecycleMemory: number | undefined;
+  processMemoryLimit: number | undefined;
+  lifecycleDurationHard: number | undefined;
+  taskTimeout: number | undefined;
+  retries: number;
+  resultQueueMaxsize: number;
+  subprocCheckInterval: number;
+  workerGracefulDieTimeout: number;
+  workerGracefulDieErrors: string[];
+  hookTimeout: number;
+  initArgs: unknown;
+  name: string;
+  logger: Logger | undefined;
+  handleSignals: boolean;
+}
+
+type Kind = 'int>=1' | 'int>=0' | 'ms' | 'fraction' | 'mib' | 'string' | 'string[]' | 'function' | 'object' | 'boolean' | 'module' | 'any' | 'logger';
+
+/** One setting: how it is checked, its default, and how the CLI exposes it. */
+export interface OptionSpec {
+  name: keyof MPMSOptions;
+  kind: Kind;
+  /** Human text of the default, for docs and `--help`. */
+  defaultText: string;
+  description: string;
+  /** CLI flag (long form) when the setting makes sense on the command line. */
+  cli?: { flag: string; short?: string };
+}
+
+export const OPTION_SPECS: readonly OptionSpec[] = [
+  { name: 'worker', kind: 'module', defaultText: '(required)', description: 'path (relative to cwd) or URL of the worker module' },
+  { name: 'export', kind: 'string', defaultText: "'default'", description: 'name of the task function export', cli: { flag: 'export' } },
+  { name: 'collector', kind: 'function', defaultText: 'none', description: '(meta, result) => void | Promise<void>, called once per task' },
+  { name: 'processes', kind: 'int>=1', defaultText: 'os.availableParallelism()', description: 'child processes', cli: { flag: 'processes', short: 'p' } },
+  { name: 'threads', kind: 'int>=1', defaultText: '2', description: 'worker threads per child process', cli: { flag: 'threads', short: 't' } },
+  { name: 'concurrency', kind: 'int>=1', defaultText: '1', description: 'tasks one thread runs at once (async workers)', cli: { flag: 'concurrency' } },
+  { name: 'taskQueueMaxsize', kind: 'int>=1', defaultText: 'processes * threads * 3 + 30', description: 'tasks the master holds waiting for a thread', cli: { flag: 'task-queue-maxsize' } },
+  { name: 'putTimeout', kind: 'ms', defaultText: 'none (wait forever)', description: 'ms put() may wait for room, then QueueFullError' },
+  { name: 'meta', kind: 'object', defaultText: '{}', description: 'user keys copied into every meta' },
+  { name: 'lifecycle', kind: 'int>=1', defaultText: 'none', description: 'soft: a thread retires after this many tasks', cli: { flag: 'lifecycle' } },
+  { name: 'lifecycleDuration', kind: 'ms', defaultText: 'none', description: 'soft: a thread retires after this many ms', cli: { flag: 'lifecycle-duration' } },
+  { name: 'lifecycleJitter', kind: 'fraction', defaultText: '0', description: 'each thread\'s lifecycle limits vary by up to ± this fraction', cli: { flag: 'lifecycle-jitter' } },
+  { name: 'lifecycleMemory', kind: 'mib', defaultText: 'none', description: 'soft: a thread retires when its heap exceeds this many MiB after a task', cli: { flag: 'lifecycle-memory' } },
+  { name: 'processMemoryLimit', kind: 'mib', defaultText: 'none', description: 'soft: a child retires when its RSS exceeds this many MiB', cli: { flag: 'process-memory-limit' } },
+  { name: 'lifecycleDurationHard', kind: 'ms', defaultText: 'none', description: 'hard: a child older than this is killed (its running tasks: timeout)', cli: { flag: 'lifecycle-duration-hard' } },
+  { name: 'taskTimeout', kind: 'ms', defaultText: 'none', description: 'hard: a task running longer than this settles timeout', cli: { flag: 'task-timeout' } },
+  { name: 'retries', kind: 'int>=0', defaultText: '0', description: 're-runs of a task whose worker crashed or timed out', cli: { flag: 'retries' } },
+  { name: 'resultQueueMaxsize', kind: 'int>=1', defaultText: 'taskQueueMaxsize', description: 'outcomes waiting for the collector/iterator; dispatch pauses while full' },
+  { name: 'subprocCheckInterval', kind: 'ms', defaultText: '1000', description: 'ms between health checks of the children' },
+  { name: 'workerGracefulDieTimeout', kind: 'ms', defaultText: '5000', description: 'ms a gracefully dying process lets its running tasks finish' },
+  { name: 'workerGracefulDieErrors', kind: 'string[]', defaultText: "['WorkerGracefulDie']", description: 'error names that trigger graceful die' },
+  { name: 'hookTimeout', kind: 'ms', defaultText: '30000', description: 'ms each initializer or finalizer may run', cli: { flag: 'hook-timeout' } },
+  { name: 'initArgs', kind: 'any', defaultText: 'undefined', description: 'structured-cloneable value handed to every hook as ctx.initArgs' },
+  { name: 'name', kind: 'string', defaultText: "'mpms'", description: 'base name for process titles, thread names and logs', cli: { flag: 'name' } },
+  { name: 'logger', kind: 'logger', defaultText: "pino at level 'warn' to stderr", description: 'a pino logger' },
+  { name: 'handleSignals', kind: 'boolean', defaultText: 'false', description: 'SIGINT/SIGTERM -> gracefulShutdown; a second signal -> terminate' },
+];
+
+const KNOWN = new Set<string>(OPTION_SPECS.map((s) => s.name));
+
+function problemFor(kind: Kind, value: unknown): string | undefined {
+  switch (kind) {
+    case 'int>=1':
+      return Number.isInteger(value) && (value as number) >= 1 ? undefined : `must be an integer >= 1, got ${show(value)}`;
+    case 'int>=0':
+      return Number.isInteger(value) && (value as number) >= 0 ? undefined : `must be an integer >= 0, got ${show(value)}`;
+    case 'ms':
+    case 'mib':
+      return typeof value === 'number' && Number.isFinite(value) && value > 0 ? undefined : `must be a finite number > 0 (${kind === 'ms' ? 'milliseconds' : 'MiB'}), got ${show(value)}`;
+    case 'fraction':
+      return typeof value === 'number' && value >= 0 && value < 1 ? undefined : `must be a number in [0, 1), got ${show(value)}`;
+    case 'string':
+      return typeof value === 'string' && value.length > 0 ? undefined : `must be a non-empty string, got ${show(value)}`;
+    case 'string[]':
+      return Array.isArray(value) && value.every((v) => typeof v === 'string') ? undefined : `must be an array of strings, got ${show(value)}`;
+    case 'function':
+      return typeof value === 'function' ? undefined : `must be a function, got ${show(value)}`;
+    case 'object':
+      return value !== null && typeof value === 'object' && !Array.isArray(value) ? undefined : `must be a plain object, got ${show(value)}`;
+    case 'boolean':
+      return typeof value === 'boolean' ? undefined : `must be a boolean, got ${show(value)}`;
+    case 'module':
+      return (typeof value === 'string' && value.length > 0) || value instanceof URL ? undefined : `must be a module path or URL, got ${show(value)}`;
+    case 'logger':
+      return value !== null && typeof value === 'object' && typeof (value as { child?: unknown }).child === 'function' && typeof (value as { warn?: unknown }).warn === 'function'
+        ? undefined
+        : `must be a pino logger, got ${show(value)}`;
+    case 'any':
+      return undefined;
+  }
+}
+
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'an object';
+  return String(value);
+}
+
+/**
+ * Validates every setting at once and fills in defaults.
+ * @throws ConfigError listing every problem found, not just the first.
+ */
+export function resolveOptions(input: MPMSOptions): ResolvedOptions {
+  const problems: string[] = [];
+  if (input === null || typeof input !== 'object') throw new ConfigError(['options must be an object with at least `worker`']);
+  for (const key of Object.keys(input)) {
+    if (!KNOWN.has(key)) problems.push(`unknown setting \`${key}\``);
+  }
+  for (const spec of OPTION_SPECS) {
+    const value = input[spec.name];
+    if (value === undefined) {
+      if (spec.name === 'worker') problems.push('`worker` is required (a module path or URL)');
+      continue;
+    }
+    const p = problemFor(spec.kind, value);
+    if (p) problems.push(`\`${spec.name}\` ${p}`);
+  }
+  if (problems.length) throw new ConfigError(problems);
+
+  const processes = input.processes ?? os.availableParallelism();
+  const threads = input.threads ?? 2;
+  const taskQueueMaxsize = input.taskQueueMaxsize ?? processes * threads * 3 + 30;
+  const worker = input.worker instanceof URL ? input.worker.href : input.worker;
+  return {
+    worker,
+    export: input.export ?? 'default',
+    collector: input.collector,
+    processes,
+    threads,
+    concurrency: input.concurrency ?? 1,
+    taskQueueMaxsize,
+    putTimeout: input.putTimeout,
+    meta: input.meta ?? {},
+    lifecycle: input.lifecycle,
+    lifecycleDuration: input.lifecycleDuration,
+    lifecycleJitter: input.lifecycleJitter ?? 0,
+    lifecycleMemory: input.lifecycleMemory,
+    processMemoryLimit: input.processMemoryLimit,
+    lifecycleDurationHard: input.lifecycleDurationHard,
+    taskTimeout: input.taskTimeout,
+    retries: input.retries ?? 0,
+    resultQueueMaxsize: input.resultQueueMaxsize ?? taskQueueMaxsize,
+    subprocCheckInterval: input.subprocCheckInterval ?? 1000,
+    workerGracefulDieTimeout: input.workerGracefulDieTimeout ?? 5000,
+    workerGracefulDieErrors: input.workerGracefulDieErrors ?? ['WorkerGracefulDie'],
+    hookTimeout: input.hookTimeout ?? 30000,
+    initArgs: input.initArgs,
+    name: input.name ?? 'mpms',
+    logger: input.logger,
+    handleSignals: input.handleSignals ?? false,
+  };
+}

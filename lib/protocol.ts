@@ -1,0 +1,201 @@
+/**
+ * Every message between master, child and thread, declared once and imported by all three.
+ *
+ *   master --(IPC, advanced serialization)--> child --(MessagePort)--> thread
+ *
+ * Tasks and results travel as tuples, not objects: they cross two structured-clone hops per
+ * task, and tuples are the cheapest shape to clone. Batches carry many of them per message.
+ */
+
+/** Outcome codes on the wire; index into `STATUS_BY_CODE`. */
+export const Code = { Ok: 0, Error: 1, Timeout: 2, Crashed: 3, Cancelled: 4 } as const;
+export type Code = (typeof Code)[keyof typeof Code];
+
+export const STATUS_BY_CODE = ['ok', 'error', 'timeout', 'crashed', 'cancelled'] as const;
+
+/**
+ * A task on the wire: [taskId, args, timeoutMs (0 = none), attempt]. `args` travels as is when
+ * every argument is a primitive; otherwise as the bytes of `v8.serialize(args)`, made once in the
+ * master and read once in the thread. That keeps full fidelity (a Buffer stays a Buffer, which
+ * postMessage alone would turn into a Uint8Array) and costs the child nothing: it relays bytes.
+ */
+export type TaskWire = [id: number, args: unknown[] | Uint8Array, timeoutMs: number, attempt: number];
+
+/** Set on a ResultWire code when its value travels as `v8.serialize` bytes (see TaskWire). */
+export const SERIALIZED = 8;
+
+/**
+ * An outcome on the wire: [taskId, code, value, startedAt, endedAt, threadIndex].
+ * `value` is the result for `Ok` (as bytes when `code & SERIALIZED`), an `ErrorWire` otherwise. `startedAt` is 0 when the task never
+ * started. The thread leaves `threadIndex` out; the child fills it in before relaying.
+ */
+export type ResultWire = [id: number, code: number, value: unknown, startedAt: number, endedAt: number, threadIndex?: number];
+
+/** An Error flattened so that its name, stack, cause and own fields survive both hops. */
+export interface ErrorWire {
+  name: string;
+  message: string;
+  stack?: string;
+  cause?: ErrorWire | { value: unknown };
+  props?: Record<string, unknown>;
+}
+
+/** Where a child or thread was when it failed to start. */
+export type StartPhase = 'load' | 'export' | 'processInitializer' | 'threadInitializer' | 'threadStart';
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+
+/** A log line raised in a child or thread, written by the master's logger so all logs share one destination. */
+export interface LogMessage {
+  t: 'log';
+  level: LogLevel;
+  msg: string;
+  fields?: Record<string, unknown>;
+}
+
+/** Why a thread or process is being replaced. Mirrors `RestartReason` in types.ts. */
+export type Reason = 'crash' | 'lifecycle' | 'hard' | 'gracefulDie' | 'initFailure';
+
+/** Settings every child receives once, in its `init` message. */
+export interface ChildInit {
+  module: string;
+  exportName: string;
+  processIndex: number;
+  name: string;
+  threads: number;
+  concurrency: number;
+  /** Tasks a thread may hold beyond the ones it runs (its prefetch). */
+  threadPrefetch: number;
+  hookTimeout: number;
+  initArgs: unknown;
+  lifecycle: number | undefined;
+  lifecycleDuration: number | undefined;
+  lifecycleJitter: number;
+  lifecycleMemory: number | undefined;
+  processMemoryLimit: number | undefined;
+  gracefulDieErrors: string[];
+  gracefulDieTimeout: number;
+  /** ms the child waits, after a hard limit fired, for the task to return before it terminates the thread. */
+  abortGraceMs: number;
+}
+
+/** What each thread receives as `workerData`. */
+export interface ThreadInit {
+  module: string;
+  exportName: string;
+  processIndex: number;
+  threadIndex: number;
+  name: string;
+  concurrency: number;
+  hookTimeout: number;
+  initArgs: unknown;
+  processData: unknown;
+  /** Tasks after which the thread retires (already jittered), or 0. */
+  lifecycle: number;
+  /** ms after which the thread retires (already jittered), or 0. */
+  lifecycleDuration: number;
+  /** Heap MiB after a task above which the thread retires, or 0. */
+  lifecycleMemory: number;
+  gracefulDieErrors: string[];
+  /**
+   * Shared with the child: `concurrency` slots of [taskId, startedAt]. The thread writes a slot
+   * before it calls the task function, so the child knows what runs even while the thread is
+   * stuck in synchronous code (for timeouts, and for telling crashed from unstarted tasks).
+   */
+  slots: SharedArrayBuffer;
+}
+
+// ---- master -> child -------------------------------------------------------------------------
+
+export type ToChild =
+  | { t: 'init'; init: ChildInit }
+  | { t: 'tasks'; tasks: TaskWire[] }
+  /** Settle these tasks now with `code` (Timeout or Cancelled), abort their signals, end their threads if they do not stop. */
+  | { t: 'abort'; ids: number[]; code: typeof Code.Timeout | typeof Code.Cancelled; reason: string }
+  /**
+   * Stop: hand back unstarted tasks, let running ones finish within `graceMs`, then settle what
+   * still runs with `leftover` (abort, then terminate its thread), run finalizers, exit.
+   */
+  | { t: 'stop'; graceMs: number; reason: Reason | 'shutdown'; leftover: typeof Code.Timeout | typeof Code.Crashed | typeof Code.Cancelled };
+
+// ---- child -> master -------------------------------------------------------------------------
+
+export type FromChild =
+  | { t: 'ready'; pid: number }
+  | {
+      t: 'batch';
+      /** Outcomes decided in this child. */
+      done?: ResultWire[];
+      /** Tasks handed to a thread since the last batch: from now on they may be running. */
+      dispatched?: number[];
+      /** Tasks handed back unstarted (stop, graceful die, retirement): the master re-queues them. */
+      returned?: number[];
+    }
+  | { t: 'fatal'; phase: StartPhase; error: ErrorWire }
+  | { t: 'restart'; threadIndex: number; reason: Reason; detail?: string }
+  /** The child will take no more tasks (graceful die, memory limit); the master starts its replacement now. */
+  | { t: 'retiring'; reason: Reason; detail?: string }
+  | LogMessage;
+
+// ---- child -> thread -------------------------------------------------------------------------
+
+export type ToThread =
+  | { t: 'tasks'; tasks: TaskWire[] }
+  | { t: 'abort'; ids: number[]; reason: string }
+  /** Finish what runs, hand back what waits, run the finalizer, exit. */
+  | { t: 'retire'; reason: Reason; detail?: string };
+
+// ---- thread -> child -------------------------------------------------------------------------
+
+export type FromThread =
+  | { t: 'ready' }
+  | { t: 'done'; done: ResultWire[] }
+  /** The thread will take no more tasks; `returned` are the ids it held unstarted. */
+  | { t: 'retiring'; reason: Reason; returned: number[]; detail?: string }
+  | { t: 'fatal'; phase: StartPhase; error: ErrorWire }
+  | LogMessage;
+
+// ---- errors across the boundary --------------------------------------------------------------
+
+/** Flattens any thrown value so that it survives structured clone with its name and cause. */
+export function toErrorWire(err: unknown, depth = 0): ErrorWire {
+  if (err instanceof Error) {
+    const wire: ErrorWire = { name: err.name, message: err.message, stack: err.stack };
+    const cause = (err as { cause?: unknown }).cause;
+    if (cause !== undefined && depth < 8) {
+      wire.cause = cause instanceof Error ? toErrorWire(cause, depth + 1) : { value: cloneable(cause) };
+    }
+    const props: Record<string, unknown> = {};
+    let any = false;
+    for (const key of Object.keys(err)) {
+      if (key === 'name' || key === 'message' || key === 'stack' || key === 'cause') continue;
+      props[key] = cloneable((err as unknown as Record<string, unknown>)[key]);
+      any = true;
+    }
+    if (any) wire.props = props;
+    return wire;
+  }
+  return { name: 'NonErrorThrown', message: `a non-Error value was thrown: ${describe(err)}`, props: { value: cloneable(err) } };
+}
+
+function describe(value: unknown): string {
+  try {
+    return typeof value === 'string' ? JSON.stringify(value) : String(value);
+  } catch {
+    return typeof value;
+  }
+}
+
+/** Keeps values structured clone accepts; replaces the rest with a description. */
+function cloneable(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return typeof value === 'function' || typeof value === 'symbol' ? describe(value) : value;
+  try {
+    structuredClone(value);
+    return value;
+  } catch {
+    return describe(value);
+  }
+}
+
+/** The error types mpms itself creates on the far side; the master rebuilds them as its classes. */
+export const OWN_ERROR_NAMES = ['TaskTimeoutError', 'WorkerCrashedError', 'TaskCancelledError', 'SerializationError', 'WorkerGracefulDie'] as const;

@@ -1,0 +1,35 @@
+/** Shared test helpers: fixture paths and checks that no process we started is still alive. */
+import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+
+export const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (bounded) until none of `pids` is alive; returns the ones still alive at the deadline. */
+export async function waitGone(pids: Iterable<number>, ms = 5000): Promise<number[]> {
+  const until = Date.now() + ms;
+  let alive = [...pids].filter(isAlive);
+  while (alive.length && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 25));
+    alive = alive.filter(isAlive);
+  }
+  return alive;
+}
+
+/** Direct child processes of this process (the engine's children), from ps. */
+export function childPids(ppid = process.pid): number[] {
+  const out = execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(ppid)], { encoding: 'utf8' }).trim();
+  return out
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([pid, comm]) => pid && comm !== 'ps')
+    .map(([pid]) => Number(pid));
+}

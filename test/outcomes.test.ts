@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { MPMS, WorkerCrashedError, type Meta } from '../dist/index.js';
+import { childPids, fixture, waitGone } from './helpers.js';
+
+const worker = fixture('basic-worker.mjs');
+
+async function runAll(m: MPMS, tasks: unknown[][]) {
+  const outcomes = new Map<number, { meta: Meta; result: unknown }[]>();
+  const pids = new Set<number>();
+  const collected = (async () => {
+    for await (const r of m.iterResults()) {
+      const list = outcomes.get(r.meta.taskId) ?? [];
+      list.push(r);
+      outcomes.set(r.meta.taskId, list);
+      if (r.meta.pid) pids.add(r.meta.pid);
+    }
+  })();
+  const ids: number[] = [];
+  for (const args of tasks) ids.push(await m.put(...args));
+  const summary = await m.join();
+  await collected;
+  return { ids, outcomes, summary, pids };
+}
+
+describe('exactly one outcome per task', () => {
+  it('100 tasks: task 5 SIGKILLs its child, task 50 exits its thread with code 3', async () => {
+    const before = childPids();
+    const m = new MPMS({ worker, processes: 2, threads: 2 });
+    await m.start();
+    const spawned = childPids().filter((p) => !before.includes(p));
+    expect(spawned.length).toBe(2);
+    const tasks = Array.from({ length: 100 }, (_, i) => (i === 5 ? ['kill-process'] : i === 50 ? ['exit-thread', 3] : ['add', i]));
+    const t0 = Date.now();
+    const { ids, outcomes, summary } = await runAll(m, tasks);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(outcomes.size).toBe(100);
+    for (const id of ids) expect(outcomes.get(id)).toHaveLength(1);
+    const killer = outcomes.get(ids[5]!)![0]!;
+    expect(killer.meta.status).toBe('crashed');
+    expect(killer.result).toBeInstanceOf(WorkerCrashedError);
+    expect((killer.result as WorkerCrashedError).signal).toBe('SIGKILL');
+    const exiter = outcomes.get(ids[50]!)![0]!;
+    expect(exiter.meta.status).toBe('crashed');
+    expect((exiter.result as WorkerCrashedError).exitCode).toBe(3);
+    expect((exiter.result as WorkerCrashedError).scope).toBe('thread');
+    expect(summary.ok).toBeGreaterThanOrEqual(90);
+    expect(summary.total).toBe(100);
+    expect(summary.ok + summary.error + summary.timeout + summary.crashed + summary.cancelled).toBe(100);
+    expect(m.metrics().restarts.crash).toBeGreaterThanOrEqual(2);
+    // Every child we started, and every replacement, is gone.
+    expect(await waitGone(spawned)).toEqual([]);
+    expect(childPids().filter((p) => !before.includes(p))).toEqual([]);
+  });
+
+  it('process.abort() in a task and an uncaught error in a timer settle as crashed, the rest ok', async () => {
+    const m = new MPMS({ worker, processes: 2, threads: 2 });
+    await m.start();
+    const tasks: unknown[][] = Array.from({ length: 40 }, (_, i) => ['add', i]);
+    tasks[10] = ['abort-process'];
+    tasks[30] = ['timer-throw'];
+    const { ids, outcomes, summary, pids } = await runAll(m, tasks);
+    expect(outcomes.size).toBe(40);
+    for (const id of ids) expect(outcomes.get(id)).toHaveLength(1);
+    const aborted = outcomes.get(ids[10]!)![0]!;
+    expect(aborted.meta.status).toBe('crashed');
+    expect((aborted.result as WorkerCrashedError).signal).toBe('SIGABRT');
+    const timer = outcomes.get(ids[30]!)![0]!;
+    expect(timer.meta.status).toBe('crashed');
+    expect((timer.result as Error).message).toMatch(/uncaught in a timer/);
+    expect(summary.total).toBe(40);
+    expect(summary.ok).toBeGreaterThanOrEqual(30);
+    expect(await waitGone(pids)).toEqual([]);
+  });
+
+  it('meta and result follow the contract; worker errors are rebuilt with name, stack, cause and fields', async () => {
+    const m = new MPMS({ worker, processes: 1, threads: 2, meta: { job: 'j1' } });
+    await m.start();
+    const { ids, outcomes } = await runAll(m, [['add', 1], ['throw', 7], ['echo', { when: new Date(0), big: 10n ** 20n, buf: Buffer.from('abc'), map: new Map([[1, new Uint16Array([1, 2])]]) }]]);
+    const ok = outcomes.get(ids[0]!)![0]!;
+    expect(ok.result).toBe(2);
+    expect(ok.meta).toMatchObject({ taskId: ids[0], args: ['add', 1], status: 'ok', attempts: 1, processIndex: 0, job: 'j1' });
+    expect(ok.meta.runMs).toBeGreaterThanOrEqual(0);
+    expect(ok.meta.waitMs).toBeGreaterThanOrEqual(0);
+    expect(typeof ok.meta.pid).toBe('number');
+    expect([0, 1]).toContain(ok.meta.threadIndex);
+    const err = outcomes.get(ids[1]!)![0]!;
+    expect(err.meta.status).toBe('error');
+    const e = err.result as Error & { code?: string; cause?: Error };
+    expect(e).toBeInstanceOf(Error);
+    expect(e.name).toBe('TypeError');
+    expect(e.message).toBe('bad 7');
+    expect(e.stack).toMatch(/basic-worker\.mjs/);
+    expect(e.code).toBe('E_BAD');
+    expect(e.cause).toBeInstanceOf(Error);
+    expect(e.cause!.message).toBe('root cause');
+    const echo = outcomes.get(ids[2]!)![0]!.result as { when: Date; big: bigint; buf: Buffer; map: Map<number, Uint16Array> };
+    expect(echo.when).toBeInstanceOf(Date);
+    expect(echo.big).toBe(10n ** 20n);
+    expect(Buffer.isBuffer(echo.buf)).toBe(true);
+    expect(echo.buf.toString()).toBe('abc');
+    expect(echo.map.get(1)).toBeInstanceOf(Uint16Array);
+  });
+});
