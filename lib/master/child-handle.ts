@@ -115,6 +115,15 @@ export class ChildHandle {
   /** SIGKILLs the child's whole process group (its descendants too). Idempotent. */
   killTree(): void {
     if (this.state === 'exited' || this.proc.pid === undefined) return;
+    this.killGroup();
+  }
+
+  /**
+   * SIGKILLs whatever is left of the child's process group. Called once more after the child
+   * exited, so a grandchild its finalizer failed to close (a browser, ffmpeg) does not outlive it.
+   */
+  killGroup(): void {
+    if (this.proc.pid === undefined) return;
     try {
       if (process.platform !== 'win32') process.kill(-this.proc.pid, 'SIGKILL');
       else this.proc.kill('SIGKILL');

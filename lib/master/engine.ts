@@ -348,6 +348,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   private onChildExit(c: ChildHandle): void {
     this.leaving.delete(c);
+    c.killGroup();
     const stopping = this.state === 'stopping' || this.state === 'stopped';
     const crashed: TaskRecord[] = [];
     const back: TaskRecord[] = [];

@@ -1,0 +1,279 @@
+/**
+ * Argument parsing for `mpms run`. The engine flags are derived from `OPTION_SPECS` (every spec
+ * with a `cli` entry), so a new setting gets its flag, its value conversion and its `--help`
+ * line by being declared once in lib/options.ts.
+ *
+ * This module checks only the *syntax* of values (is it a number at all?); ranges and every
+ * other rule stay in `resolveOptions`, and `describeConfigError` maps its messages back to flags.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../errors.js';
+import { OPTION_SPECS, type MPMSOptions, type OptionSpec } from '../options.js';
+
+/** Bad usage of the command line: printed with a hint, exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** How the progress display was asked for. */
+export type ProgressMode = 'auto' | 'on' | 'off';
+
+/** Everything `mpms run` needs, parsed and converted. */
+export interface RunArgs {
+  /** The worker module, as given (a path relative to cwd or a URL). */
+  worker: string;
+  /** Engine settings given on the command line (no `worker`); unset flags are absent. */
+  engine: Omit<MPMSOptions, 'worker'>;
+  /** `-` for stdin, else a file path. */
+  input: string;
+  /** `-` for stdout, else a file path. */
+  output: string;
+  progress: ProgressMode;
+  help: boolean;
+}
+
+type ParseOption = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
+
+/** The specs that have a command-line flag, in declaration order. */
+export const CLI_SPECS: readonly (OptionSpec & { cli: NonNullable<OptionSpec['cli']> })[] = OPTION_SPECS.filter(
+  (s): s is OptionSpec & { cli: NonNullable<OptionSpec['cli']> } => s.cli !== undefined,
+);
+
+/** Flags that belong to the command line itself, not to the engine. */
+const CLI_ONLY: Record<string, ParseOption & { help: string; valueName?: string }> = {
+  input: { type: 'string', short: 'i', valueName: 'FILE|-', help: 'JSONL tasks, one argument list per line (default: - = stdin)' },
+  output: { type: 'string', short: 'o', valueName: 'FILE|-', help: 'JSONL results, one line per task as it settles (default: - = stdout)' },
+  progress: { type: 'boolean', help: 'show progress on stderr even when it is not a terminal (plain lines, at most once a second)' },
+  'no-progress': { type: 'boolean', help: 'never show progress' },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+
+const NUM = String.raw`[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?`;
+const MS_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const MIB_UNITS: Record<string, number> = { k: 1 / 1024, kib: 1 / 1024, m: 1, mib: 1, g: 1024, gib: 1024 };
+
+function flagLabel(spec: { cli: { flag: string; short?: string } }): string {
+  return spec.cli.short ? `--${spec.cli.flag} (-${spec.cli.short})` : `--${spec.cli.flag}`;
+}
+
+function parseOptionFor(spec: OptionSpec): ParseOption {
+  const base: ParseOption = spec.kind === 'boolean' ? { type: 'boolean' } : spec.kind === 'string[]' ? { type: 'string', multiple: true } : { type: 'string' };
+  if (spec.cli?.short) base.short = spec.cli.short;
+  return base;
+}
+
+/**
+ * Converts one flag's text to the setting's value. Only the syntax is checked here, so that
+ * e.g. `-p 0` reaches `resolveOptions` and fails there with the same rule the API uses.
+ * @throws UsageError naming the flag and the text it got.
+ */
+export function convertValue(spec: OptionSpec & { cli: NonNullable<OptionSpec['cli']> }, raw: string | boolean | string[]): unknown {
+  const label = flagLabel(spec);
+  if (typeof raw === 'boolean' || Array.isArray(raw)) return raw;
+  const text = raw.trim();
+  const bad = (what: string) => new UsageError(`${label} expects ${what}, got ${JSON.stringify(raw)}`);
+  switch (spec.kind) {
+    case 'int>=1':
+    case 'int>=0': {
+      if (!/^[+-]?\d+$/.test(text)) throw bad('an integer');
+      const n = Number(text);
+      if (!Number.isSafeInteger(n)) throw bad('an integer of a sane size');
+      return n;
+    }
+    case 'ms': {
+      const m = new RegExp(`^(${NUM})\\s*(ms|s|m|h)?$`, 'i').exec(text);
+      if (!m) throw bad('a duration in ms (e.g. 1500, or with a unit: 1.5s, 2m, 1h)');
+      return Number(m[1]) * MS_UNITS[(m[2] ?? 'ms').toLowerCase()]!;
+    }
+    case 'mib': {
+      const m = new RegExp(`^(${NUM})\\s*(k|kib|m|mib|g|gib)?$`, 'i').exec(text);
+      if (!m) throw bad('a size in MiB (e.g. 512, or with a unit: 1.5GiB)');
+      return Number(m[1]) * MIB_UNITS[(m[2] ?? 'mib').toLowerCase()]!;
+    }
+    case 'fraction': {
+      const m = new RegExp(`^(${NUM})\\s*(%)?$`).exec(text);
+      if (!m) throw bad('a fraction (e.g. 0.1, or 10%)');
+      return m[2] ? Number(m[1]) / 100 : Number(m[1]);
+    }
+    case 'string':
+    case 'module':
+      if (text.length === 0) throw bad('a non-empty value');
+      return raw;
+    case 'object':
+    case 'any':
+      try {
+        return JSON.parse(raw);
+      } catch {
+        throw bad('a JSON value');
+      }
+    default:
+      // A spec whose kind has no text form was given a `cli` entry: a mistake in lib/options.ts.
+      throw new Error(`internal: setting \`${spec.name}\` (kind ${spec.kind}) cannot be given on the command line`);
+  }
+}
+
+/** Levenshtein distance, for "did you mean" on unknown flags. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+function allLongFlags(): string[] {
+  return [...CLI_SPECS.map((s) => s.cli.flag), ...Object.keys(CLI_ONLY)];
+}
+
+/** Rewrites node:util parseArgs errors into short, precise messages. */
+function usageFromParseError(err: unknown): UsageError {
+  const e = err as { code?: string; message?: string };
+  const msg = e.message ?? String(err);
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const m = /Unknown option '([^']+)'/.exec(msg);
+    const given = m?.[1] ?? '?';
+    let hint = '';
+    if (given.startsWith('--')) {
+      const name = given.slice(2).split('=')[0]!;
+      const best = allLongFlags()
+        .map((f) => [f, distance(name, f)] as const)
+        .sort((x, y) => x[1] - y[1])[0];
+      if (best && best[1] <= Math.max(2, Math.floor(name.length / 3))) hint = ` (did you mean --${best[0]}?)`;
+    }
+    return new UsageError(`unknown option '${given}'${hint}`);
+  }
+  if (e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    const m = /Unexpected argument '([^']*)'/.exec(msg);
+    return new UsageError(`unexpected argument '${m?.[1] ?? '?'}': mpms run takes exactly one worker module`);
+  }
+  // Missing values and values given to boolean flags: node's own wording is already precise.
+  return new UsageError(msg.replace(/^TypeError( \[\w+\])?: /, ''));
+}
+
+/**
+ * Parses the arguments that follow `mpms run`.
+ * @throws UsageError for unknown flags, malformed values, a missing or extra worker argument.
+ */
+export function parseRunArgs(argv: readonly string[]): RunArgs {
+  const options: Record<string, ParseOption> = {};
+  for (const spec of CLI_SPECS) options[spec.cli.flag] = parseOptionFor(spec);
+  for (const [flag, def] of Object.entries(CLI_ONLY)) {
+    // A setting added to OPTION_SPECS must not silently shadow a command-line flag.
+    const clash = options[flag] ? `--${flag}` : def.short && Object.values(options).some((o) => o.short === def.short) ? `-${def.short}` : undefined;
+    if (clash) throw new Error(`internal: the flag ${clash} is declared twice (OPTION_SPECS and lib/cli/args.ts)`);
+    const o: ParseOption = { type: def.type };
+    if (def.short) o.short = def.short;
+    options[flag] = o;
+  }
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    // strict: an unknown or misspelled flag must fail loudly, not be ignored.
+    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw usageFromParseError(err);
+  }
+  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  const help = values.help === true;
+  if (values.progress && values['no-progress']) throw new UsageError('--progress and --no-progress contradict each other; give one');
+  const progress: ProgressMode = values.progress ? 'on' : values['no-progress'] ? 'off' : 'auto';
+
+  const engine: Record<string, unknown> = {};
+  for (const spec of CLI_SPECS) {
+    const raw = values[spec.cli.flag];
+    if (raw === undefined) continue;
+    engine[spec.name] = convertValue(spec, raw);
+  }
+
+  const input = typeof values.input === 'string' ? values.input : '-';
+  const output = typeof values.output === 'string' ? values.output : '-';
+  if (input.length === 0) throw new UsageError('--input (-i) expects a file path or -, got ""');
+  if (output.length === 0) throw new UsageError('--output (-o) expects a file path or -, got ""');
+
+  const positionals = parsed.positionals;
+  if (!help && positionals.length === 0) throw new UsageError('missing the worker module: mpms run <worker-module> [options]');
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}': mpms run takes exactly one worker module`);
+
+  return { worker: positionals[0] ?? '', engine: engine as RunArgs['engine'], input, output, progress, help };
+}
+
+/**
+ * Turns a `ConfigError` from the engine into text that names command-line flags instead of
+ * option names (e.g. "`processes`" becomes "--processes (-p)"), so the user sees what to fix.
+ */
+export function describeConfigError(err: ConfigError): string {
+  const byName = new Map<string, string>(CLI_SPECS.map((s) => [s.name, flagLabel(s)]));
+  const fix = (p: string) => p.replace(/`([A-Za-z]+)`/g, (whole, name: string) => byName.get(name) ?? whole);
+  const problems = err.problems.map(fix);
+  return problems.length === 1 ? problems[0]! : `${problems.length} bad settings:\n  - ${problems.join('\n  - ')}`;
+}
+
+function wrap(text: string, width: number, indent: number): string {
+  const words = text.split(/\s+/);
+  const lines: string[] = [];
+  let line = '';
+  for (const w of words) {
+    if (line && line.length + 1 + w.length > width - indent) {
+      lines.push(line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  if (line) lines.push(line);
+  return lines.join('\n' + ' '.repeat(indent));
+}
+
+const VALUE_NAMES: Partial<Record<OptionSpec['kind'], string>> = {
+  'int>=1': 'N',
+  'int>=0': 'N',
+  ms: 'MS',
+  mib: 'MIB',
+  fraction: 'F',
+  string: 'NAME',
+  object: 'JSON',
+  any: 'JSON',
+  'string[]': 'NAME',
+};
+
+/** The `mpms run --help` text; the engine part is generated from `OPTION_SPECS`. */
+export function runHelp(): string {
+  const col = 34;
+  const row = (left: string, text: string) => {
+    const pad = left.length >= col - 2 ? `\n${' '.repeat(col)}` : ' '.repeat(col - left.length);
+    return `${left}${pad}${wrap(text, 100, col)}`;
+  };
+  const engineRows = CLI_SPECS.map((s) => {
+    const short = s.cli.short ? `-${s.cli.short}, ` : '    ';
+    const value = s.kind === 'boolean' ? '' : ` <${VALUE_NAMES[s.kind] ?? 'VALUE'}>`;
+    return row(`  ${short}--${s.cli.flag}${value}`, `${s.description} (default: ${s.defaultText})`);
+  });
+  const cliRows = Object.entries(CLI_ONLY).map(([flag, def]) => {
+    const short = def.short ? `-${def.short}, ` : '    ';
+    const value = def.valueName ? ` <${def.valueName}>` : '';
+    return row(`  ${short}--${flag}${value}`, def.help);
+  });
+  return [
+    'Usage: mpms run <worker-module> [options]',
+    '',
+    'Runs the default export (or --export) of <worker-module> once per input line, in child',
+    'processes x worker threads. Each input line is JSON: an array is the argument list, any',
+    'other value is the single argument; blank lines are skipped. Each output line is',
+    '{"taskId","status","result"|"error","runMs"}, written as tasks settle (taskIds count',
+    'accepted lines from 1, in input order).',
+    '',
+    'Input and output:',
+    ...cliRows,
+    '',
+    'Engine (durations take ms or a unit: 500ms, 1.5s, 2m):',
+    ...engineRows,
+    '',
+    'Exit status: 0 when the whole input ran and every task is ok; 1 when any task is not ok,',
+    'an input line is not valid JSON, or the run was interrupted; 2 on bad usage.',
+    'SIGINT/SIGTERM: stop reading input, let running tasks finish (up to 10 s), cancel the rest;',
+    'a second signal stops at once.',
+  ].join('\n');
+}

@@ -1,0 +1,401 @@
+/**
+ * `mpms run <worker-module>`: JSONL tasks in, JSONL outcomes out, through one engine.
+ *
+ * Memory stays bounded whatever the input size: lines are read one at a time and each waits in
+ * `put()` while the engine's queue is full; outcomes are written as they settle, and a slow
+ * output (a full pipe, a slow disk) pauses the result iterator, which pauses dispatch, which
+ * fills the queue, which pauses reading. Nothing here buffers without limit.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, WorkerStartError } from '../errors.js';
+import { MPMS } from '../index.js';
+import type { Meta, Summary, TaskStatus } from '../types.js';
+import { describeConfigError, parseRunArgs, runHelp, UsageError, type RunArgs } from './args.js';
+import { createProgress, type ProgressDisplay } from './progress.js';
+
+/** How long the first SIGINT/SIGTERM lets running tasks finish before they are cancelled. */
+export const SHUTDOWN_TIMEOUT_MS = 10_000;
+/** Bad input lines reported one by one; past this, only counted, so a wrong file cannot flood the terminal. */
+const MAX_BAD_LINE_REPORTS = 20;
+/** The start-up phases whose failure is the caller's mistake (wrong file, wrong export), not a runtime fault. */
+const USAGE_PHASES = new Set(['load', 'export']);
+
+/** Prints a usage error the way every `mpms` usage error looks, and returns exit code 2. */
+export function usageError(message: string, command: string | null = 'run'): 2 {
+  const who = command ? `mpms ${command}` : 'mpms';
+  process.stderr.write(`${who}: ${message}\nTry '${who} --help'.\n`);
+  return 2;
+}
+
+/**
+ * One output line for one outcome: `{"taskId","status","result","runMs"}` when ok, with
+ * `"error":{"name","message"}` instead of `result` otherwise. A result that JSON cannot carry
+ * (circular, ...) becomes an error line, so it is reported rather than silently mangled;
+ * `serializable` is then false.
+ */
+export function formatOutcome(meta: Meta, result: unknown): { line: string; serializable: boolean } {
+  const runMs = typeof meta.runMs === 'number' && meta.runMs >= 0 ? meta.runMs : null;
+  if (meta.status === 'ok') {
+    try {
+      const line = JSON.stringify({ taskId: meta.taskId, status: 'ok', result: result === undefined ? null : result, runMs }, jsonReplacer);
+      return { line: line + '\n', serializable: true };
+    } catch (err) {
+      const error = { name: 'SerializationError', message: `task ${meta.taskId} succeeded but its result cannot be written as JSON: ${(err as Error).message}` };
+      return { line: JSON.stringify({ taskId: meta.taskId, status: 'error', error, runMs }) + '\n', serializable: false };
+    }
+  }
+  return { line: JSON.stringify({ taskId: meta.taskId, status: meta.status, error: errorFields(result), runMs }) + '\n', serializable: true };
+}
+
+/** BigInt is a common worker result that JSON.stringify rejects; a decimal string keeps its value. */
+function jsonReplacer(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
+function errorFields(err: unknown): { name: string; message: string } {
+  if (err !== null && typeof err === 'object') {
+    const e = err as { name?: unknown; message?: unknown };
+    return { name: typeof e.name === 'string' ? e.name : 'Error', message: typeof e.message === 'string' ? e.message : String(err) };
+  }
+  return { name: 'Error', message: String(err) };
+}
+
+/** Resolves when `stream` can take more, or can take nothing ever again (error, close). */
+function waitDrain(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      stream.off('error', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+    stream.on('error', done);
+  });
+}
+
+/** Why the worker argument cannot be a module, or undefined when it can (or cannot be checked: data:, node:). */
+async function checkWorker(worker: string): Promise<string | undefined> {
+  // Same schemes that lib/shared/worker-module.ts passes through untouched.
+  if (/^(data|node):/.test(worker)) return undefined;
+  let file: string;
+  try {
+    file = worker.startsWith('file:') ? fileURLToPath(worker) : path.resolve(worker);
+  } catch (err) {
+    return `bad worker module URL ${JSON.stringify(worker)}: ${(err as Error).message}`;
+  }
+  try {
+    const st = await fs.promises.stat(file);
+    if (st.isDirectory()) return `worker module ${JSON.stringify(worker)} is a directory; give the module file`;
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const where = file === worker ? '' : ` (looked for ${file})`;
+    return code === 'ENOENT' ? `worker module not found: ${worker}${where}` : `cannot read worker module ${worker}${where}: ${(err as Error).message}`;
+  }
+}
+
+function describeOpenError(flag: string, file: string, err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const why = e.code === 'ENOENT' ? 'no such file or directory' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
+  return `cannot open ${flag} ${file}: ${why}`;
+}
+
+function formatSummary(s: Summary): string {
+  const secs = s.durationMs / 1000;
+  const rate = secs > 0 ? s.total / secs : 0;
+  return `mpms: ${s.total} tasks in ${secs.toFixed(2)} s (${rate.toFixed(1)} tasks/s): ${s.ok} ok, ${s.error} error, ${s.timeout} timeout, ${s.crashed} crashed, ${s.cancelled} cancelled`;
+}
+
+/**
+ * Runs `mpms run` with the arguments that follow `run`, and resolves with the exit code:
+ * 0 when the whole input ran and every task is ok, 1 when anything is not, 2 on bad usage.
+ * It never calls `process.exit()`: it returns once every handle it opened is closed.
+ */
+export async function runCommand(argv: readonly string[]): Promise<number> {
+  let args: RunArgs;
+  try {
+    args = parseRunArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) return usageError(err.message);
+    throw err;
+  }
+  if (args.help) {
+    process.stdout.write(runHelp() + '\n');
+    return 0;
+  }
+
+  const workerProblem = await checkWorker(args.worker);
+  if (workerProblem) return usageError(workerProblem);
+
+  let engine: MPMS;
+  try {
+    engine = new MPMS({ ...args.engine, worker: args.worker });
+  } catch (err) {
+    if (err instanceof ConfigError) return usageError(describeConfigError(err));
+    throw err;
+  }
+
+  // Open both ends before starting any process, so a typo in a path costs nothing.
+  let input: Readable;
+  let inputHandle: fs.promises.FileHandle | undefined;
+  if (args.input === '-') {
+    input = process.stdin;
+  } else {
+    try {
+      inputHandle = await fs.promises.open(args.input, 'r');
+      if ((await inputHandle.stat()).isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    } catch (err) {
+      await inputHandle?.close();
+      return usageError(describeOpenError('--input', args.input, err));
+    }
+    input = inputHandle.createReadStream();
+  }
+  let out: Writable;
+  if (args.output === '-') {
+    out = process.stdout;
+  } else {
+    try {
+      out = (await fs.promises.open(args.output, 'w')).createWriteStream();
+    } catch (err) {
+      input.destroy();
+      return usageError(describeOpenError('--output', args.output, err));
+    }
+  }
+
+  return new Runner(engine, args, input, out).run();
+}
+
+class Runner {
+  private readonly counts: Record<TaskStatus, number> = { ok: 0, error: 0, timeout: 0, crashed: 0, cancelled: 0 };
+  private outcomes = 0;
+  private unwritable = 0;
+  private badLines = 0;
+  private reading = true;
+  private started = false;
+  private stopRequested = false;
+  private interruptedBy: NodeJS.Signals | undefined;
+  private signals = 0;
+  private shutdown: Promise<Summary> | undefined;
+  private rl: readline.Interface | undefined;
+  private inputError: Error | undefined;
+  private feedError: Error | undefined;
+  private outputError: Error | undefined;
+  private readonly progress: ProgressDisplay;
+  private readonly onSignal = (sig: NodeJS.Signals) => this.signal(sig);
+  private readonly onOutputError = (err: Error) => {
+    if (this.outputError) return;
+    this.outputError = err;
+    this.progress.log(`mpms: cannot write results to ${this.args.output === '-' ? 'stdout' : this.args.output}: ${err.message}; stopping`);
+    // Every result from here on would be lost: running more tasks only wastes their work.
+    this.requestStop();
+  };
+  private readonly onInputError = (err: Error) => {
+    this.inputError ??= err;
+  };
+
+  constructor(
+    private readonly engine: MPMS,
+    private readonly args: RunArgs,
+    private readonly input: Readable,
+    private readonly out: Writable,
+  ) {
+    this.progress = createProgress(
+      args.progress,
+      {
+        done: () => this.outcomes,
+        total: () => this.engine.totalCount,
+        ok: () => this.counts.ok,
+        failed: () => this.outcomes - this.counts.ok,
+        reading: () => this.reading,
+      },
+      { stderr: process.stderr, resultsOnTty: args.output === '-' && process.stdout.isTTY === true },
+    );
+  }
+
+  async run(): Promise<number> {
+    this.out.on('error', this.onOutputError);
+    this.input.on('error', this.onInputError);
+    // Installed before start(): a Ctrl+C during a slow start-up must still shut down in order.
+    process.on('SIGINT', this.onSignal);
+    process.on('SIGTERM', this.onSignal);
+    try {
+      return await this.runStarted();
+    } finally {
+      process.off('SIGINT', this.onSignal);
+      process.off('SIGTERM', this.onSignal);
+      this.progress.stop();
+    }
+  }
+
+  private async runStarted(): Promise<number> {
+    try {
+      await this.engine.start();
+    } catch (err) {
+      this.closeInput();
+      await this.closeOutput();
+      if (err instanceof WorkerStartError) {
+        const phase = (err as WorkerStartError & { phase?: string }).phase;
+        process.stderr.write(`mpms run: the worker could not start: ${err.message}\n`);
+        return phase !== undefined && USAGE_PHASES.has(phase) ? 2 : 1;
+      }
+      process.stderr.write(`mpms run: the engine could not start: ${(err as Error).message}\n`);
+      return 1;
+    }
+    this.started = true;
+    if (this.stopRequested) this.requestStop();
+    if (this.signals > 1) void this.engine.terminate();
+    if (this.args.input === '-' && process.stdin.isTTY && !this.stopRequested) {
+      this.progress.log('mpms: reading tasks from the terminal, one JSON line each (end with Ctrl+D)');
+    }
+    this.progress.start();
+
+    const consuming = this.consume();
+    await this.feed();
+    const summary = await this.engine.join();
+    await consuming;
+    await this.closeOutput();
+    this.progress.stop();
+
+    const err = process.stderr;
+    if (this.outcomes !== summary.total) {
+      // Exactly one outcome per task is the engine's promise; say so loudly if it was broken.
+      err.write(`mpms: warning: the engine reported ${summary.total} tasks but ${this.outcomes} outcomes reached the output\n`);
+    }
+    const notes: string[] = [];
+    if (this.badLines > 0) notes.push(`${this.badLines} input line${this.badLines === 1 ? '' : 's'} not valid JSON (skipped)`);
+    if (this.unwritable > 0) notes.push(`${this.unwritable} result${this.unwritable === 1 ? '' : 's'} not writable as JSON (reported as errors)`);
+    if (this.interruptedBy) notes.push(`interrupted by ${this.interruptedBy}; the rest of the input was not read`);
+    if (this.inputError) notes.push(`reading the input failed: ${this.inputError.message}`);
+    if (this.feedError) notes.push(`the engine stopped taking tasks: ${this.feedError.message}`);
+    if (this.outputError) notes.push('results were lost: the output failed');
+    err.write(formatSummary(summary) + (notes.length ? `\nmpms: ${notes.join('; ')}` : '') + '\n');
+
+    const clean = summary.ok === summary.total && notes.length === 0 && this.outcomes === summary.total;
+    return clean ? 0 : 1;
+  }
+
+  /** Reads the input line by line and puts one task per line, waiting while the queue is full. */
+  private async feed(): Promise<void> {
+    if (this.stopRequested) {
+      this.reading = false;
+      this.engine.close();
+      return;
+    }
+    const rl = readline.createInterface({ input: this.input, crlfDelay: Infinity });
+    this.rl = rl;
+    let lineNo = 0;
+    try {
+      for await (const raw of rl) {
+        lineNo++;
+        if (this.stopRequested) break;
+        // A UTF-8 BOM (Windows editors) would make the first line unparsable.
+        const text = (lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw).trim();
+        if (text.length === 0) continue;
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch (err) {
+          this.badLine(lineNo, text, err as Error);
+          continue;
+        }
+        try {
+          await (Array.isArray(value) ? this.engine.put(...(value as unknown[])) : this.engine.put(value));
+        } catch (err) {
+          // A put that was waiting when a shutdown began is rejected: expected, not a fault.
+          if (this.stopRequested) break;
+          this.feedError = err as Error;
+          this.progress.log(`mpms: input line ${lineNo} was not accepted, stopping intake: ${(err as Error).message}`);
+          break;
+        }
+      }
+    } catch (err) {
+      this.inputError ??= err as Error;
+    } finally {
+      this.reading = false;
+      rl.close();
+    }
+    if (this.inputError) this.progress.log(`mpms: reading the input failed after line ${lineNo}: ${this.inputError.message}`);
+    if (this.stopRequested || this.feedError || this.inputError) this.closeInput();
+    this.engine.close();
+  }
+
+  private badLine(lineNo: number, text: string, err: Error): void {
+    this.badLines++;
+    if (this.badLines <= MAX_BAD_LINE_REPORTS) {
+      const shown = text.length > 60 ? `${text.slice(0, 57)}...` : text;
+      this.progress.log(`mpms: input line ${lineNo} is not valid JSON (${err.message}); skipped: ${shown}`);
+    } else if (this.badLines === MAX_BAD_LINE_REPORTS + 1) {
+      this.progress.log('mpms: more input lines are not valid JSON; counting them without reporting each');
+    }
+  }
+
+  /** Writes one line per outcome as it settles, waiting for the output to drain when it is full. */
+  private async consume(): Promise<void> {
+    try {
+      for await (const { meta, result } of this.engine.iterResults()) {
+        this.outcomes++;
+        this.counts[meta.status]++;
+        if (this.outputError) continue;
+        const { line, serializable } = formatOutcome(meta, result);
+        if (!serializable) this.unwritable++;
+        if (!this.out.write(line)) await waitDrain(this.out);
+      }
+    } catch (err) {
+      // Not expected; stopping is the only safe answer, since outcomes would be lost silently otherwise.
+      this.onOutputError(err as Error);
+    }
+  }
+
+  private signal(sig: NodeJS.Signals): void {
+    this.signals++;
+    if (this.signals === 1) {
+      this.interruptedBy = sig;
+      this.progress.log(`mpms: ${sig}: stopped reading input; letting running tasks finish (up to ${SHUTDOWN_TIMEOUT_MS / 1000} s). Send it again to stop at once.`);
+      this.requestStop();
+    } else {
+      this.progress.log(`mpms: ${sig} again: stopping now; unfinished tasks are cancelled`);
+      // terminate() during start() would leave start() waiting out its own bound; run() terminates right after start() instead.
+      if (!this.started) return;
+      void this.engine.terminate().catch((err: Error) => process.stderr.write(`mpms: terminate failed: ${err.message}\n`));
+    }
+  }
+
+  /** Stops intake and starts the graceful shutdown (once). Before start() resolves, it only marks the request. */
+  private requestStop(): void {
+    this.stopRequested = true;
+    this.reading = false;
+    this.closeInput();
+    if (!this.started || this.shutdown) return;
+    this.shutdown = this.engine.gracefulShutdown({ timeout: SHUTDOWN_TIMEOUT_MS });
+    this.shutdown.catch((err: Error) => process.stderr.write(`mpms: shutdown failed: ${err.message}\n`));
+  }
+
+  /** Stops reading. Destroying the stream (stdin too) releases its handle, so it cannot keep the process alive. */
+  private closeInput(): void {
+    this.rl?.close();
+    if (!this.input.destroyed) this.input.destroy();
+  }
+
+  private async closeOutput(): Promise<void> {
+    const out = this.out;
+    if (out === process.stdout) {
+      // stdout is never ended (other code may still write to it); only wait until it took our lines.
+      if (out.writableNeedDrain && !this.outputError) await waitDrain(out);
+      return;
+    }
+    if (out.destroyed) return;
+    out.end();
+    try {
+      await finished(out);
+    } catch (err) {
+      this.onOutputError(err as Error);
+    }
+  }
+}
