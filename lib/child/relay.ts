@@ -34,6 +34,11 @@ export class Relay {
   private returned: number[] = [];
   private posts: Array<[ThreadSlot, TaskWire[]]> = [];
   private sending = false;
+  private readonly afterSend = () => {
+    this.sending = false;
+    this.assign();
+    this.flush();
+  };
   private timed = 0;
   private watchdog: NodeJS.Timeout | undefined;
   private startFailures = 0;
@@ -310,7 +315,6 @@ export class Relay {
     this.posts = [];
     this.sending = true;
     const after = (err: Error | null) => {
-      this.sending = false;
       if (err) return; // the master is gone; the disconnect handler ends this process
       for (const [slot, tasks] of posts) {
         const mine = tasks.filter((t) => this.held.get(t[0])?.thread === slot);
@@ -322,8 +326,8 @@ export class Relay {
         }
         slot.post(mine);
       }
-      this.assign();
-      this.flush();
+      // Outcomes arriving meanwhile coalesce into the next batch, sent one turn later.
+      setImmediate(this.afterSend);
     };
     try {
       this.send(msg, after);

@@ -27,6 +27,10 @@ export class ChildHandle {
   signal: NodeJS.Signals | null = null;
   private outbox: TaskWire[] = [];
   private sending = false;
+  private readonly afterSend = () => {
+    this.sending = false;
+    this.flush();
+  };
 
   constructor(
     readonly index: number,
@@ -76,10 +80,10 @@ export class ChildHandle {
     const tasks = this.outbox;
     this.outbox = [];
     this.sending = true;
-    const sent = () => {
-      this.sending = false;
-      this.flush();
-    };
+    // The next batch leaves one event-loop turn after this write completed: tasks put meanwhile
+    // coalesce into it, while a lone task still leaves at once.
+    const sent = (): void => void setImmediate(this.afterSend);
+
     try {
       this.proc.send({ t: 'tasks', tasks } satisfies ToChild, undefined, undefined, sent);
     } catch (err) {

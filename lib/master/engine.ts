@@ -39,6 +39,10 @@ export interface FinalSummary extends Summary {
 
 /** ms a child waits after a hard limit fired for the task to return, before it terminates the thread. */
 const ABORT_GRACE_MS = 500;
+/** Tasks a thread holds beyond each one it runs. */
+const THREAD_PREFETCH_PER_SLOT = 4;
+/** Tasks a child's relay holds beyond what its threads hold. */
+const CHILD_RELAY_EXTRA = 16;
 /** Default deadline of a shutdown started by a signal (`handleSignals`). */
 export const SIGNAL_SHUTDOWN_TIMEOUT_MS = 10_000;
 
@@ -55,6 +59,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private state: EngineState = 'new';
   private readonly moduleHref: string;
   private readonly childWindow: number;
+  private readonly threadPrefetch: number;
   private readonly hasUserMeta: boolean;
   private startedAt = Date.now();
   private readonly allSettled: Deferred<void> = deferred();
@@ -81,9 +86,11 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.moduleHref = moduleUrl(this.opts.worker);
     this.queue = new TaskQueue(this.opts.taskQueueMaxsize);
     this.sink = new ResultSink(this.opts.resultQueueMaxsize, this.opts.collector, this.logger, () => this.pump(), () => this.isFinished());
-    const perThread = this.opts.concurrency * 2;
-    // Enough to keep every thread busy while outcomes travel back, small enough that a crash costs little.
-    this.childWindow = this.opts.threads * perThread * 4;
+    // Windows: enough to keep every thread busy while outcomes travel back over two hops, small
+    // enough that a crash costs little (a dead child's thread-held tasks settle `crashed`; the
+    // rest of its window goes back to the queue). Measured in bench/noop.mjs.
+    this.threadPrefetch = this.opts.concurrency * THREAD_PREFETCH_PER_SLOT;
+    this.childWindow = this.opts.threads * (this.opts.concurrency + this.threadPrefetch) * 2 + CHILD_RELAY_EXTRA;
     this.hasUserMeta = Object.keys(this.opts.meta).length > 0;
   }
 
@@ -246,7 +253,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       name: o.name,
       threads: o.threads,
       concurrency: o.concurrency,
-      threadPrefetch: o.concurrency,
+      threadPrefetch: this.threadPrefetch,
       hookTimeout: o.hookTimeout,
       initArgs: o.initArgs,
       lifecycle: o.lifecycle,
