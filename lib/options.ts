@@ -65,6 +65,8 @@ export interface MPMSOptions {
   logger?: Logger;
   /** true: SIGINT/SIGTERM start `gracefulShutdown`; a second signal terminates. Default false. */
   handleSignals?: boolean;
+  /** Where workers' stdout goes: the master's stdout (`'inherit'`, default) or its stderr (`'stderr'`), e.g. when stdout carries data. */
+  workerStdout?: 'inherit' | 'stderr';
 }
 
 /** Options after validation and defaults: every number present where it has a default. */
@@ -95,9 +97,10 @@ export interface ResolvedOptions {
   name: string;
   logger: Logger | undefined;
   handleSignals: boolean;
+  workerStdout: 'inherit' | 'stderr';
 }
 
-type Kind = 'int>=1' | 'int>=0' | 'ms' | 'fraction' | 'mib' | 'string' | 'string[]' | 'function' | 'object' | 'boolean' | 'module' | 'any' | 'logger';
+type Kind = 'stdout' | 'int>=1' | 'int>=0' | 'ms' | 'fraction' | 'mib' | 'string' | 'string[]' | 'function' | 'object' | 'boolean' | 'module' | 'any' | 'logger';
 
 /** One setting: how it is checked, its default, and how the CLI exposes it. */
 export interface OptionSpec {
@@ -136,6 +139,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { name: 'initArgs', kind: 'any', defaultText: 'undefined', description: 'structured-cloneable value handed to every hook as ctx.initArgs' },
   { name: 'name', kind: 'string', defaultText: "'mpms'", description: 'base name for process titles, thread names and logs', cli: { flag: 'name' } },
   { name: 'logger', kind: 'logger', defaultText: "pino at level 'warn' to stderr", description: 'a pino logger' },
+  { name: 'workerStdout', kind: 'stdout', defaultText: "'inherit'", description: "where workers' stdout goes: 'inherit' (the master's stdout) or 'stderr'" },
   { name: 'handleSignals', kind: 'boolean', defaultText: 'false', description: 'SIGINT/SIGTERM -> gracefulShutdown; a second signal -> terminate' },
 ];
 
@@ -170,6 +174,8 @@ function problemFor(kind: Kind, value: unknown): string | undefined {
         : `must be a pino logger, got ${show(value)}`;
     case 'any':
       return undefined;
+    case 'stdout':
+      return value === 'inherit' || value === 'stderr' ? undefined : `must be 'inherit' or 'stderr', got ${show(value)}`;
   }
 }
 
@@ -234,5 +240,6 @@ export function resolveOptions(input: MPMSOptions): ResolvedOptions {
     name: input.name ?? 'mpms',
     logger: input.logger,
     handleSignals: input.handleSignals ?? false,
+    workerStdout: input.workerStdout ?? 'inherit',
   };
 }

@@ -52,24 +52,33 @@ describe('exactly one outcome per task', () => {
     expect(childPids().filter((p) => !before.includes(p))).toEqual([]);
   });
 
-  it('process.abort() in a task and an uncaught error in a timer settle as crashed, the rest ok', async () => {
+  it.each([
+    ['abort-process', 'a native abort (SIGABRT) kills the child', (r: WorkerCrashedError) => expect(r.signal).toBe('SIGABRT')],
+    ['segv-process', 'a segfault (SIGSEGV) kills the child', (r: WorkerCrashedError) => expect(r.signal).toBe('SIGSEGV')],
+    ['timer-throw', 'an uncaught error in a timer ends the thread', (r: WorkerCrashedError) => expect(r.message).toMatch(/uncaught in a timer/)],
+  ] as const)('%s: %s; that task settles crashed, the rest ok', async (kind, _what, check) => {
     const m = new MPMS({ worker, processes: 2, threads: 2 });
     await m.start();
     const tasks: unknown[][] = Array.from({ length: 40 }, (_, i) => ['add', i]);
-    tasks[10] = ['abort-process'];
-    tasks[30] = ['timer-throw'];
+    tasks[10] = [kind];
     const { ids, outcomes, summary, pids } = await runAll(m, tasks);
     expect(outcomes.size).toBe(40);
     for (const id of ids) expect(outcomes.get(id)).toHaveLength(1);
-    const aborted = outcomes.get(ids[10]!)![0]!;
-    expect(aborted.meta.status).toBe('crashed');
-    expect((aborted.result as WorkerCrashedError).signal).toBe('SIGABRT');
-    const timer = outcomes.get(ids[30]!)![0]!;
-    expect(timer.meta.status).toBe('crashed');
-    expect((timer.result as Error).message).toMatch(/uncaught in a timer/);
+    const bad = outcomes.get(ids[10]!)![0]!;
+    expect(bad.meta.status).toBe('crashed');
+    expect(bad.result).toBeInstanceOf(WorkerCrashedError);
+    check(bad.result as WorkerCrashedError);
     expect(summary.total).toBe(40);
-    expect(summary.ok).toBeGreaterThanOrEqual(30);
+    expect(summary.ok).toBeGreaterThanOrEqual(36);
     expect(await waitGone(pids)).toEqual([]);
+  });
+
+  it('process.abort() called in a worker thread is refused by Node: the task settles error, nothing crashes', async () => {
+    const m = new MPMS({ worker, processes: 1, threads: 1 });
+    await m.start();
+    const { outcomes, ids, summary } = await runAll(m, [['abort-call'], ['add', 1]]);
+    expect(outcomes.get(ids[0]!)![0]!.meta.status).toBe('error');
+    expect(summary).toMatchObject({ ok: 1, error: 1, crashed: 0 });
   });
 
   it('meta and result follow the contract; worker errors are rebuilt with name, stack, cause and fields', async () => {

@@ -12,6 +12,7 @@ import readline from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
 import { ConfigError, WorkerStartError } from '../errors.js';
 import { MPMS } from '../index.js';
 import type { Meta, Summary, TaskStatus } from '../types.js';
@@ -134,14 +135,19 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   const workerProblem = await checkWorker(args.worker);
   if (workerProblem) return usageError(workerProblem);
 
+  const logSink = new LogSink();
   let engine: MPMS;
   try {
-    engine = new MPMS({ ...args.engine, worker: args.worker });
+    engine = new MPMS({ ...args.engine, worker: args.worker, logger: pino({ level: 'warn' }, logSink), workerStdout: args.output === '-' ? 'stderr' : 'inherit' });
   } catch (err) {
     if (err instanceof ConfigError) return usageError(describeConfigError(err));
     throw err;
   }
 
+  if (args.input !== '-' && args.output !== '-' && path.resolve(args.input) === path.resolve(args.output)) {
+    // Opening the output truncates it: the input would be gone before its first line was read.
+    return usageError(`--input and --output are the same file (${args.input})`);
+  }
   // Open both ends before starting any process, so a typo in a path costs nothing.
   let input: Readable;
   let inputHandle: fs.promises.FileHandle | undefined;
@@ -169,7 +175,35 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     }
   }
 
-  return new Runner(engine, args, input, out).run();
+  return new Runner(engine, args, input, out, logSink).run();
+}
+
+const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+
+/**
+ * Where the engine's pino logs go: one readable line each, through the progress display so a
+ * warning never lands in the middle of the bar. (Raw pino JSON suits log collectors, not a
+ * person watching a terminal; a program should read the results file, not stderr.)
+ */
+class LogSink {
+  display: ProgressDisplay | undefined;
+
+  write(line: string): void {
+    let text = line.trimEnd();
+    try {
+      const rec = JSON.parse(text) as Record<string, unknown>;
+      const where = ['processIndex', 'threadIndex', 'taskId']
+        .filter((k) => rec[k] !== undefined)
+        .map((k) => `${k}=${String(rec[k])}`)
+        .join(' ');
+      const err = rec.err as { message?: string } | undefined;
+      text = `mpms: ${LEVELS[rec.level as number] ?? 'log'}: ${String(rec.msg ?? '')}${err?.message ? `: ${err.message}` : ''}${where ? ` [${where}]` : ''}`;
+    } catch {
+      // Not JSON after all: show it as it came.
+    }
+    if (this.display) this.display.log(text);
+    else process.stderr.write(text + '\n');
+  }
 }
 
 class Runner {
@@ -178,6 +212,8 @@ class Runner {
   private unwritable = 0;
   private badLines = 0;
   private reading = true;
+  /** Every input line was read (EOF), so an interruption after it left nothing unread. */
+  private inputComplete = false;
   private started = false;
   private stopRequested = false;
   private interruptedBy: NodeJS.Signals | undefined;
@@ -205,6 +241,7 @@ class Runner {
     private readonly args: RunArgs,
     private readonly input: Readable,
     private readonly out: Writable,
+    logSink: LogSink,
   ) {
     this.progress = createProgress(
       args.progress,
@@ -217,9 +254,11 @@ class Runner {
       },
       { stderr: process.stderr, resultsOnTty: args.output === '-' && process.stdout.isTTY === true },
     );
+    logSink.display = this.progress;
   }
 
   async run(): Promise<number> {
+    // Never removed: a late EPIPE on stdout after the run must not become an uncaught exception.
     this.out.on('error', this.onOutputError);
     this.input.on('error', this.onInputError);
     // Installed before start(): a Ctrl+C during a slow start-up must still shut down in order.
@@ -269,13 +308,16 @@ class Runner {
       err.write(`mpms: warning: the engine reported ${summary.total} tasks but ${this.outcomes} outcomes reached the output\n`);
     }
     const notes: string[] = [];
+    // Informational only: a signal after the whole input was read may still end in a clean run.
+    const info: string[] = [];
+    if (this.interruptedBy) (this.inputComplete ? info : notes).push(`interrupted by ${this.interruptedBy}${this.inputComplete ? ' after the whole input was read' : '; the rest of the input was not read'}`);
     if (this.badLines > 0) notes.push(`${this.badLines} input line${this.badLines === 1 ? '' : 's'} not valid JSON (skipped)`);
     if (this.unwritable > 0) notes.push(`${this.unwritable} result${this.unwritable === 1 ? '' : 's'} not writable as JSON (reported as errors)`);
-    if (this.interruptedBy) notes.push(`interrupted by ${this.interruptedBy}; the rest of the input was not read`);
     if (this.inputError) notes.push(`reading the input failed: ${this.inputError.message}`);
     if (this.feedError) notes.push(`the engine stopped taking tasks: ${this.feedError.message}`);
     if (this.outputError) notes.push('results were lost: the output failed');
-    err.write(formatSummary(summary) + (notes.length ? `\nmpms: ${notes.join('; ')}` : '') + '\n');
+    const all = [...notes, ...info];
+    err.write(formatSummary(summary) + (all.length ? `\nmpms: ${all.join('; ')}` : '') + '\n');
 
     const clean = summary.ok === summary.total && notes.length === 0 && this.outcomes === summary.total;
     return clean ? 0 : 1;
@@ -291,10 +333,14 @@ class Runner {
     const rl = readline.createInterface({ input: this.input, crlfDelay: Infinity });
     this.rl = rl;
     let lineNo = 0;
+    let broke = false;
     try {
       for await (const raw of rl) {
         lineNo++;
-        if (this.stopRequested) break;
+        if (this.stopRequested) {
+          broke = true;
+          break;
+        }
         // A UTF-8 BOM (Windows editors) would make the first line unparsable.
         const text = (lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw).trim();
         if (text.length === 0) continue;
@@ -308,6 +354,7 @@ class Runner {
         try {
           await (Array.isArray(value) ? this.engine.put(...(value as unknown[])) : this.engine.put(value));
         } catch (err) {
+          broke = true;
           // A put that was waiting when a shutdown began is rejected: expected, not a fault.
           if (this.stopRequested) break;
           this.feedError = err as Error;
@@ -315,6 +362,8 @@ class Runner {
           break;
         }
       }
+      // A shutdown ends the loop by closing the reader, without a break: that is not the end of the input.
+      this.inputComplete = !broke && !this.stopRequested;
     } catch (err) {
       this.inputError ??= err as Error;
     } finally {
@@ -348,8 +397,10 @@ class Runner {
         if (!this.out.write(line)) await waitDrain(this.out);
       }
     } catch (err) {
-      // Not expected; stopping is the only safe answer, since outcomes would be lost silently otherwise.
-      this.onOutputError(err as Error);
+      // Not expected. Stopping is the only safe answer: outcomes would otherwise be lost silently.
+      this.outputError ??= err as Error;
+      this.progress.log(`mpms: internal error while reading outcomes: ${(err as Error).message}; stopping`);
+      this.requestStop();
     }
   }
 
@@ -357,7 +408,8 @@ class Runner {
     this.signals++;
     if (this.signals === 1) {
       this.interruptedBy = sig;
-      this.progress.log(`mpms: ${sig}: stopped reading input; letting running tasks finish (up to ${SHUTDOWN_TIMEOUT_MS / 1000} s). Send it again to stop at once.`);
+      const intake = this.reading ? 'stopped reading input; ' : '';
+      this.progress.log(`mpms: ${sig}: ${intake}letting running tasks finish (up to ${SHUTDOWN_TIMEOUT_MS / 1000} s). Send it again to stop at once.`);
       this.requestStop();
     } else {
       this.progress.log(`mpms: ${sig} again: stopping now; unfinished tasks are cancelled`);

@@ -40,13 +40,14 @@ export class ChildHandle {
     onExit: (child: ChildHandle) => void,
     /** Tasks that could not be serialized for this child; the engine settles them as errors. */
     private readonly onUnsendable: (child: ChildHandle, ids: number[], err: Error) => void,
+    stdout: 'inherit' | 'stderr',
   ) {
     this.proc = fork(CHILD_ENTRY, [], {
       serialization: 'advanced',
       // Its own process group: Ctrl+C in a terminal reaches the master only, and a hard kill of
       // the group takes the child's own children (browsers, ffmpeg) with it.
       detached: process.platform !== 'win32',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio: ['ignore', stdout === 'stderr' ? 2 : 'inherit', 'inherit', 'ipc'],
     });
     this.proc.on('message', (msg: FromChild) => onMessage(this, msg));
     this.proc.once('exit', (code, signal) => {

@@ -40,9 +40,9 @@ export interface FinalSummary extends Summary {
 /** ms a child waits after a hard limit fired for the task to return, before it terminates the thread. */
 const ABORT_GRACE_MS = 500;
 /** Tasks a thread holds beyond each one it runs. */
-const THREAD_PREFETCH_PER_SLOT = 4;
+const THREAD_PREFETCH_PER_SLOT = 1;
 /** Tasks a child's relay holds beyond what its threads hold. */
-const CHILD_RELAY_EXTRA = 16;
+const CHILD_RELAY_EXTRA = 32;
 /** Default deadline of a shutdown started by a signal (`handleSignals`). */
 export const SIGNAL_SHUTDOWN_TIMEOUT_MS = 10_000;
 
@@ -208,12 +208,14 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   gracefulShutdown(options: { timeout?: number } = {}): Promise<FinalSummary> {
     const timeout = options.timeout ?? 30_000;
     this.stopRequested.resolve();
+    this.abortStart('gracefulShutdown() was called during start()');
     return this.teardown('graceful', timeout);
   }
 
   /** Immediate stop: kills every child; every unsettled task settles `cancelled`. */
   terminate(): Promise<FinalSummary> {
     this.stopRequested.resolve();
+    this.abortStart('terminate() was called during start()');
     this.state = 'stopping';
     this.cancelQueued('terminate() was called');
     for (const c of this.liveChildren()) c.killTree();
@@ -240,6 +242,11 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       runMs: this.ledger.runPercentiles(),
       waitMs: this.ledger.waitPercentiles(),
     };
+  }
+
+  /** A shutdown during start(): start() rejects now instead of waiting out its bound. */
+  private abortStart(why: string): void {
+    if (this.state === 'starting') this.startFailure?.reject(new EngineStateError(why));
   }
 
   // ---- children -----------------------------------------------------------------------------
@@ -275,6 +282,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       (c, msg) => this.onChildMessage(c, msg),
       (c) => this.onChildExit(c),
       (c, ids, err) => this.onUnsendable(c, ids, err),
+      this.opts.workerStdout,
     );
     this.children[index] = child;
     return child;

@@ -99,6 +99,9 @@ export class Runner {
         }
         this.shared[0]! += 1;
         if (this.aborted.size && this.aborted.delete(task[0])) continue;
+        // Outcomes already decided leave before the next task may spin or kill this thread:
+        // otherwise a finished task would be lost with it and reported `crashed`.
+        if (this.outbox.length > 0) this.flush();
         this.start(task);
       }
     } finally {
