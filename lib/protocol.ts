@@ -14,12 +14,18 @@ export type Code = (typeof Code)[keyof typeof Code];
 export const STATUS_BY_CODE = ['ok', 'error', 'timeout', 'crashed', 'cancelled'] as const;
 
 /**
- * A task on the wire: [taskId, args, timeoutMs (0 = none), attempt]. `args` travels as is when
+ * A task on the wire: [taskId, args, timeoutMs (0 = none, ABORTABLE), attempt]. `args` travels as is when
  * every argument is a primitive; otherwise as the bytes of `v8.serialize(args)`, made once in the
  * master and read once in the thread. That keeps full fidelity (a Buffer stays a Buffer, which
  * postMessage alone would turn into a Uint8Array) and costs the child nothing: it relays bytes.
  */
 export type TaskWire = [id: number, args: unknown[] | Uint8Array, timeoutMs: number, attempt: number];
+
+/**
+ * `TaskWire[2]` for a task without a time limit that may still be aborted (it has an
+ * AbortSignal): like a timed task, its thread may be terminated under it.
+ */
+export const ABORTABLE = -1;
 
 /** Set on a ResultWire code when its value travels as `v8.serialize` bytes (see TaskWire). */
 export const SERIALIZED = 8;

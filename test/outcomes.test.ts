@@ -81,6 +81,22 @@ describe('exactly one outcome per task', () => {
     expect(summary).toMatchObject({ ok: 1, error: 1, crashed: 0 });
   });
 
+  it.each([
+    ['exit-thread', 'exits its thread', {}],
+    ['spin', 'spins past its time limit', { taskTimeout: 300 }],
+  ] as const)('a finished task is never lost with its thread when the next task %s', async (kind, _what, extra) => {
+    for (let round = 0; round < 3; round++) {
+      // A synchronous worker with concurrency 2: the finished tasks and the culprit run in one
+      // turn of the thread's event loop, before any batch of outcomes has left.
+      const m = new MPMS({ worker: fixture('sync-worker.mjs'), processes: 1, threads: 1, concurrency: 2, ...extra });
+      await m.start();
+      const { ids, outcomes } = await runAll(m, [['echo', { a: round }], ['echo', new Map([[1, 2]])], [kind, 3]]);
+      expect(outcomes.get(ids[0]!)![0]!.meta.status).toBe('ok');
+      expect(outcomes.get(ids[1]!)![0]!.meta.status).toBe('ok');
+      expect(outcomes.get(ids[2]!)![0]!.meta.status).not.toBe('ok');
+    }
+  });
+
   it('meta and result follow the contract; worker errors are rebuilt with name, stack, cause and fields', async () => {
     const m = new MPMS({ worker, processes: 1, threads: 2, meta: { job: 'j1' } });
     await m.start();

@@ -11,7 +11,7 @@ import v8 from 'node:v8';
 import { pino, type Logger } from 'pino';
 import { ConfigError, EngineStateError, SerializationError, TaskCancelledError, WorkerStartError } from '../errors.js';
 import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../options.js';
-import { Code, SERIALIZED, type ChildInit, type ErrorWire, type FromChild, type TaskWire, type ToChild } from '../protocol.js';
+import { ABORTABLE, Code, SERIALIZED, type ChildInit, type ErrorWire, type FromChild, type TaskWire, type ToChild } from '../protocol.js';
 import { deferred, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
 import type { Meta, Metrics, RestartReason, SubmitOptions, Summary, TaskResult } from '../types.js';
@@ -160,7 +160,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       this.assertAccepting();
     }
     const userMeta = options.meta ? (this.hasUserMeta ? { ...this.opts.meta, ...options.meta } : options.meta) : this.hasUserMeta ? this.opts.meta : undefined;
-    const rec = this.ledger.create(args, wireArgs, userMeta, options.timeout ?? this.opts.taskTimeout ?? 0);
+    const rec = this.ledger.create(args, wireArgs, userMeta, options.timeout ?? this.opts.taskTimeout ?? (options.signal ? ABORTABLE : 0));
     this.queue.push(rec);
     if (options.signal) this.watchSignal(rec, options.signal);
     this.pump();

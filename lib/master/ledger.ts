@@ -17,7 +17,7 @@ export interface TaskRecord {
   meta: Record<string, unknown> | undefined;
   /** Epoch ms when `put()` accepted it. */
   enqueuedAt: number;
-  /** Hard limit for this task in ms, 0 for none. */
+  /** Hard limit for this task in ms, 0 for none, ABORTABLE for none but an AbortSignal. */
   timeout: number;
   /** Runs that started (or may have started) so far. */
   attempts: number;

@@ -70,6 +70,10 @@ async function main(): Promise<void> {
     gracefulDieErrors: init.gracefulDieErrors,
   });
 
+  // process.exit() in a task, or an uncaught error, ends this thread: outcomes already decided
+  // still leave (messages posted from 'exit' are delivered), so only the culprit is `crashed`.
+  process.on('exit', () => runner.flush());
+
   let exiting = false;
   runner.onIdle = () => {
     if (exiting) return;

@@ -99,9 +99,10 @@ export class Runner {
         }
         this.shared[0]! += 1;
         if (this.aborted.size && this.aborted.delete(task[0])) continue;
-        // Outcomes already decided leave before the next task may spin or kill this thread:
-        // otherwise a finished task would be lost with it and reported `crashed`.
-        if (this.outbox.length > 0) this.flush();
+        // A task with a time limit or an AbortSignal may get this thread terminated under it:
+        // outcomes already decided leave first, or they would be lost with the thread. (An exit
+        // or an uncaught error flushes them from the 'exit' handler; see entry.ts.)
+        if (task[2] !== 0 && this.outbox.length > 0) this.flush();
         this.start(task);
       }
     } finally {
