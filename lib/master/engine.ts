@@ -68,7 +68,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private teardownRun: Promise<FinalSummary> | undefined;
   private health: NodeJS.Timeout | undefined;
   private broken: Error | undefined;
-  private joinWaiting = false;
   private readonly unstarted: FinalSummary['unstarted'] = [];
   private signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
   private startFailure: Deferred<never> | undefined;
@@ -191,8 +190,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
    */
   join(): Promise<FinalSummary> {
     this.close();
-    this.joinWaiting = true;
-    if (!this.sink.hasIterator && !this.opts.collector && this.sink.full) this.sink.discard();
     this.joining ??= (async () => {
       await Promise.race([this.allSettled.promise, this.stopRequested.promise]);
       return this.teardown('join', this.opts.hookTimeout);
@@ -452,10 +449,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   /** Hands queued tasks to the children with credit, in batches, unless outcomes are piling up unread. */
   private pump(): void {
-    if (this.sink.full) {
-      if (this.joinWaiting && !this.sink.hasIterator && !this.opts.collector) this.sink.discard();
-      else return;
-    }
+    if (this.sink.full) return;
     while (this.queue.length > 0) {
       let best: ChildHandle | undefined;
       let bestCredit = 0;
@@ -619,6 +613,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       for (const rec of [...this.ledger.records()]) this.cancelUnstarted(rec, 'the engine stopped');
     });
     await step('drain the collector', kind === 'join' ? 2 ** 31 - 1 : Math.max(graceMs, 1000), () => this.sink.idle());
+    this.sink.warnUnread();
     this.removeSignalHandlers();
     this.state = 'stopped';
     this.allSettled.resolve();

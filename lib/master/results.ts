@@ -4,6 +4,7 @@
  * consumer slows the workers instead of filling the master's memory.
  */
 import type { Logger } from 'pino';
+import { EngineStateError } from '../errors.js';
 import type { Collector } from '../options.js';
 import type { Meta, TaskResult } from '../types.js';
 
@@ -16,7 +17,6 @@ export class ResultSink {
   private idleWaiters: Array<() => void> = [];
   /** No collector and no iterator will ever read: outcomes are counted, then dropped. */
   discarding = false;
-  private warnedUnread = false;
 
   constructor(
     private readonly max: number,
@@ -52,10 +52,9 @@ export class ResultSink {
       this.wakeIterator = undefined;
       wake();
     }
-    if (this.full && !this.collector && !this.iterating && !this.warnedUnread) {
-      this.warnedUnread = true;
-      this.logger.warn(`${this.max} outcomes wait unread: dispatch pauses until iterResults() reads them (or use a collector)`);
-    }
+    // Nobody reads (no collector, no iterator): waiting for a reader that may never come would
+    // stall every put(). Keep the first `max` for a late iterResults(), then stop keeping.
+    if (this.full && !this.collector && !this.iterating) this.discard();
   }
 
   private call(meta: Meta, result: unknown): void {
@@ -110,15 +109,20 @@ export class ResultSink {
     for (const r of this.idleWaiters.splice(0)) r();
   }
 
-  /** Nobody will read the buffered outcomes: drop them and stop buffering (with a warning). */
-  discard(): void {
+  /** Nobody reads the outcomes: drop them and stop keeping them (with one warning). */
+  private discard(): void {
     if (this.discarding) return;
     this.discarding = true;
     const dropped = this.waiting;
     this.buf = [];
     this.head = 0;
-    if (dropped > 0) this.logger.warn(`${dropped} outcomes were never read (no collector, iterResults() not called before join()) and were dropped`);
+    this.logger.warn(`${dropped} outcomes waited unread (no collector, no iterResults() reader); from now on outcomes are counted and emitted as 'task' events, but not kept`);
     this.onRoom();
+  }
+
+  /** Called at the end: outcomes that no one will ever read are worth one warning. */
+  warnUnread(): void {
+    if (this.waiting > 0 && !this.collector && !this.iterating) this.logger.warn(`${this.waiting} outcomes were never read (no collector, no iterResults() reader); only the summary counts them`);
   }
 
   /** Something may have finished: an iterator waiting for the next outcome re-checks. */
@@ -130,8 +134,18 @@ export class ResultSink {
     }
   }
 
-  async *iterate(): AsyncGenerator<TaskResult, void, undefined> {
+  /** The iterator; throws at once if outcomes were already dropped for want of a reader. */
+  iterate(): AsyncGenerator<TaskResult, void, undefined> {
+    if (this.discarding) {
+      throw new EngineStateError(
+        `iterResults() was called after ${this.max} (resultQueueMaxsize) outcomes had waited unread, so later ones were not kept; call iterResults() before put(), or use a collector`,
+      );
+    }
     this.iterating = true;
+    return this.read();
+  }
+
+  private async *read(): AsyncGenerator<TaskResult, void, undefined> {
     try {
       for (;;) {
         const item = this.take();

@@ -1,0 +1,310 @@
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { EngineStateError, MPMS, QueueFullError, type Meta, type MPMSOptions } from '../dist/index.js';
+import { childPids, fixture, waitGone } from './helpers.js';
+
+// Whatever a test started must be gone once it ends (bounded wait; leftovers are killed, then reported).
+let baseline: number[] = [];
+beforeAll(() => {
+  baseline = childPids();
+});
+afterEach(async () => {
+  const left = await waitGone(childPids().filter((p) => !baseline.includes(p)), 5000);
+  for (const pid of left) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  expect(left, 'child processes left behind').toEqual([]);
+});
+
+const worker = fixture('flow-worker.mjs');
+
+/** A gate file: tasks `['gate', path]` block until it exists. */
+function gate() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-flow-'));
+  const file = path.join(dir, 'open');
+  return { file, open: () => fs.writeFileSync(file, '') };
+}
+
+/** A pino logger that keeps its lines, so a test can look for a warning. */
+function captureLogger() {
+  const lines: Array<{ level: number; msg: string }> = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l));
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'warn' }, stream), lines };
+}
+
+/**
+ * Puts one blocking task, then fast ones until the child's window and the master queue are both
+ * full (the master queue holds `taskQueueMaxsize`). Returns the ids accepted.
+ */
+async function fillUp(m: MPMS, gateFile: string, max: number): Promise<number[]> {
+  const ids = [await m.put('gate', gateFile)];
+  for (let i = 0; m.metrics().queued < max; i++) {
+    if (i > 1000) throw new Error('the queue never filled: is dispatch bounded at all?');
+    ids.push(await m.put('add', i));
+  }
+  return ids;
+}
+
+/** Counts outcomes per task id. */
+function outcomeCounter(m: MPMS) {
+  const seen = new Map<number, Meta[]>();
+  m.on('task', (meta) => {
+    const list = seen.get(meta.taskId) ?? [];
+    list.push(meta);
+    seen.set(meta.taskId, list);
+  });
+  return seen;
+}
+
+describe('task-side flow control', () => {
+  it('putTimeout: once the queue and the child window are full, put() rejects with QueueFullError; nothing accepted is lost', async () => {
+    const g = gate();
+    const m = new MPMS({ worker, processes: 1, threads: 1, taskQueueMaxsize: 2, putTimeout: 200, collector: () => {} });
+    await m.start();
+    const seen = outcomeCounter(m);
+    const ids = await fillUp(m, g.file, 2);
+    expect(m.metrics().queued).toBe(2);
+    const acceptedBefore = m.totalCount;
+    expect(acceptedBefore).toBe(ids.length);
+
+    const t0 = Date.now();
+    await expect(m.put('add', -1)).rejects.toBeInstanceOf(QueueFullError);
+    // It did wait for room (not an instant refusal); the exact time is not asserted.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
+    await expect(m.submit(['add', -2])).rejects.toBeInstanceOf(QueueFullError);
+    // The refused tasks were not accepted.
+    expect(m.totalCount).toBe(acceptedBefore);
+
+    g.open();
+    const summary = await m.join();
+    expect(summary).toMatchObject({ total: ids.length, ok: ids.length });
+    expect(seen.size).toBe(ids.length);
+    for (const id of ids) expect(seen.get(id)).toHaveLength(1);
+  });
+
+  it('put() calls waiting for room resolve once room appears, in FIFO order', async () => {
+    const g = gate();
+    const m = new MPMS({ worker, processes: 1, threads: 1, taskQueueMaxsize: 2, putTimeout: 30_000, collector: () => {} });
+    await m.start();
+    const seen = outcomeCounter(m);
+    const ids = await fillUp(m, g.file, 2);
+    const order: number[] = [];
+    const waiting = [0, 1, 2, 3].map((k) =>
+      m.put('add', 1000 + k).then((id) => {
+        order.push(k);
+        return id;
+      }),
+    );
+    // Nothing can make room while the gate is shut.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(order).toEqual([]);
+    expect(m.totalCount).toBe(ids.length);
+
+    g.open();
+    const late = await Promise.all(waiting);
+    expect(order).toEqual([0, 1, 2, 3]);
+    // Accepted in the order they were called.
+    for (let k = 1; k < late.length; k++) expect(late[k]!).toBeGreaterThan(late[k - 1]!);
+    const summary = await m.join();
+    expect(summary).toMatchObject({ total: ids.length + 4, ok: ids.length + 4 });
+    for (const id of [...ids, ...late]) expect(seen.get(id)).toHaveLength(1);
+  });
+});
+
+describe('result-side flow control', () => {
+  it('a slow async collector (20 ms/result) with resultQueueMaxsize 5: bounded backlog, 200 results in order of decision, once each', async () => {
+    const decided: number[] = [];
+    const collected: number[] = [];
+    let maxBacklog = 0;
+    let maxInSystem = 0;
+    let m!: MPMS;
+    m = new MPMS({
+      worker,
+      processes: 1,
+      threads: 2,
+      resultQueueMaxsize: 5,
+      collector: async (meta) => {
+        collected.push(meta.taskId);
+        // Outcomes decided but not yet handed to the collector.
+        const backlog = m.finishCount - collected.length;
+        const mt = m.metrics();
+        maxBacklog = Math.max(maxBacklog, backlog);
+        maxInSystem = Math.max(maxInSystem, mt.running + mt.queued + backlog);
+        await new Promise((r) => setTimeout(r, 20));
+      },
+    });
+    m.on('task', (meta) => decided.push(meta.taskId));
+    await m.start();
+    const ids: number[] = [];
+    for (let i = 0; i < 200; i++) ids.push(await m.put(i));
+    const summary = await m.join();
+    expect(summary).toMatchObject({ total: 200, ok: 200 });
+    expect(collected).toHaveLength(200);
+    expect(new Set(collected).size).toBe(200);
+    expect(collected).toEqual(decided);
+    expect([...collected].sort((a, b) => a - b)).toEqual(ids);
+    // resultQueueMaxsize (5) plus what one child may hold in flight; without a bound this would reach ~200.
+    expect(maxBacklog).toBeLessThan(60);
+    expect(maxInSystem).toBeLessThan(120);
+  });
+
+  it('a collector that throws (sync) or rejects (async) for some results: the engine goes on, every outcome is delivered', async () => {
+    for (const kind of ['sync', 'async'] as const) {
+      const { logger, lines } = captureLogger();
+      const calls: number[] = [];
+      const m = new MPMS({
+        worker,
+        processes: 2,
+        threads: 2,
+        logger,
+        resultQueueMaxsize: 5,
+        collector:
+          kind === 'sync'
+            ? (meta, result) => {
+                calls.push(meta.taskId);
+                if ((result as number) % 7 === 0) throw new Error(`collector dislikes ${String(result)}`);
+              }
+            : async (meta, result) => {
+                calls.push(meta.taskId);
+                await new Promise((r) => setImmediate(r));
+                if ((result as number) % 7 === 0) throw new Error(`collector dislikes ${String(result)}`);
+              },
+      });
+      await m.start();
+      const ids: number[] = [];
+      for (let i = 0; i < 100; i++) ids.push(await m.put(i));
+      const summary = await m.join();
+      expect(summary, kind).toMatchObject({ total: 100, ok: 100 });
+      expect(calls.length, kind).toBe(100);
+      expect([...calls].sort((a, b) => a - b), kind).toEqual(ids);
+      // The failures were logged, not swallowed.
+      expect(lines.filter((l) => /collector (threw|rejected)/.test(l.msg)).length, kind).toBe(15);
+    }
+  });
+
+  it('a sync collector and an async collector both get every (meta, result)', async () => {
+    for (const kind of ['sync', 'async'] as const) {
+      const got = new Map<number, { meta: Meta; result: unknown }[]>();
+      const keep = (meta: Meta, result: unknown) => {
+        const list = got.get(meta.taskId) ?? [];
+        list.push({ meta, result });
+        got.set(meta.taskId, list);
+      };
+      const m = new MPMS({
+        worker,
+        processes: 2,
+        threads: 2,
+        meta: { run: kind },
+        collector: kind === 'sync' ? keep : async (meta, result) => {
+          await new Promise((r) => setTimeout(r, 1));
+          keep(meta, result);
+        },
+      });
+      await m.start();
+      const ids: number[] = [];
+      for (let i = 0; i < 150; i++) ids.push(await m.put('add', i));
+      const summary = await m.join();
+      expect(summary, kind).toMatchObject({ total: 150, ok: 150 });
+      expect(got.size, kind).toBe(150);
+      ids.forEach((id, i) => {
+        const list = got.get(id)!;
+        expect(list, kind).toHaveLength(1);
+        expect(list[0]!.result).toBe(i + 1);
+        expect(list[0]!.meta).toMatchObject({ taskId: id, args: ['add', i], status: 'ok', run: kind });
+      });
+    }
+  });
+
+  it('iterResults() read slowly (5 ms per item): all 300 outcomes arrive, once each', async () => {
+    const m = new MPMS({ worker, processes: 2, threads: 2 });
+    await m.start();
+    const got: number[] = [];
+    const reading = (async () => {
+      for await (const { meta, result } of m.iterResults()) {
+        expect(result).toBe((meta.args[1] as number) + 1);
+        got.push(meta.taskId);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const ids: number[] = [];
+    for (let i = 0; i < 300; i++) ids.push(await m.put('add', i));
+    const summary = await m.join();
+    await reading;
+    expect(summary).toMatchObject({ total: 300, ok: 300 });
+    expect(got).toHaveLength(300);
+    expect([...got].sort((a, b) => a - b)).toEqual(ids);
+  });
+
+  it('neither collector nor iterResults, fewer tasks than fit in flight: join() resolves, outcomes dropped with a warning, counted', async () => {
+    const { logger, lines } = captureLogger();
+    const m = new MPMS({ worker, processes: 1, threads: 1, resultQueueMaxsize: 10, logger });
+    await m.start();
+    for (let i = 0; i < 30; i++) await m.put(i);
+    const summary = await m.join();
+    expect(summary).toMatchObject({ total: 30, ok: 30 });
+    expect(lines.some((l) => l.level === 40 && /unread|never read|dropped/.test(l.msg))).toBe(true);
+  });
+
+  it('neither collector nor iterResults: 500 awaited puts then join() resolves; outcomes counted, dropped with one warning', async () => {
+    const { logger, lines } = captureLogger();
+    const m = new MPMS({ worker, processes: 2, threads: 2, logger });
+    await m.start();
+    for (let i = 0; i < 500; i++) await m.put(i);
+    const summary = await m.join();
+    expect(summary).toMatchObject({ total: 500, ok: 500 });
+    expect(lines.filter((l) => l.level === 40 && /unread/.test(l.msg))).toHaveLength(1);
+    // Outcomes were dropped: a late reader is told so at once instead of waiting for ever.
+    expect(() => m.iterResults()).toThrow(EngineStateError);
+  }, 30_000);
+});
+
+describe('memory', () => {
+  it('200,000 no-op tasks streamed through await put() (P2xT2, counting collector): master RSS growth < 150 MiB', async () => {
+    const before = childPids();
+    let total = 0;
+    let ok = 0;
+    const m = new MPMS({
+      worker,
+      processes: 2,
+      threads: 2,
+      collector: (meta) => {
+        total++;
+        if (meta.status === 'ok') ok++;
+      },
+    } satisfies MPMSOptions);
+    await m.start();
+    const spawned = childPids().filter((p) => !before.includes(p));
+    const base = process.memoryUsage().rss;
+    let maxRss = base;
+    const sample = setInterval(() => (maxRss = Math.max(maxRss, process.memoryUsage().rss)), 50);
+    try {
+      for (let i = 0; i < 200_000; i++) {
+        await m.put(i);
+        if ((i & 1023) === 0) maxRss = Math.max(maxRss, process.memoryUsage().rss);
+      }
+      const summary = await m.join();
+      maxRss = Math.max(maxRss, process.memoryUsage().rss);
+      expect(summary).toMatchObject({ total: 200_000, ok: 200_000 });
+    } finally {
+      clearInterval(sample);
+    }
+    expect(total).toBe(200_000);
+    expect(ok).toBe(200_000);
+    const growthMiB = (maxRss - base) / 1048576;
+    expect(growthMiB).toBeLessThan(150);
+    expect(await waitGone(spawned)).toEqual([]);
+  }, 120_000);
+});
