@@ -39,6 +39,14 @@ export class Relay {
     this.assign();
     this.flush();
   };
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private readonly lingerFlush = () => {
+    this.lingerTimer = undefined;
+    this.forceFlush = true;
+    this.flush();
+    this.forceFlush = false;
+  };
+  private forceFlush = false;
   private timed = 0;
   private watchdog: NodeJS.Timeout | undefined;
   private startFailures = 0;
@@ -303,7 +311,19 @@ export class Relay {
    */
   flush(): void {
     if (this.sending) return;
-    if (this.done.length === 0 && this.dispatched.length === 0 && this.returned.length === 0 && this.posts.length === 0) return;
+    if (this.dispatched.length === 0 && this.returned.length === 0 && this.posts.length === 0) {
+      if (this.done.length === 0) return;
+      // Only outcomes, and work still waits here: they can ride with the next dispatch report
+      // (each IPC write wakes the master). Bounded: a timer sends them if none comes soon.
+      if (!this.forceFlush && this.queue.length > 0 && this.done.length < 128 && !this.stopping) {
+        this.lingerTimer ??= setTimeout(this.lingerFlush, 2);
+        return;
+      }
+    }
+    if (this.lingerTimer) {
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = undefined;
+    }
     const msg: FromChild = { t: 'batch' };
     if (this.done.length) msg.done = this.done;
     if (this.dispatched.length) msg.dispatched = this.dispatched;

@@ -43,7 +43,10 @@ export class ThreadSlot {
   }
 
   get credit(): number {
-    return this.ready && !this.retiring && !this.exited ? this.window - this.inflight : 0;
+    if (!this.ready || this.retiring || this.exited) return 0;
+    const credit = this.window - this.inflight;
+    // Refill when half the window is free or the thread runs low: fewer, larger messages.
+    return credit * 2 >= this.window || this.inflight < this.concurrency ? credit : 0;
   }
 
   post(tasks: TaskWire[]): void {

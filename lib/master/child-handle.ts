@@ -35,6 +35,8 @@ export class ChildHandle {
   constructor(
     readonly index: number,
     readonly window: number,
+    /** Below this many tasks held, the child gets whatever credit it has (its threads must not starve). */
+    private readonly lowWater: number,
     init: ChildInit,
     onMessage: (child: ChildHandle, msg: FromChild) => void,
     onExit: (child: ChildHandle) => void,
@@ -67,6 +69,16 @@ export class ChildHandle {
 
   get credit(): number {
     return this.state === 'ready' ? this.window - this.inflight : 0;
+  }
+
+  /**
+   * Credit worth a message now: a refill waits until half the window is free (fewer, larger
+   * writes: each IPC write wakes another process), unless the child is running low, so a lone
+   * task still leaves at once.
+   */
+  get sendableCredit(): number {
+    const credit = this.credit;
+    return credit * 2 >= this.window || this.inflight < this.lowWater ? credit : 0;
   }
 
   /** Queues tasks for this child; they leave at once if no send is under way. */

@@ -40,9 +40,9 @@ export interface FinalSummary extends Summary {
 /** ms a child waits after a hard limit fired for the task to return, before it terminates the thread. */
 const ABORT_GRACE_MS = 500;
 /** Tasks a thread holds beyond each one it runs. */
-const THREAD_PREFETCH_PER_SLOT = 1;
+const THREAD_PREFETCH_PER_SLOT = 3;
 /** Tasks a child's relay holds beyond what its threads hold. */
-const CHILD_RELAY_EXTRA = 32;
+const CHILD_RELAY_EXTRA = 64;
 /** Default deadline of a shutdown started by a signal (`handleSignals`). */
 export const SIGNAL_SHUTDOWN_TIMEOUT_MS = 10_000;
 
@@ -275,6 +275,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     const child = new ChildHandle(
       index,
       this.childWindow,
+      this.opts.threads * (this.opts.concurrency + this.threadPrefetch),
       this.childInit(index),
       (c, msg) => this.onChildMessage(c, msg),
       (c) => this.onChildExit(c),
@@ -454,7 +455,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       let best: ChildHandle | undefined;
       let bestCredit = 0;
       for (const c of this.children) {
-        const credit = c ? c.credit : 0;
+        const credit = c ? c.sendableCredit : 0;
         if (credit > bestCredit) {
           best = c;
           bestCredit = credit;

@@ -62,6 +62,9 @@ export class Runner {
     }
     for (const t of tasks) this.queue.push(t);
     this.pump();
+    // Synchronous tasks of this batch are done already: their outcomes leave now, as one message,
+    // instead of a turn later (the child is waiting for them to refill this thread).
+    if (this.outbox.length > 0) this.flush();
   }
 
   abort(ids: number[], reason: string): void {
