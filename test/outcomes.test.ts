@@ -69,7 +69,8 @@ describe('exactly one outcome per task', () => {
     expect(bad.result).toBeInstanceOf(WorkerCrashedError);
     check(bad.result as WorkerCrashedError);
     expect(summary.total).toBe(40);
-    expect(summary.ok).toBeGreaterThanOrEqual(36);
+    // A child's death costs at most what its threads hold: threads (2) × thread window (4).
+    expect(summary.ok).toBeGreaterThanOrEqual(40 - 2 * 4);
     expect(await waitGone(pids)).toEqual([]);
   });
 

@@ -83,7 +83,9 @@ describe('supervision', () => {
     expect(poison.status).toBe('crashed');
     expect(poison.attempts).toBe(2);
     expect(summary.total).toBe(11);
-    expect(summary.ok).toBeGreaterThanOrEqual(8);
+    // Each of the two deaths may take the 3 tasks prefetched by its thread (window 4) with it;
+    // those are retried too, and only one caught in both deaths ends crashed.
+    expect(summary.ok).toBeGreaterThanOrEqual(10 - 3);
     expect(m.metrics().restarts.crash).toBeLessThanOrEqual(2);
   });
 

@@ -42,7 +42,7 @@ const ABORT_GRACE_MS = 500;
 /** Tasks a thread holds beyond each one it runs. */
 const THREAD_PREFETCH_PER_SLOT = 3;
 /** Tasks a child's relay holds beyond what its threads hold. */
-const CHILD_RELAY_EXTRA = 64;
+const CHILD_RELAY_EXTRA = 16;
 /** Default deadline of a shutdown started by a signal (`handleSignals`). */
 export const SIGNAL_SHUTDOWN_TIMEOUT_MS = 10_000;
 

@@ -1,0 +1,83 @@
+/**
+ * Property-based hang tests: fast-check generates whole runs of the engine (settings, tasks
+ * that return, throw, sleep, spin, exit their thread, SIGKILL their process, die gracefully or
+ * return something unsendable, and an ending: join / gracefulShutdown / terminate), runs each
+ * with real processes, and checks the guarantees after each (see run-scenario.ts).
+ *
+ *   npm test                                  15 scenarios (bounded, part of the normal suite)
+ *   MPMS_FC_RUNS=300 npx vitest run test/property     many more
+ *   MPMS_FC_SEED=<seed> [MPMS_FC_PATH=<path>]         replay what fast-check reported
+ *   MPMS_FC_SCENARIO=<file.json | JSON>               run exactly one scenario (as dumped on failure)
+ *   MPMS_FC_BUDGET_MS=<ms>                            stop generating (and shrinking) after this long
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { scenarioArb, type Scenario } from './model.js';
+import { runScenario } from './run-scenario.js';
+
+const env = process.env;
+const RUNS = env.MPMS_FC_RUNS ? Number(env.MPMS_FC_RUNS) : 15;
+const SEED = env.MPMS_FC_SEED ? Number(env.MPMS_FC_SEED) : undefined;
+const PATH = env.MPMS_FC_PATH || undefined;
+// Generation and shrinking stop after this budget (a failure found by then is still reported).
+const BUDGET_MS = env.MPMS_FC_BUDGET_MS ? Number(env.MPMS_FC_BUDGET_MS) : RUNS * 15_000 + 120_000;
+
+function fixedScenario(): Scenario | undefined {
+  const raw = env.MPMS_FC_SCENARIO;
+  if (!raw) return undefined;
+  const text = raw.trim().startsWith('{') ? raw : fs.readFileSync(raw, 'utf8');
+  const parsed = JSON.parse(text) as Scenario | { scenario: Scenario };
+  return 'scenario' in parsed ? parsed.scenario : parsed;
+}
+
+const stats = { runs: 0, failures: 0, slowestMs: 0, slowest: undefined as Scenario | undefined, totalMs: 0 };
+let lastFailure: { scenario: Scenario; violations: string[] } | undefined;
+
+describe('property: no hang, exactly one outcome, no process left', () => {
+  it(`${RUNS} random scenarios${SEED !== undefined ? ` (seed ${SEED})` : ''}`, { timeout: BUDGET_MS + 300_000 }, async () => {
+    const fixed = fixedScenario();
+    const arb = fixed ? fc.constant(fixed) : scenarioArb;
+    const started = Date.now();
+    try {
+      await fc.assert(
+        fc.asyncProperty(arb, async (sc) => {
+          const r = await runScenario(sc);
+          stats.runs++;
+          stats.totalMs += r.elapsedMs;
+          if (r.elapsedMs > stats.slowestMs) {
+            stats.slowestMs = r.elapsedMs;
+            stats.slowest = sc;
+          }
+          if (env.MPMS_FC_VERBOSE) console.log(`[fc] run ${stats.runs}: ${r.elapsedMs} ms (bound ${r.boundMs}), ${sc.tasks.length} tasks, ${sc.ending.kind}, ${r.violations.length} violations`);
+          if (r.violations.length) {
+            stats.failures++;
+            lastFailure = { scenario: sc, violations: r.violations };
+            throw new Error(`${r.violations.length} violation(s):\n  - ${r.violations.join('\n  - ')}\nscenario: ${JSON.stringify(sc)}`);
+          }
+        }),
+        { numRuns: fixed ? 1 : RUNS, seed: SEED, path: PATH, interruptAfterTimeLimit: BUDGET_MS },
+      );
+    } catch (err) {
+      if (lastFailure) {
+        // The last failure fast-check saw is the most shrunk one: dump it so it reproduces.
+        const file = path.join(os.tmpdir(), `mpms-counterexample-${Date.now()}.json`);
+        fs.writeFileSync(file, JSON.stringify(lastFailure, null, 2));
+        console.error(
+          `[fc] counter-example (most shrunk):\n${JSON.stringify(lastFailure, null, 2)}\n` +
+            `[fc] written to ${file}; replay it with: MPMS_FC_SCENARIO=${file} npx vitest run test/property\n` +
+            `[fc] or replay the search with the seed and path in fast-check's message below.`,
+        );
+      }
+      throw err;
+    } finally {
+      console.log(
+        `[fc] runs ${stats.runs} (incl. shrinking), failures ${stats.failures}, wall ${((Date.now() - started) / 1000).toFixed(1)} s, ` +
+          `slowest run ${stats.slowestMs} ms${stats.slowest ? `: ${JSON.stringify(stats.slowest)}` : ''}`,
+      );
+    }
+    expect(stats.runs).toBeGreaterThan(0);
+  });
+});
