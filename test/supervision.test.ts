@@ -105,4 +105,19 @@ describe('supervision', () => {
     const fin = lines.findIndex((l) => l.startsWith(`threadFinalizer ${thread} `));
     expect(fin).toBeGreaterThan(bg);
   });
+
+  it('keepAlive is bounded: work that never ends delays retirement by hookTimeout, not for ever', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-keep-'));
+    const log = path.join(dir, 'log');
+    const m = new MPMS({ worker, processes: 1, threads: 1, lifecycle: 1, hookTimeout: 400, initArgs: { log } });
+    await m.start();
+    await m.put('background-forever');
+    await m.put('ok');
+    const t0 = Date.now();
+    const summary = await m.join();
+    expect(summary).toMatchObject({ total: 2, ok: 2 });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    // The retiring thread gave up waiting and still ran its finalizer.
+    expect(fs.readFileSync(log, 'utf8')).toMatch(/threadFinalizer/);
+  });
 });
