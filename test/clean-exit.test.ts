@@ -1,23 +1,9 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { childPids, fixture, isAlive, waitGone } from './helpers.js';
+import { guardChildren, childPids, fixture, isAlive, waitGone } from './helpers.js';
 
-// Whatever a test started must be gone once it ends (bounded wait; leftovers are killed, then reported).
-let baseline: number[] = [];
-beforeAll(() => {
-  baseline = childPids();
-});
-afterEach(async () => {
-  const left = await waitGone(childPids().filter((p) => !baseline.includes(p)), 5000);
-  for (const pid of left) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  expect(left, 'child processes left behind').toEqual([]);
-});
+// Whatever a test started must be gone once it ends.
+guardChildren();
 
 interface Outcome {
   code: number | null;

@@ -5,24 +5,10 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { EngineStateError, MPMS, QueueFullError, type Meta, type MPMSOptions } from '../dist/index.js';
-import { childPids, fixture, waitGone } from './helpers.js';
+import { guardChildren, childPids, fixture, waitGone } from './helpers.js';
 
-// Whatever a test started must be gone once it ends (bounded wait; leftovers are killed, then reported).
-let baseline: number[] = [];
-beforeAll(() => {
-  baseline = childPids();
-});
-afterEach(async () => {
-  const left = await waitGone(childPids().filter((p) => !baseline.includes(p)), 5000);
-  for (const pid of left) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  expect(left, 'child processes left behind').toEqual([]);
-});
+// Whatever a test started must be gone once it ends.
+guardChildren();
 
 const worker = fixture('flow-worker.mjs');
 

@@ -1,4 +1,5 @@
 /** Shared test helpers: fixture paths and checks that no process we started is still alive. */
+import { afterEach, beforeAll, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 
@@ -32,4 +33,26 @@ export function childPids(ppid = process.pid): number[] {
     .map((line) => line.trim().split(/\s+/))
     .filter(([pid, comm]) => pid && comm !== 'ps')
     .map(([pid]) => Number(pid));
+}
+
+/**
+ * Registers hooks that fail a test which leaves a child process of this test process behind.
+ * Leftovers are killed by pid (only processes this test process started), then reported.
+ */
+export function guardChildren(): void {
+  let baseline: number[] = [];
+  beforeAll(() => {
+    baseline = childPids();
+  });
+  afterEach(async () => {
+    const left = await waitGone(childPids().filter((p) => !baseline.includes(p)), 5000);
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    expect(left, 'child processes left behind').toEqual([]);
+  });
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MPMS, WorkerCrashedError, type Meta } from '../dist/index.js';
-import { childPids, fixture, waitGone } from './helpers.js';
+import { guardChildren, childPids, fixture, waitGone } from './helpers.js';
 
 const worker = fixture('basic-worker.mjs');
 
@@ -21,6 +21,9 @@ async function runAll(m: MPMS, tasks: unknown[][]) {
   await collected;
   return { ids, outcomes, summary, pids };
 }
+
+// Whatever a test started must be gone once it ends.
+guardChildren();
 
 describe('exactly one outcome per task', () => {
   it('100 tasks: task 5 SIGKILLs its child, task 50 exits its thread with code 3', async () => {

@@ -3,10 +3,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MPMS, WorkerStartError } from '../dist/index.js';
-import { childPids, fixture } from './helpers.js';
+import { guardChildren, childPids, fixture } from './helpers.js';
 
 const worker = fixture('hook-faults-worker.mjs');
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-faults-'));
+
+// Whatever a test started must be gone once it ends.
+guardChildren();
 
 describe('hook faults and crash loops', () => {
   it('an always-throwing threadInitializer: start() rejects within a bound, naming the hook; nothing left', async () => {

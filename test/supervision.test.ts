@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MPMS, TaskTimeoutError, type Meta } from '../dist/index.js';
-import { fixture, waitGone } from './helpers.js';
+import { guardChildren, fixture, waitGone } from './helpers.js';
 
 const worker = fixture('supervision-worker.mjs');
 
@@ -17,6 +17,9 @@ async function collectAll(m: MPMS, tasks: unknown[][]) {
   await reading;
   return { got, summary };
 }
+
+// Whatever a test started must be gone once it ends.
+guardChildren();
 
 describe('supervision', () => {
   it('a task spinning forever with taskTimeout 1000 settles timeout ~1 s after it started; 19 others ok', async () => {
