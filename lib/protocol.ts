@@ -70,8 +70,6 @@ export interface ChildInit {
   name: string;
   threads: number;
   concurrency: number;
-  /** Tasks a thread may hold beyond the ones it runs (its prefetch). */
-  threadPrefetch: number;
   hookTimeout: number;
   initArgs: unknown;
   lifecycle: number | undefined;
@@ -83,6 +81,8 @@ export interface ChildInit {
   gracefulDieTimeout: number;
   /** ms the child waits, after a hard limit fired, for the task to return before it terminates the thread. */
   abortGraceMs: number;
+  /** Directory of the start logs (see shared/start-log.ts). */
+  startLogDir: string;
 }
 
 /** What each thread receives as `workerData`. */
@@ -109,6 +109,8 @@ export interface ThreadInit {
    * stuck in synchronous code (for timeouts, and for telling crashed from unstarted tasks).
    */
   slots: SharedArrayBuffer;
+  /** This thread's start log file (see shared/start-log.ts). */
+  startLog: string;
 }
 
 // ---- master -> child -------------------------------------------------------------------------
@@ -132,8 +134,6 @@ export type FromChild =
       t: 'batch';
       /** Outcomes decided in this child. */
       done?: ResultWire[];
-      /** Tasks handed to a thread since the last batch: from now on they may be running. */
-      dispatched?: number[];
       /** Tasks handed back unstarted (stop, graceful die, retirement): the master re-queues them. */
       returned?: number[];
     }

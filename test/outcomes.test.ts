@@ -55,6 +55,16 @@ describe('exactly one outcome per task', () => {
     expect(childPids().filter((p) => !before.includes(p))).toEqual([]);
   });
 
+  it('a child killed while its thread holds prefetched tasks: only the running task is crashed; the others run elsewhere', async () => {
+    const m = new MPMS({ worker, processes: 1, threads: 1 });
+    await m.start();
+    const tasks: unknown[][] = [['sleep-then-kill', 300], ...Array.from({ length: 10 }, (_, i) => ['add', i])];
+    const { ids, outcomes, summary } = await runAll(m, tasks);
+    expect(outcomes.get(ids[0]!)![0]!.meta.status).toBe('crashed');
+    expect(summary).toMatchObject({ total: 11, ok: 10, crashed: 1 });
+    for (const id of ids.slice(1)) expect(outcomes.get(id)![0]!.meta.attempts).toBe(1);
+  });
+
   it.each([
     ['abort-process', 'a native abort (SIGABRT) kills the child', (r: WorkerCrashedError) => expect(r.signal).toBe('SIGABRT')],
     ['segv-process', 'a segfault (SIGSEGV) kills the child', (r: WorkerCrashedError) => expect(r.signal).toBe('SIGSEGV')],
@@ -72,7 +82,8 @@ describe('exactly one outcome per task', () => {
     expect(bad.result).toBeInstanceOf(WorkerCrashedError);
     check(bad.result as WorkerCrashedError);
     expect(summary.total).toBe(40);
-    // A child's death costs at most what its threads hold: threads (2) × thread window (4).
+    // A child's death costs the tasks running in it (the culprit and its sibling thread's) and
+    // any that had finished but whose outcomes had not left it yet; never an unstarted one.
     expect(summary.ok).toBeGreaterThanOrEqual(40 - 2 * 4);
     expect(await waitGone(pids)).toEqual([]);
   });

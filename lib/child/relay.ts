@@ -3,14 +3,15 @@
  * threads within each thread's window, enforces hard timeouts from the threads' shared slots,
  * replaces threads that die or retire, and sends outcomes back in batches.
  *
- * The one rule that makes crash accounting exact: a task is posted to a thread only after the
- * master has been told (`dispatched`) and the write of that report has completed. So if this
- * whole process dies, the master knows which tasks may have started (they settle `crashed`)
- * and which were still waiting here (they go back to its queue).
+ * Crash accounting is exact on both levels without a message per task: a dead thread's started
+ * tasks are read from the shared slots (consumed count), a dead process's from the threads'
+ * start logs, which the master reads (shared/start-log.ts).
  */
 import type { Worker } from 'node:worker_threads';
 import { Code, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild } from '../protocol.js';
+import fs from 'node:fs';
 import { withTimeout } from '../shared/bounded.js';
+import { startLogFile } from '../shared/start-log.js';
 import { ThreadSlot } from './thread-slot.js';
 
 interface Held {
@@ -30,29 +31,21 @@ export class Relay {
   private readonly threads: ThreadSlot[] = [];
   private readonly leaving = new Set<ThreadSlot>();
   private done: ResultWire[] = [];
-  private dispatched: number[] = [];
   private returned: number[] = [];
-  private posts: Array<[ThreadSlot, TaskWire[]]> = [];
+  private deadLogs: string[] = [];
+  private spawnSeq = 0;
   private sending = false;
   private readonly afterSend = () => {
     this.sending = false;
     this.assign();
     this.flush();
   };
-  private lingerTimer: NodeJS.Timeout | undefined;
-  private readonly lingerFlush = () => {
-    this.lingerTimer = undefined;
-    this.forceFlush = true;
-    this.flush();
-    this.forceFlush = false;
-  };
-  private forceFlush = false;
   private timed = 0;
   private watchdog: NodeJS.Timeout | undefined;
   private startFailures = 0;
   private rr = 0;
   private stopping: { leftover: Code; onThreadsGone: () => void } | undefined;
-  private readonly threadInit: Omit<ThreadInit, 'slots' | 'threadIndex'>;
+  private readonly threadInit: Omit<ThreadInit, 'slots' | 'threadIndex' | 'startLog'>;
   /** Resolves when every thread of the first generation is ready; rejects if they cannot start. */
   readonly ready: Promise<void>;
   private markReady!: () => void;
@@ -127,8 +120,12 @@ export class Relay {
   private spawn(index: number): void {
     const slot = new ThreadSlot(
       index,
-      this.init.concurrency + this.init.threadPrefetch,
-      { ...this.threadInit, lifecycle: this.jittered(this.init.lifecycle), lifecycleDuration: this.jittered(this.init.lifecycleDuration) },
+      {
+        ...this.threadInit,
+        lifecycle: this.jittered(this.init.lifecycle),
+        lifecycleDuration: this.jittered(this.init.lifecycleDuration),
+        startLog: startLogFile(this.init.startLogDir, process.pid, index, this.spawnSeq++),
+      },
       this.init.concurrency,
     );
     this.threads[index] = slot;
@@ -186,6 +183,7 @@ export class Relay {
       slot.inflight--;
       if (h.task[2] > 0) this.timed--;
       r[5] = slot.index;
+      if (r[3] > 0) slot.runTime.observe(r[4] - r[3]);
       this.done.push(r);
       if (r[1] === Code.Error && this.init.gracefulDieErrors.includes((r[2] as ErrorWire).name)) {
         this.onRetire?.('gracefulDie', `task ${r[0]} threw ${(r[2] as ErrorWire).name}`);
@@ -229,6 +227,7 @@ export class Relay {
 
   private onThreadExit(slot: ThreadSlot, code: number): void {
     slot.exited = true;
+    this.deadLogs.push(slot.startLog);
     this.leaving.delete(slot);
     const here = (id: number) => this.held.get(id)?.thread === slot;
     const { started } = slot.partition(here);
@@ -295,58 +294,34 @@ export class Relay {
       while (credit-- > 0 && this.queue.length > 0) {
         const task = this.queue.shift()!;
         this.held.get(task[0])!.thread = slot;
-        this.dispatched.push(task[0]);
         batch.push(task);
       }
       slot.inflight += batch.length;
-      this.posts.push([slot, batch]);
+      slot.post(batch);
     }
     this.rr = (this.rr + 1) % n;
-    this.flush();
   }
 
   /**
-   * Sends the pending batch to the master. While a send is under way, outcomes coalesce; tasks
-   * are posted to their threads only once the send that reported them has been written.
+   * Sends the pending outcomes to the master. While a send is under way they coalesce, and the
+   * next batch leaves one event-loop turn after the write completed.
    */
   flush(): void {
     if (this.sending) return;
-    if (this.dispatched.length === 0 && this.returned.length === 0 && this.posts.length === 0) {
-      if (this.done.length === 0) return;
-      // Only outcomes, and work still waits here: they can ride with the next dispatch report
-      // (each IPC write wakes the master). Bounded: a timer sends them if none comes soon.
-      if (!this.forceFlush && this.queue.length > 0 && this.done.length < 128 && !this.stopping) {
-        this.lingerTimer ??= setTimeout(this.lingerFlush, 2);
-        return;
-      }
-    }
-    if (this.lingerTimer) {
-      clearTimeout(this.lingerTimer);
-      this.lingerTimer = undefined;
-    }
+    if (this.done.length === 0 && this.returned.length === 0) return;
     const msg: FromChild = { t: 'batch' };
     if (this.done.length) msg.done = this.done;
-    if (this.dispatched.length) msg.dispatched = this.dispatched;
     if (this.returned.length) msg.returned = this.returned;
-    const posts = this.posts;
     this.done = [];
-    this.dispatched = [];
     this.returned = [];
-    this.posts = [];
     this.sending = true;
+    // Start logs of threads that died: their crashed outcomes are in this batch, so once it is
+    // written the master no longer needs the logs.
+    const logs = this.deadLogs;
+    this.deadLogs = [];
     const after = (err: Error | null) => {
       if (err) return; // the master is gone; the disconnect handler ends this process
-      for (const [slot, tasks] of posts) {
-        const mine = tasks.filter((t) => this.held.get(t[0])?.thread === slot);
-        if (mine.length === 0) continue;
-        if (slot.exited || slot.retiring) {
-          slot.inflight -= mine.length;
-          for (const t of mine) this.unhandToQueue(t[0], this.held.get(t[0])!);
-          continue;
-        }
-        slot.post(mine);
-      }
-      // Outcomes arriving meanwhile coalesce into the next batch, sent one turn later.
+      for (const file of logs) fs.rmSync(file, { force: true });
       setImmediate(this.afterSend);
     };
     try {
@@ -462,14 +437,6 @@ export class Relay {
       this.returned.push(task[0]);
     }
     this.queue = [];
-    // Tasks reported but not yet posted to a thread never started: they go back too.
-    for (const [, tasks] of this.posts) {
-      for (const t of tasks) {
-        this.held.delete(t[0]);
-        this.returned.push(t[0]);
-      }
-    }
-    this.posts = [];
     for (const slot of this.allThreads()) {
       if (!slot.exited) slot.worker.postMessage({ t: 'retire', reason: 'lifecycle', detail: reason });
     }

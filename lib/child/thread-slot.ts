@@ -4,6 +4,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { ErrorWire, StartPhase, ThreadInit, TaskWire } from '../protocol.js';
+import { prefetchFor, RunTimeAverage } from '../shared/windows.js';
 
 const THREAD_ENTRY = new URL('../thread/entry.js', import.meta.url);
 
@@ -27,19 +28,28 @@ export class ThreadSlot {
   /** Terminated by the child because a task ignored its abort: its tasks' outcomes say so. */
   hardKilled = false;
   readonly startedAt = Date.now();
+  readonly startLog: string;
+
+  /** Run times of its tasks, which size its window (shared/windows.ts). */
+  readonly runTime = new RunTimeAverage();
 
   constructor(
     readonly index: number,
-    readonly window: number,
     init: Omit<ThreadInit, 'slots' | 'threadIndex'>,
     readonly concurrency: number,
   ) {
+    this.startLog = init.startLog;
     const slots = new SharedArrayBuffer(8 * (1 + 2 * concurrency));
     this.shared = new Float64Array(slots);
     this.worker = new Worker(THREAD_ENTRY, {
       workerData: { ...init, threadIndex: index, slots } satisfies ThreadInit,
       name: `${init.name}:p${init.processIndex}:t${index}`,
     });
+  }
+
+  /** Tasks it may hold: what it runs plus a prefetch sized by how long its tasks take. */
+  get window(): number {
+    return this.concurrency * (1 + prefetchFor(this.runTime.ms));
   }
 
   get credit(): number {

@@ -6,6 +6,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { ChildInit, FromChild, TaskWire, ToChild } from '../protocol.js';
 import { deferred } from '../shared/bounded.js';
+import { prefetchFor, RunTimeAverage } from '../shared/windows.js';
+
+/** Tasks a child's relay holds beyond what its threads may hold. */
+const RELAY_EXTRA = 16;
 
 const CHILD_ENTRY = new URL('../child/entry.js', import.meta.url);
 
@@ -32,11 +36,13 @@ export class ChildHandle {
     this.flush();
   };
 
+  /** Run times of its tasks, which size its window (shared/windows.ts). */
+  readonly runTime = new RunTimeAverage();
+
   constructor(
     readonly index: number,
-    readonly window: number,
-    /** Below this many tasks held, the child gets whatever credit it has (its threads must not starve). */
-    private readonly lowWater: number,
+    /** Tasks its threads run at once: threads × concurrency. */
+    private readonly slots: number,
     init: ChildInit,
     onMessage: (child: ChildHandle, msg: FromChild) => void,
     onExit: (child: ChildHandle) => void,
@@ -67,6 +73,11 @@ export class ChildHandle {
     return this.proc.pid ?? -1;
   }
 
+  /** Tasks it may hold: twice what its threads may hold, plus a little for the relay. */
+  get window(): number {
+    return this.slots * (1 + prefetchFor(this.runTime.ms)) * 2 + RELAY_EXTRA;
+  }
+
   get credit(): number {
     return this.state === 'ready' ? this.window - this.inflight : 0;
   }
@@ -78,7 +89,7 @@ export class ChildHandle {
    */
   get sendableCredit(): number {
     const credit = this.credit;
-    return credit * 2 >= this.window || this.inflight < this.lowWater ? credit : 0;
+    return credit * 2 >= this.window || this.inflight < this.slots * 2 ? credit : 0;
   }
 
   /** Queues tasks for this child; they leave at once if no send is under way. */

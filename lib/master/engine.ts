@@ -3,10 +3,13 @@
  * sink and the children, and it is the only place that decides a task's outcome.
  *
  * A task's life: put() -> ledger + queue -> pump() hands it to the child with the most credit
- * -> the child reports it `dispatched` to a thread -> the thread's outcome comes back in a
+ * -> the child hands it to a thread, which logs its start -> the outcome comes back in a
  * batch -> complete() settles it in the ledger (once) -> collector / iterator.
  */
 import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import v8 from 'node:v8';
 import { pino, type Logger } from 'pino';
 import { ConfigError, EngineStateError, SerializationError, TaskCancelledError, WorkerStartError } from '../errors.js';
@@ -14,6 +17,7 @@ import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../optio
 import { ABORTABLE, Code, SERIALIZED, type ChildInit, type ErrorWire, type FromChild, type TaskWire, type ToChild } from '../protocol.js';
 import { deferred, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
+import { takeStartLogs } from '../shared/start-log.js';
 import type { Meta, Metrics, RestartReason, SubmitOptions, Summary, TaskResult } from '../types.js';
 import { ChildHandle } from './child-handle.js';
 import { Ledger, type TaskRecord } from './ledger.js';
@@ -39,10 +43,6 @@ export interface FinalSummary extends Summary {
 
 /** ms a child waits after a hard limit fired for the task to return, before it terminates the thread. */
 const ABORT_GRACE_MS = 500;
-/** Tasks a thread holds beyond each one it runs. */
-const THREAD_PREFETCH_PER_SLOT = 3;
-/** Tasks a child's relay holds beyond what its threads hold. */
-const CHILD_RELAY_EXTRA = 16;
 /** Default deadline of a shutdown started by a signal (`handleSignals`). */
 export const SIGNAL_SHUTDOWN_TIMEOUT_MS = 10_000;
 
@@ -58,8 +58,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private readonly restarts: Record<RestartReason, number> = { crash: 0, lifecycle: 0, hard: 0, gracefulDie: 0, initFailure: 0 };
   private state: EngineState = 'new';
   private readonly moduleHref: string;
-  private readonly childWindow: number;
-  private readonly threadPrefetch: number;
+  /** Where threads keep their start logs (shared/start-log.ts); made by start(), removed by the teardown. */
+  private startLogDir = '';
   private readonly hasUserMeta: boolean;
   private startedAt = Date.now();
   private readonly allSettled: Deferred<void> = deferred();
@@ -85,11 +85,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.moduleHref = moduleUrl(this.opts.worker);
     this.queue = new TaskQueue(this.opts.taskQueueMaxsize);
     this.sink = new ResultSink(this.opts.resultQueueMaxsize, this.opts.collector, this.logger, () => this.pump(), () => this.isFinished());
-    // Windows: enough to keep every thread busy while outcomes travel back over two hops, small
-    // enough that a crash costs little (a dead child's thread-held tasks settle `crashed`; the
-    // rest of its window goes back to the queue). Measured in bench/noop.mjs.
-    this.threadPrefetch = this.opts.concurrency * THREAD_PREFETCH_PER_SLOT;
-    this.childWindow = this.opts.threads * (this.opts.concurrency + this.threadPrefetch) * 2 + CHILD_RELAY_EXTRA;
     this.hasUserMeta = Object.keys(this.opts.meta).length > 0;
   }
 
@@ -113,6 +108,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (this.state !== 'new') throw new EngineStateError(`start() may be called once (the engine is ${this.state})`);
     this.state = 'starting';
     this.startedAt = Date.now();
+    this.startLogDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-'));
     this.startFailure = deferred<never>();
     for (let i = 0; i < this.opts.processes; i++) this.spawnChild(i);
     const allReady = Promise.all(this.children.map((c) => c!.ready.promise));
@@ -127,6 +123,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       this.state = 'stopped';
       for (const c of this.children) c?.killTree();
       await this.waitExits([...this.children].filter((c): c is ChildHandle => !!c), 3000);
+      this.removeStartLogs();
       throw err;
     } finally {
       clearTimeout(timer);
@@ -257,7 +254,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       name: o.name,
       threads: o.threads,
       concurrency: o.concurrency,
-      threadPrefetch: this.threadPrefetch,
       hookTimeout: o.hookTimeout,
       initArgs: o.initArgs,
       lifecycle: o.lifecycle,
@@ -268,14 +264,14 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       gracefulDieErrors: o.workerGracefulDieErrors,
       gracefulDieTimeout: o.workerGracefulDieTimeout,
       abortGraceMs: ABORT_GRACE_MS,
+      startLogDir: this.startLogDir,
     };
   }
 
   private spawnChild(index: number): ChildHandle {
     const child = new ChildHandle(
       index,
-      this.childWindow,
-      this.opts.threads * (this.opts.concurrency + this.threadPrefetch),
+      this.opts.threads * this.opts.concurrency,
       this.childInit(index),
       (c, msg) => this.onChildMessage(c, msg),
       (c) => this.onChildExit(c),
@@ -322,12 +318,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   }
 
   private onBatch(c: ChildHandle, msg: Extract<FromChild, { t: 'batch' }>): void {
-    if (msg.dispatched) {
-      for (const id of msg.dispatched) {
-        const rec = this.ledger.get(id);
-        if (rec && rec.child === c) rec.dispatched = true;
-      }
-    }
     if (msg.done) {
       for (const r of msg.done) {
         const rec = this.ledger.get(r[0]);
@@ -337,6 +327,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         }
         c.inflight--;
         c.settledCount++;
+        if (r[3] > 0) c.runTime.observe(r[4] - r[3]);
         this.complete(rec, r[1], r[2], r[3], r[4], c, r[5]);
       }
       this.policy.succeeded();
@@ -363,11 +354,13 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.leaving.delete(c);
     c.killGroup();
     const stopping = this.state === 'stopping' || this.state === 'stopped';
+    // Which of its tasks had started: the threads' start logs say, exactly.
+    const started = takeStartLogs(this.startLogDir, c.pid);
     const crashed: TaskRecord[] = [];
     const back: TaskRecord[] = [];
     for (const rec of this.ledger.records()) {
       if (rec.child !== c) continue;
-      if (rec.dispatched) crashed.push(rec);
+      if (started.get(rec.id)?.has(rec.attempts + 1)) crashed.push(rec);
       else back.push(rec);
     }
     c.inflight = 0;
@@ -476,7 +469,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   private requeue(rec: TaskRecord): void {
     rec.child = null;
-    rec.dispatched = false;
     if (this.state === 'stopping' || this.state === 'stopped' || this.broken) {
       this.cancelUnstarted(rec, this.broken ? `the engine gave up: ${this.broken.message}` : 'the engine is shutting down; the task never started');
     } else {
@@ -490,7 +482,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if ((code === Code.Crashed || code === Code.Timeout) && rec.attempts <= this.opts.retries && (this.state === 'running' || this.state === 'closed') && !this.broken) {
       this.logger.info({ taskId: rec.id, attempts: rec.attempts }, `task ${rec.id} will be retried after ${code === Code.Crashed ? 'a crash' : 'a timeout'}`);
       rec.child = null;
-      rec.dispatched = false;
       this.queue.unshift(rec);
       return;
     }
@@ -615,6 +606,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     });
     await step('drain the collector', kind === 'join' ? 2 ** 31 - 1 : Math.max(graceMs, 1000), () => this.sink.idle());
     this.sink.warnUnread();
+    this.removeStartLogs();
     this.removeSignalHandlers();
     this.state = 'stopped';
     this.allSettled.resolve();
@@ -637,6 +629,10 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         });
       }
     });
+  }
+
+  private removeStartLogs(): void {
+    if (this.startLogDir) fs.rmSync(this.startLogDir, { recursive: true, force: true });
   }
 
   private installSignalHandlers(): void {

@@ -23,8 +23,6 @@ export interface TaskRecord {
   attempts: number;
   /** The child holding it, or null while it waits in the master queue. */
   child: ChildHandle | null;
-  /** The child reported handing it to a thread: if that child dies, this task may have been running. */
-  dispatched: boolean;
   /** Removes the AbortSignal listener of `submit({ signal })`. */
   unlisten: (() => void) | undefined;
 }
@@ -39,7 +37,7 @@ export class Ledger {
   private readonly waitHist: RecordableHistogram = createHistogram();
 
   create(args: unknown[], wireArgs: unknown[] | Uint8Array, meta: Record<string, unknown> | undefined, timeout: number): TaskRecord {
-    const rec: TaskRecord = { id: this.nextId++, args, wireArgs, meta, enqueuedAt: Date.now(), timeout, attempts: 0, child: null, dispatched: false, unlisten: undefined };
+    const rec: TaskRecord = { id: this.nextId++, args, wireArgs, meta, enqueuedAt: Date.now(), timeout, attempts: 0, child: null, unlisten: undefined };
     this.open.set(rec.id, rec);
     this.total++;
     return rec;

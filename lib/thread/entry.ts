@@ -9,6 +9,7 @@ import { loadWorkerModule, taskFunction } from '../shared/worker-module.js';
 import { withTimeout } from '../shared/bounded.js';
 import { registry } from './context.js';
 import { Runner } from './runner.js';
+import { StartLog } from '../shared/start-log.js';
 import type { HookContext } from '../types.js';
 
 const init = workerData as ThreadInit;
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
 
   const runner = new Runner(port, init.slots, {
     fn,
+    startLog: new StartLog(init.startLog),
     concurrency: init.concurrency,
     lifecycle: init.lifecycle,
     lifecycleMemory: init.lifecycleMemory,

@@ -14,11 +14,13 @@ import type { MessagePort } from 'node:worker_threads';
 import v8 from 'node:v8';
 import { Code, SERIALIZED, toErrorWire, type FromThread, type ResultWire, type TaskWire, type Reason } from '../protocol.js';
 import { abortTask, registry, type TaskState } from './context.js';
+import type { StartLog } from '../shared/start-log.js';
 
 type TaskFn = (...args: unknown[]) => unknown;
 
 export interface RunnerSettings {
   fn: TaskFn;
+  startLog: StartLog;
   concurrency: number;
   lifecycle: number;
   lifecycleMemory: number;
@@ -116,6 +118,8 @@ export class Runner {
   private start(task: TaskWire): void {
     const [id, args, , attempt] = task;
     const slot = this.freeSlots.pop()!;
+    // Before the task can crash this process: the master reads it if the process dies.
+    this.settings.startLog.record(id, attempt);
     const startedAt = Date.now();
     this.shared[2 + 2 * slot] = startedAt;
     this.shared[1 + 2 * slot] = id;

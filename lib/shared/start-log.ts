@@ -1,0 +1,70 @@
+/**
+ * The start log: how the master learns, after a child process died, which of the tasks it held
+ * had started. Each thread writes a 16-byte record `[taskId, attempt]` with one `pwrite` before
+ * it calls the task function. The write is in the kernel when the call returns, so it survives
+ * a SIGKILL or a segfault of the process an instant later; no message, and no process is woken.
+ *
+ * One file per thread instance, named `c<childPid>-...`, a ring of `CAPACITY` records: far more
+ * than a child can hold unsettled, so every task a dead child held and had started is still there.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+const RECORD = 16;
+const CAPACITY = 4096;
+
+/** The thread's writer. */
+export class StartLog {
+  private readonly fd: number;
+  private readonly buf = Buffer.alloc(RECORD);
+  private seq = 0;
+
+  constructor(file: string) {
+    this.fd = fs.openSync(file, 'w');
+  }
+
+  record(id: number, attempt: number): void {
+    this.buf.writeDoubleLE(id, 0);
+    this.buf.writeDoubleLE(attempt, 8);
+    fs.writeSync(this.fd, this.buf, 0, RECORD, (this.seq++ % CAPACITY) * RECORD);
+  }
+}
+
+/** File name of a thread's start log; the prefix ties it to its child's pid. */
+export function startLogFile(dir: string, childPid: number, threadIndex: number, spawnSeq: number): string {
+  return path.join(dir, `c${childPid}-t${threadIndex}-${spawnSeq}`);
+}
+
+/**
+ * Reads (and removes) the start logs of a dead child. Returns `taskId -> attempts started`.
+ * A missing or unreadable log reads as empty: the caller then treats the task as not started
+ * only if it has no other sign that it ran.
+ */
+export function takeStartLogs(dir: string, childPid: number): Map<number, Set<number>> {
+  const started = new Map<number, Set<number>>();
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.startsWith(`c${childPid}-`));
+  } catch {
+    return started;
+  }
+  for (const name of names) {
+    const file = path.join(dir, name);
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(file);
+      fs.rmSync(file, { force: true });
+    } catch {
+      continue;
+    }
+    for (let off = 0; off + RECORD <= data.length; off += RECORD) {
+      const id = data.readDoubleLE(off);
+      if (id === 0) continue;
+      const attempt = data.readDoubleLE(off + 8);
+      let set = started.get(id);
+      if (!set) started.set(id, (set = new Set()));
+      set.add(attempt);
+    }
+  }
+  return started;
+}
