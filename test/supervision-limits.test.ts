@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { MPMS, TaskTimeoutError, type Meta } from '../dist/index.js';
+import { fixture, guardChildren } from './helpers.js';
+
+const worker = fixture('limits-worker.mjs');
+guardChildren();
+
+async function collect(m: MPMS, tasks: unknown[][]) {
+  const got: { meta: Meta; result: unknown }[] = [];
+  const restarts: string[] = [];
+  m.on('restart', (r) => restarts.push(r.reason));
+  const reading = (async () => {
+    for await (const r of m.iterResults()) got.push(r);
+  })();
+  for (const t of tasks) await m.put(...t);
+  const summary = await m.join();
+  await reading;
+  return { got, summary, restarts };
+}
+
+describe('soft and hard limits', () => {
+  it('lifecycleDuration retires an idle thread too; a new one serves the next task', async () => {
+    const m = new MPMS({ worker, processes: 1, threads: 1, lifecycleDuration: 300 });
+    await m.start();
+    const results = m.iterResults();
+    const retired = new Promise<string>((resolve) => m.once('restart', (r) => resolve(r.reason)));
+    await m.put('who');
+    const first = (await results.next()).value!.result as { threadId: number };
+    // Synchronise on the restart event of the idle thread's retirement, not on a sleep.
+    expect(await retired).toBe('lifecycle');
+    await m.put('who');
+    const second = (await results.next()).value!.result as { threadId: number };
+    expect(second.threadId).not.toBe(first.threadId);
+    await m.join();
+  });
+
+  it('lifecycleMemory retires a thread whose heap grew past the limit; no task is lost', async () => {
+    const m = new MPMS({ worker, processes: 1, threads: 1, lifecycleMemory: 40 });
+    await m.start();
+    const { got, summary, restarts } = await collect(m, Array.from({ length: 6 }, () => ['leak', 16]));
+    expect(summary).toMatchObject({ total: 6, ok: 6 });
+    expect(restarts).toContain('lifecycle');
+    expect(new Set(got.map((r) => (r.result as { threadId: number }).threadId)).size).toBeGreaterThan(1);
+  });
+
+  it('processMemoryLimit retires a child whose RSS grew past the limit; no task is lost', async () => {
+    const m = new MPMS({ worker, processes: 1, threads: 1, processMemoryLimit: 150 });
+    await m.start();
+    const tasks: unknown[][] = [['rss', 200], ...Array.from({ length: 8 }, () => ['sleep', 200])];
+    const { got, summary, restarts } = await collect(m, tasks);
+    expect(summary).toMatchObject({ total: 9, ok: 9 });
+    expect(restarts).toContain('lifecycle');
+    expect(new Set(got.map((r) => (r.result as { pid: number }).pid)).size).toBeGreaterThan(1);
+  });
+
+  it('lifecycleDurationHard: an over-age child is stopped; its running task settles timeout, waiting ones run elsewhere', async () => {
+    const m = new MPMS({ worker, processes: 1, threads: 1, lifecycleDurationHard: 1000, subprocCheckInterval: 100 });
+    await m.start();
+    const tasks: unknown[][] = [['sleep', 60_000], ['who'], ['who'], ['who']];
+    const { got, summary, restarts } = await collect(m, tasks);
+    expect(summary).toMatchObject({ total: 4, ok: 3, timeout: 1 });
+    const hard = got.find((r) => r.meta.status === 'timeout')!;
+    expect(hard.result).toBeInstanceOf(TaskTimeoutError);
+    expect(restarts).toContain('hard');
+  });
+});
