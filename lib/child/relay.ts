@@ -368,10 +368,13 @@ export class Relay {
     if (!h) return;
     const slot = h.thread;
     const startedAt = slot ? slot.runningSince(id) : 0;
+    // The result always matches the status: each outcome has its own error class.
     const error: ErrorWire =
       code === Code.Timeout
         ? { name: 'TaskTimeoutError', message: reason, props: { timeoutMs: h.task[2] } }
-        : { name: 'TaskCancelledError', message: reason };
+        : code === Code.Crashed
+          ? { name: 'WorkerCrashedError', message: reason, props: { exitCode: null, signal: null, scope: 'process' } }
+          : { name: 'TaskCancelledError', message: reason };
     this.settle(id, code, error, startedAt);
     if (slot && !slot.exited) {
       slot.worker.postMessage({ t: 'abort', ids: [id], reason });
@@ -453,6 +456,17 @@ export class Relay {
 
   private deadline(leftover: Code, reason: string): void {
     const message = `task was still running when its process stopped (${reason})`;
+    // A thread stuck in a task never answered `retire`, so what it holds unstarted is still
+    // here: its consumed count tells which; those go back to the master, never settled.
+    for (const slot of this.allThreads()) {
+      if (slot.exited) continue;
+      const { unstarted } = slot.partition((id) => this.held.get(id)?.thread === slot);
+      for (const id of unstarted) {
+        const h = this.held.get(id)!;
+        slot.inflight--;
+        this.unhandToQueue(id, h);
+      }
+    }
     for (const [id, h] of [...this.held]) {
       if (!h.thread) continue;
       this.abortTask(id, leftover, message);

@@ -165,7 +165,6 @@ function checkOutcomes(
   v: string[],
 ): void {
   const s = sc.settings;
-  if (sc.tasks.filter((t) => t.kind === 'throw').length >= 2 && summary.error >= 2) v.push('FAKE: two errors');
   const ids = new Map(accepted.map((a) => [a.id, a.index]));
   if (ids.size !== accepted.length) v.push(`put() returned a task id twice: ${accepted.map((a) => a.id).join(',')}`);
 
