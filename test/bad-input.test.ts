@@ -2,7 +2,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, EngineStateError, MPMS, SerializationError, WorkerStartError, type Meta, type MPMSOptions } from '../dist/index.js';
-import { guardChildren, childPids, fixture, waitGone } from './helpers.js';
+import { reap, guardChildren, childPids, fixture, waitGone } from './helpers.js';
 
 // Whatever a test started must be gone once it ends.
 guardChildren();
@@ -24,14 +24,7 @@ async function failedStart(options: MPMSOptions) {
   // Right after the rejection: the engine said it cleaned up, so nothing new may be left.
   const left = childPids().filter((p) => !before.includes(p));
   // If something was left, do not leak it into the rest of the run.
-  const stillAlive = await waitGone(left, 3000);
-  for (const pid of stillAlive) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  await reap(left, 3000);
   return { err, ms, left, m };
 }
 

@@ -45,14 +45,23 @@ export function guardChildren(): void {
     baseline = childPids();
   });
   afterEach(async () => {
-    const left = await waitGone(childPids().filter((p) => !baseline.includes(p)), 5000);
-    for (const pid of left) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    const left = await reap(childPids().filter((p) => !baseline.includes(p)), 5000);
     expect(left, 'child processes left behind').toEqual([]);
   });
+}
+
+/**
+ * Waits (bounded) for `pids` to end; SIGKILLs by pid the ones still alive at the deadline (only
+ * processes this test started), so a failure does not leak into the rest of the run. Returns them.
+ */
+export async function reap(pids: number[], ms: number): Promise<number[]> {
+  const alive = await waitGone(pids, ms);
+  for (const pid of alive) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  return alive;
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MPMS, WorkerStartError, type Meta } from '../dist/index.js';
-import { guardChildren, childPids, fixture, waitGone } from './helpers.js';
+import { reap, guardChildren, childPids, fixture, waitGone } from './helpers.js';
 
 // Whatever a test started must be gone once it ends.
 guardChildren();
@@ -127,14 +127,7 @@ describe('hooks', () => {
     expect((err as Error).message).toContain('processInitializer exploded');
     expect(Date.now() - t0).toBeLessThan(10_000);
     const left = childPids().filter((p) => !before.includes(p));
-    const alive = await waitGone(left, 3000);
-    for (const pid of alive) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    await reap(left, 3000);
     expect(left).toEqual([]);
     // It did run, and no thread was started after it failed.
     const lines = readLines(log);

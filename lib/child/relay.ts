@@ -7,7 +7,6 @@
  * tasks are read from the shared slots (consumed count), a dead process's from the threads'
  * start logs, which the master reads (shared/start-log.ts).
  */
-import type { Worker } from 'node:worker_threads';
 import { Code, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild } from '../protocol.js';
 import fs from 'node:fs';
 import { withTimeout } from '../shared/bounded.js';
@@ -489,10 +488,6 @@ export class Relay {
       this.flush();
       await new Promise((r) => setTimeout(r, 5));
     }
-  }
-
-  workers(): Worker[] {
-    return this.allThreads().filter((s) => !s.exited).map((s) => s.worker);
   }
 }
 

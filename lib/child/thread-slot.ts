@@ -27,7 +27,6 @@ export class ThreadSlot {
   lastError: Error | undefined;
   /** Terminated by the child because a task ignored its abort: its tasks' outcomes say so. */
   hardKilled = false;
-  readonly startedAt = Date.now();
   readonly startLog: string;
 
   /** Run times of its tasks, which size its window (shared/windows.ts). */

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import { pino, type Logger } from 'pino';
-import { ConfigError, EngineStateError, SerializationError, TaskCancelledError, WorkerStartError } from '../errors.js';
+import { ConfigError, EngineStateError, SerializationError, WorkerStartError } from '../errors.js';
 import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../options.js';
 import { ABORTABLE, Code, SERIALIZED, type ChildInit, type ErrorWire, type FromChild, type TaskWire, type ToChild } from '../protocol.js';
 import { deferred, type Deferred } from '../shared/bounded.js';
