@@ -2,7 +2,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, EngineStateError, MPMS, SerializationError, WorkerStartError, type Meta, type MPMSOptions } from '../dist/index.js';
-import { reap, guardChildren, childPids, fixture, waitGone } from './helpers.js';
+import { reap, guardChildren, childPids, fixture } from './helpers.js';
 
 // Whatever a test started must be gone once it ends.
 guardChildren();
