@@ -111,7 +111,7 @@ describe('task-side flow control', () => {
 });
 
 describe('result-side flow control', () => {
-  it('a slow async collector (20 ms/result) with resultQueueMaxsize 5: bounded backlog, 200 results in order of decision, once each', async () => {
+  it('a slow async collector (5 ms/result) with resultQueueMaxsize 5: bounded backlog, 600 results in order of decision, once each', async () => {
     const decided: number[] = [];
     const collected: number[] = [];
     let maxBacklog = 0;
@@ -129,24 +129,24 @@ describe('result-side flow control', () => {
         const mt = m.metrics();
         maxBacklog = Math.max(maxBacklog, backlog);
         maxInSystem = Math.max(maxInSystem, mt.running + mt.queued + backlog);
-        await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 5));
       },
     });
     m.on('task', (meta) => decided.push(meta.taskId));
     await m.start();
     const ids: number[] = [];
-    for (let i = 0; i < 200; i++) ids.push(await m.put(i));
+    for (let i = 0; i < 600; i++) ids.push(await m.put(i));
     const summary = await m.join();
-    expect(summary).toMatchObject({ total: 200, ok: 200 });
-    expect(collected).toHaveLength(200);
-    expect(new Set(collected).size).toBe(200);
+    expect(summary).toMatchObject({ total: 600, ok: 600 });
+    expect(collected).toHaveLength(600);
+    expect(new Set(collected).size).toBe(600);
     expect(collected).toEqual(decided);
     expect([...collected].sort((a, b) => a - b)).toEqual(ids);
     // resultQueueMaxsize (5) plus what the one child may hold when dispatch pauses: its window,
-    // at most threads (2) × (1 + max prefetch 16) × 2 + 16 = 84 (docs/architecture.md). Without
-    // the bound this would reach ~200.
-    expect(maxBacklog).toBeLessThanOrEqual(5 + 84);
-    expect(maxInSystem).toBeLessThanOrEqual(5 + 84 + 42);
+    // at most threads (2) × (1 + max prefetch 64) × 2 + 16 = 276 (docs/architecture.md).
+    // Without the bound this would reach ~600.
+    expect(maxBacklog).toBeLessThanOrEqual(5 + 276);
+    expect(maxInSystem).toBeLessThanOrEqual(5 + 276 + 42);
   });
 
   it('a collector that throws (sync) or rejects (async) for some results: the engine goes on, every outcome is delivered', async () => {

@@ -8,7 +8,7 @@
 /** About this many ms of work should wait in a thread's queue. */
 const QUEUED_MS = 2;
 const MIN_PREFETCH = 1;
-const MAX_PREFETCH = 16;
+const MAX_PREFETCH = 64;
 
 export function prefetchFor(avgRunMs: number): number {
   return Math.max(MIN_PREFETCH, Math.min(MAX_PREFETCH, Math.round(QUEUED_MS / Math.max(avgRunMs, 0.01))));
