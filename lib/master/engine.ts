@@ -23,6 +23,7 @@ import { ChildHandle } from './child-handle.js';
 import { Ledger, type TaskRecord } from './ledger.js';
 import { buildMeta, fromErrorWire } from './outcome.js';
 import { RestartPolicy } from './restart-policy.js';
+import { metricsText } from './metrics-text.js';
 import { ResultSink } from './results.js';
 import { TaskQueue } from './task-queue.js';
 
@@ -236,6 +237,11 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       runMs: this.ledger.runPercentiles(),
       waitMs: this.ledger.waitPercentiles(),
     };
+  }
+
+  /** `metrics()` in the Prometheus text exposition format, for a `/metrics` endpoint. */
+  metricsText(): string {
+    return metricsText(this.metrics(), this.opts.name);
   }
 
   /** A shutdown during start(): start() rejects now instead of waiting out its bound. */
