@@ -31,11 +31,13 @@ export const ABORTABLE = -1;
 export const SERIALIZED = 8;
 
 /**
- * An outcome on the wire: [taskId, code, value, startedAt, endedAt, threadIndex].
- * `value` is the result for `Ok` (as bytes when `code & SERIALIZED`), an `ErrorWire` otherwise. `startedAt` is 0 when the task never
+ * An outcome on the wire: [taskId, code, value, startedAt, endedAt, attempt, threadIndex].
+ * `value` is the result for `Ok` (as bytes when `code & SERIALIZED`), an `ErrorWire` otherwise.
+ * `attempt` ties it to one run of the task: a late outcome of an earlier attempt (one that
+ * timed out and was retried, maybe on the same thread) must never settle a later one. `startedAt` is 0 when the task never
  * started. The thread leaves `threadIndex` out; the child fills it in before relaying.
  */
-export type ResultWire = [id: number, code: number, value: unknown, startedAt: number, endedAt: number, threadIndex?: number];
+export type ResultWire = [id: number, code: number, value: unknown, startedAt: number, endedAt: number, attempt: number, threadIndex?: number];
 
 /** An Error flattened so that its name, stack, cause and own fields survive both hops. */
 export interface ErrorWire {
@@ -58,6 +60,17 @@ export interface LogMessage {
   msg: string;
   fields?: Record<string, unknown>;
 }
+
+/**
+ * Layout of `ThreadInit.slots` (a Float64Array): [0] = tasks consumed from the head of the
+ * thread's queue; then per running slot k: id at `idAt(k)`, attempt at `idAt(k) + 1`, start
+ * (epoch ms) at `idAt(k) + 2`. Written by the thread runner, read by the child's thread slot.
+ */
+export const SLOTS = {
+  bytes: (concurrency: number) => 8 * (1 + 3 * concurrency),
+  consumed: 0,
+  idAt: (k: number) => 1 + 3 * k,
+} as const;
 
 /** Why a thread or process is being replaced. Mirrors `RestartReason` in types.ts. */
 export type Reason = 'crash' | 'lifecycle' | 'hard' | 'gracefulDie' | 'initFailure';
@@ -104,7 +117,8 @@ export interface ThreadInit {
   lifecycleMemory: number;
   gracefulDieErrors: string[];
   /**
-   * Shared with the child: `concurrency` slots of [taskId, startedAt]. The thread writes a slot
+   * Shared with the child (layout: `SLOTS`): a consumed count, then `concurrency` slots of
+   * [taskId, attempt, startedAt]. The thread writes a slot
    * before it calls the task function, so the child knows what runs even while the thread is
    * stuck in synchronous code (for timeouts, and for telling crashed from unstarted tasks).
    */

@@ -177,11 +177,12 @@ export class Relay {
   private onDone(slot: ThreadSlot, results: ResultWire[]): void {
     for (const r of results) {
       const h = this.held.get(r[0]);
-      if (!h || h.thread !== slot) continue; // already settled here (timeout, abort): its late result is dropped
+      // Settled here already (timeout, abort), or an earlier attempt's late outcome: dropped.
+      if (!h || h.thread !== slot || h.task[3] !== r[5]) continue;
       this.held.delete(r[0]);
       slot.inflight--;
       if (h.task[2] > 0) this.timed--;
-      r[5] = slot.index;
+      r[6] = slot.index;
       if (r[3] > 0) slot.runTime.observe(r[4] - r[3]);
       this.done.push(r);
       if (r[1] === Code.Error && this.init.gracefulDieErrors.includes((r[2] as ErrorWire).name)) {
@@ -340,7 +341,7 @@ export class Relay {
         this.send({ t: 'batch', done: [r] });
       } catch (e) {
         const wire: ErrorWire = { name: 'SerializationError', message: `the result of task ${r[0]} cannot be sent to the master: ${(e as Error).message}` };
-        this.send({ t: 'batch', done: [[r[0], Code.Error, wire, r[3], r[4], r[5]]] });
+        this.send({ t: 'batch', done: [[r[0], Code.Error, wire, r[3], r[4], r[5], r[6]]] });
       }
     }
     this.send(msg, after);
@@ -359,14 +360,14 @@ export class Relay {
       const i = this.queue.indexOf(h.task);
       if (i >= 0) this.queue.splice(i, 1);
     }
-    this.done.push([id, code, error, startedAt, Date.now(), h.thread?.index ?? -1]);
+    this.done.push([id, code, error, startedAt, Date.now(), h.task[3], h.thread?.index ?? -1]);
   }
 
   private abortTask(id: number, code: Code, reason: string): void {
     const h = this.held.get(id);
     if (!h) return;
     const slot = h.thread;
-    const startedAt = slot ? slot.runningSince(id) : 0;
+    const startedAt = slot ? slot.runningSince(id, h.task[3]) : 0;
     // The result always matches the status: each outcome has its own error class.
     const error: ErrorWire =
       code === Code.Timeout
@@ -377,14 +378,14 @@ export class Relay {
     this.settle(id, code, error, startedAt);
     if (slot && !slot.exited) {
       slot.worker.postMessage({ t: 'abort', ids: [id], reason });
-      if (startedAt) this.armGrace(slot, id);
+      if (startedAt) this.armGrace(slot, id, h.task[3]);
     }
   }
 
   /** After the grace, a task that ignored its abort still running ends its thread (siblings go on). */
-  private armGrace(slot: ThreadSlot, id: number): void {
+  private armGrace(slot: ThreadSlot, id: number, attempt: number): void {
     setTimeout(() => {
-      if (slot.exited || !slot.runningSince(id)) return;
+      if (slot.exited || !slot.runningSince(id, attempt)) return;
       this.log('warn', `task ${id} did not stop within ${this.init.abortGraceMs} ms of its abort; terminating thread ${slot.index}`, { taskId: id, threadIndex: slot.index });
       this.kill(slot);
     }, this.init.abortGraceMs).unref();
@@ -409,9 +410,9 @@ export class Relay {
       }
       const now = Date.now();
       const check = (slot: ThreadSlot) =>
-        slot.forEachRunning((id, startedAt) => {
+        slot.forEachRunning((id, attempt, startedAt) => {
           const h = this.held.get(id);
-          if (!h || h.thread !== slot || h.task[2] <= 0) return;
+          if (!h || h.thread !== slot || h.task[3] !== attempt || h.task[2] <= 0) return;
           if (now - startedAt >= h.task[2]) this.abortTask(id, Code.Timeout, `task ${id} exceeded its time limit of ${h.task[2]} ms`);
         });
       for (const slot of this.threads) if (!slot.exited) check(slot);

@@ -3,7 +3,7 @@
  * tasks handed to it in order (so that, if it dies, the child knows which of them had started).
  */
 import { Worker } from 'node:worker_threads';
-import type { ErrorWire, StartPhase, ThreadInit, TaskWire } from '../protocol.js';
+import { SLOTS, type ErrorWire, type StartPhase, type ThreadInit, type TaskWire } from '../protocol.js';
 import { prefetchFor, RunTimeAverage } from '../shared/windows.js';
 
 const THREAD_ENTRY = new URL('../thread/entry.js', import.meta.url);
@@ -38,7 +38,7 @@ export class ThreadSlot {
     readonly concurrency: number,
   ) {
     this.startLog = init.startLog;
-    const slots = new SharedArrayBuffer(8 * (1 + 2 * concurrency));
+    const slots = new SharedArrayBuffer(SLOTS.bytes(concurrency));
     this.shared = new Float64Array(slots);
     this.worker = new Worker(THREAD_ENTRY, {
       workerData: { ...init, threadIndex: index, slots } satisfies ThreadInit,
@@ -80,7 +80,7 @@ export class ThreadSlot {
    * it never reached, from the consumed count the thread keeps in shared memory.
    */
   partition(stillHere: (id: number) => boolean): { started: number[]; unstarted: number[] } {
-    const consumed = this.shared[0]!;
+    const consumed = this.shared[SLOTS.consumed]!;
     const started: number[] = [];
     const unstarted: number[] = [];
     for (let i = this.sentHead; i < this.sent.length; i++) {
@@ -92,17 +92,21 @@ export class ThreadSlot {
     return { started, unstarted };
   }
 
-  /** The epoch ms at which task `id` started in this thread, or 0 if it is not running now. */
-  runningSince(id: number): number {
-    for (let k = 0; k < this.concurrency; k++) if (this.shared[1 + 2 * k] === id) return this.shared[2 + 2 * k]!;
+  /** The epoch ms at which this attempt of task `id` started in this thread, or 0 if it is not running now. */
+  runningSince(id: number, attempt: number): number {
+    for (let k = 0; k < this.concurrency; k++) {
+      const at = SLOTS.idAt(k);
+      if (this.shared[at] === id && this.shared[at + 1] === attempt) return this.shared[at + 2]!;
+    }
     return 0;
   }
 
-  /** Calls `visit(id, startedAt)` for every task running in this thread now. */
-  forEachRunning(visit: (id: number, startedAt: number) => void): void {
+  /** Calls `visit(id, attempt, startedAt)` for every task running in this thread now. */
+  forEachRunning(visit: (id: number, attempt: number, startedAt: number) => void): void {
     for (let k = 0; k < this.concurrency; k++) {
-      const id = this.shared[1 + 2 * k]!;
-      if (id !== 0) visit(id, this.shared[2 + 2 * k]!);
+      const at = SLOTS.idAt(k);
+      const id = this.shared[at]!;
+      if (id !== 0) visit(id, this.shared[at + 1]!, this.shared[at + 2]!);
     }
   }
 }

@@ -327,14 +327,14 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (msg.done) {
       for (const r of msg.done) {
         const rec = this.ledger.get(r[0]);
-        if (!rec || rec.child !== c) {
+        if (!rec || rec.child !== c || r[5] !== rec.attempts + 1) {
           this.logger.debug({ taskId: r[0], processIndex: c.index }, 'dropped an outcome for a task that already has one');
           continue;
         }
         c.inflight--;
         c.settledCount++;
         if (r[3] > 0) c.runTime.observe(r[4] - r[3]);
-        this.complete(rec, r[1], r[2], r[3], r[4], c, r[5]);
+        this.complete(rec, r[1], r[2], r[3], r[4], c, r[6]);
       }
       this.policy.succeeded();
     }

@@ -12,7 +12,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import v8 from 'node:v8';
-import { Code, SERIALIZED, toErrorWire, type FromThread, type ResultWire, type TaskWire, type Reason } from '../protocol.js';
+import { Code, SERIALIZED, SLOTS, toErrorWire, type FromThread, type ResultWire, type TaskWire, type Reason } from '../protocol.js';
 import { abortTask, registry, type TaskState } from './context.js';
 import type { StartLog } from '../shared/start-log.js';
 
@@ -102,7 +102,7 @@ export class Runner {
           this.queue.splice(0, this.head);
           this.head = 0;
         }
-        this.shared[0]! += 1;
+        this.shared[SLOTS.consumed]! += 1;
         if (this.aborted.size && this.aborted.delete(task[0])) continue;
         // A task with a time limit or an AbortSignal may get this thread terminated under it:
         // outcomes already decided leave first, or they would be lost with the thread. (An exit
@@ -121,8 +121,10 @@ export class Runner {
     // Before the task can crash this process: the master reads it if the process dies.
     this.settings.startLog.record(id, attempt);
     const startedAt = Date.now();
-    this.shared[2 + 2 * slot] = startedAt;
-    this.shared[1 + 2 * slot] = id;
+    const at = SLOTS.idAt(slot);
+    this.shared[at + 1] = attempt;
+    this.shared[at + 2] = startedAt;
+    this.shared[at] = id;
     const state: TaskState = { id, attempt, slot, settled: false, abortReason: undefined, controller: undefined };
     this.states.set(id, state);
     this.running++;
@@ -147,13 +149,14 @@ export class Runner {
   private finish(state: TaskState, startedAt: number, code: Code, value: unknown): void {
     if (state.settled) return;
     state.settled = true;
-    this.shared[1 + 2 * state.slot] = 0;
+    this.shared[SLOTS.idAt(state.slot)] = 0;
     this.freeSlots.push(state.slot);
-    this.states.delete(state.id);
+    // A retry of the same task may run here while an earlier, aborted attempt lingers.
+    if (this.states.get(state.id) === state) this.states.delete(state.id);
     this.running--;
     this.completed++;
     const isError = code === Code.Error;
-    this.outbox.push(isError ? [state.id, code, toErrorWire(value), startedAt, Date.now()] : okWire(state.id, value, startedAt));
+    this.outbox.push(isError ? [state.id, code, toErrorWire(value), startedAt, Date.now(), state.attempt] : okWire(state.id, state.attempt, value, startedAt));
     this.scheduleFlush();
     if (isError && this.settings.gracefulDieErrors.includes((value as Error | null)?.name as string)) {
       this.retire('gracefulDie', `task ${state.id} threw ${(value as Error).name}`);
@@ -200,15 +203,15 @@ export class Runner {
  * A successful outcome on the wire: primitives as they are, anything else serialized here, once,
  * so a result that cannot cross fails alone (as a SerializationError) and Buffers stay Buffers.
  */
-function okWire(id: number, value: unknown, startedAt: number): ResultWire {
+function okWire(id: number, attempt: number, value: unknown, startedAt: number): ResultWire {
   if (value === null || (typeof value !== 'object' && typeof value !== 'function' && typeof value !== 'symbol')) {
-    return [id, Code.Ok, value, startedAt, Date.now()];
+    return [id, Code.Ok, value, startedAt, Date.now(), attempt];
   }
   try {
-    return [id, Code.Ok | SERIALIZED, v8.serialize(value), startedAt, Date.now()];
+    return [id, Code.Ok | SERIALIZED, v8.serialize(value), startedAt, Date.now(), attempt];
   } catch (err) {
     const e = new Error(`the result of task ${id} cannot be sent back to the master: ${(err as Error).message}`);
     e.name = 'SerializationError';
-    return [id, Code.Error, toErrorWire(e), startedAt, Date.now()];
+    return [id, Code.Error, toErrorWire(e), startedAt, Date.now(), attempt];
   }
 }
