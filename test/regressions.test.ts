@@ -80,4 +80,28 @@ describe('regressions found by the property suite', () => {
       expect(m.metrics().restarts.hard).toBe(0);
     }
   });
+
+  // Found while writing the examples: a master started with `node --input-type=module -e "..."`
+  // forked children with its own `-e` code in their flags, so each child ran the master's script
+  // instead of the child entry, and forked again. The guard in the script keeps a regression from
+  // turning into a chain of forks: a child that runs it exits at once, and start() fails.
+  it('a master started with `node -e` starts real children (its entry flags are not inherited)', async () => {
+    const { spawn } = await import('node:child_process');
+    const code = [
+      "if (process.env.MPMS_EVAL_GUARD) process.exit(9);",
+      "process.env.MPMS_EVAL_GUARD = '1';",
+      `const { MPMS } = await import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)});`,
+      `const m = new MPMS({ worker: ${JSON.stringify(fixture('basic-worker.mjs'))}, processes: 1, threads: 1 });`,
+      'await m.start();',
+      "await m.put('add', 41);",
+      'const s = await m.join();',
+      'console.log(JSON.stringify(s));',
+    ].join('\n');
+    const proc = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout!.on('data', (d) => (out += d));
+    const exitCode = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
+    expect(exitCode).toBe(0);
+    expect(JSON.parse(out.trim())).toMatchObject({ total: 1, ok: 1 });
+  });
 });

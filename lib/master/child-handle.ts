@@ -56,6 +56,7 @@ export class ChildHandle {
       // the group takes the child's own children (browsers, ffmpeg) with it.
       detached: process.platform !== 'win32',
       stdio: ['ignore', stdout === 'stderr' ? 2 : 'inherit', 'inherit', 'ipc'],
+      execArgv: childExecArgv(process.execArgv),
     });
     this.proc.on('message', (msg: FromChild) => onMessage(this, msg));
     this.proc.once('exit', (code, signal) => {
@@ -163,4 +164,27 @@ export class ChildHandle {
       }
     }
   }
+}
+
+/** Flags that give Node its entry code; with them a child would run the master's code, not ours. */
+const ENTRY_FLAGS = new Set(['-e', '--eval', '-p', '--print', '--input-type']);
+
+/**
+ * The master's Node flags (loaders, `--conditions`, `--cpu-prof`) carry over to the children,
+ * except those that name the entry code: under `node -e "..."` a child given `-e` would run the
+ * master's script again instead of the child entry, and fork again, without end.
+ */
+export function childExecArgv(execArgv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const arg = execArgv[i]!;
+    const name = arg.split('=')[0]!;
+    if (ENTRY_FLAGS.has(name)) {
+      if (!arg.includes('=') && name !== '-p' && name !== '--print') i++; // skip its separate value
+      else if ((name === '-p' || name === '--print') && execArgv[i + 1] !== undefined && !execArgv[i + 1]!.startsWith('-')) i++;
+      continue;
+    }
+    out.push(arg);
+  }
+  return out;
 }
