@@ -39,6 +39,7 @@ export class Relay {
     this.assign();
     this.flush();
   };
+  private readonly aborting = new Map<string, { slot: ThreadSlot; id: number; attempt: number; pos: number; at: number }>();
   private timed = 0;
   private watchdog: NodeJS.Timeout | undefined;
   private startFailures = 0;
@@ -375,20 +376,41 @@ export class Relay {
         : code === Code.Crashed
           ? { name: 'WorkerCrashedError', message: reason, props: { exitCode: null, signal: null, scope: 'process' } }
           : { name: 'TaskCancelledError', message: reason };
+    // Its place in the thread's queue, taken before settling (which lets the order list forget it).
+    const pos = slot ? slot.positionOf(id) : -1;
     this.settle(id, code, error, startedAt);
     if (slot && !slot.exited) {
       slot.worker.postMessage({ t: 'abort', ids: [id], reason });
-      if (startedAt) this.armGrace(slot, id, h.task[3]);
+      // Watched until it is gone from the thread: running now, or started before the abort
+      // message reached the thread (a race), a task that ignores its signal must not hold the
+      // thread for ever.
+      this.aborting.set(`${id}:${h.task[3]}`, { slot, id, attempt: h.task[3], pos, at: Date.now() });
+      this.armWatchdog();
     }
   }
 
-  /** After the grace, a task that ignored its abort still running ends its thread (siblings go on). */
-  private armGrace(slot: ThreadSlot, id: number, attempt: number): void {
-    setTimeout(() => {
-      if (slot.exited || !slot.runningSince(id, attempt)) return;
-      this.log('warn', `task ${id} did not stop within ${this.init.abortGraceMs} ms of its abort; terminating thread ${slot.index}`, { taskId: id, threadIndex: slot.index });
-      this.kill(slot);
-    }, this.init.abortGraceMs).unref();
+  /**
+   * Aborted tasks still in a thread: once one has run `abortGraceMs` past its abort (or its
+   * start, if it started later), its thread is terminated (siblings go on). One the thread
+   * skipped or finished is forgotten.
+   */
+  private checkAborted(now: number): void {
+    for (const [key, a] of this.aborting) {
+      if (a.slot.exited) {
+        this.aborting.delete(key);
+        continue;
+      }
+      const startedAt = a.slot.runningSince(a.id, a.attempt);
+      if (startedAt) {
+        if (now - Math.max(startedAt, a.at) >= this.init.abortGraceMs) {
+          this.aborting.delete(key);
+          this.log('warn', `task ${a.id} did not stop within ${this.init.abortGraceMs} ms of its abort; terminating thread ${a.slot.index}`, { taskId: a.id, threadIndex: a.slot.index });
+          this.kill(a.slot);
+        }
+      } else if (a.pos < 0 || a.slot.consumed > a.pos) {
+        this.aborting.delete(key);
+      }
+    }
   }
 
   /** Terminates a thread; if it will not die (stuck in native code), the whole child goes. */
@@ -403,12 +425,13 @@ export class Relay {
   private armWatchdog(): void {
     if (this.watchdog) return;
     this.watchdog = setInterval(() => {
-      if (this.timed <= 0) {
+      if (this.timed <= 0 && this.aborting.size === 0) {
         clearInterval(this.watchdog);
         this.watchdog = undefined;
         return;
       }
       const now = Date.now();
+      this.checkAborted(now);
       const check = (slot: ThreadSlot) =>
         slot.forEachRunning((id, attempt, startedAt) => {
           const h = this.held.get(id);

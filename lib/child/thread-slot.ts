@@ -75,6 +75,17 @@ export class ThreadSlot {
     }
   }
 
+  /** Tasks the thread has taken from the head of its queue (started, or skipped as aborted). */
+  get consumed(): number {
+    return this.shared[SLOTS.consumed]!;
+  }
+
+  /** Absolute place of `id` in the order it was handed to this thread, or -1 if no longer listed. */
+  positionOf(id: number): number {
+    for (let i = this.sent.length - 1; i >= this.sentHead; i--) if (this.sent[i] === id) return this.sentBase + (i - this.sentHead);
+    return -1;
+  }
+
   /**
    * Splits the ids still handed to this thread into those it had started (or skipped) and those
    * it never reached, from the consumed count the thread keeps in shared memory.

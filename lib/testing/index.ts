@@ -81,7 +81,11 @@ export async function performFault(f: Fault): Promise<unknown> {
       throw err;
     }
     case 'hang':
-      return new Promise(() => {});
+      // A timer keeps the thread's event loop alive: a bare pending promise would let an idle
+      // thread simply exit, which is a different fault.
+      return new Promise(() => {
+        setInterval(() => {}, 2 ** 30);
+      });
     case 'spin':
       for (;;) {
         // Synchronous on purpose: nothing but terminating the thread stops this.
