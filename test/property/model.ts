@@ -17,6 +17,26 @@ export type Behaviour =
 
 export type Kind = Behaviour['kind'];
 
+/**
+ * One task: its behaviour, and optionally an AbortSignal (it is then given with
+ * `submit(args, { signal })`): `abortAfterMs` ≥ 0 aborts it that long after submit() is called;
+ * -1 hands it a signal already aborted (so it cannot have started: it must settle `cancelled`).
+ */
+export type Task = Behaviour & { abortAfterMs?: number };
+
+export const HOOKS = ['processInitializer', 'threadInitializer', 'threadFinalizer', 'processFinalizer'] as const;
+export type HookName = (typeof HOOKS)[number];
+/**
+ * A hook's behaviour, performed by `faultyHook` (mpms/testing) in the fixture; absent = ok.
+ * - throw: the hook throws;
+ * - hang: it never settles while a live handle keeps its event loop busy (a hook stuck on I/O):
+ *   only the hookTimeout ends it;
+ * - hangIdle: it awaits a promise nothing will settle, with nothing else pending (a hook with a
+ *   lost callback): in a thread the event loop may drain and the thread exit before the hookTimeout.
+ */
+export type HookFault = 'throw' | 'hang' | 'hangIdle';
+export type Hooks = Partial<Record<HookName, HookFault>>;
+
 export interface Settings {
   processes: number;
   threads: number;
@@ -27,6 +47,8 @@ export interface Settings {
   retries: number;
   hookTimeout: number;
   workerGracefulDieTimeout: number;
+  /** Only with a small queue (taskQueueMaxsize ≤ 3): a put() may then reject with QueueFullError. */
+  putTimeout?: number;
 }
 
 export type Ending =
@@ -37,8 +59,10 @@ export type Ending =
 
 export interface Scenario {
   settings: Settings;
-  tasks: Behaviour[];
+  tasks: Task[];
   ending: Ending;
+  /** Hooks that throw or hang (absent: every hook is ok). */
+  hooks?: Hooks;
 }
 
 export type Status = 'ok' | 'error' | 'timeout' | 'crashed' | 'cancelled';
@@ -52,10 +76,40 @@ const settingsArb: fc.Arbitrary<Settings> = fc.record(
     lifecycle: fc.integer({ min: 1, max: 5 }),
     taskTimeout: fc.integer({ min: 300, max: 800 }),
     retries: fc.integer({ min: 0, max: 1 }),
-    hookTimeout: fc.integer({ min: 300, max: 2000 }),
+    hookTimeout: fc.integer({ min: 200, max: 600 }),
     workerGracefulDieTimeout: fc.integer({ min: 200, max: 1500 }),
+    putTimeout: fc.integer({ min: 50, max: 300 }),
   },
   { requiredKeys: ['processes', 'threads', 'concurrency', 'taskQueueMaxsize', 'retries', 'hookTimeout', 'workerGracefulDieTimeout'] },
+).map((s) => {
+  // putTimeout only on runs with a small queue (map, not filter: shrinking stays possible).
+  if (s.putTimeout === undefined || s.taskQueueMaxsize <= 3) return s;
+  const { putTimeout: _dropped, ...rest } = s;
+  return rest;
+});
+
+/** Initializers fail rarely (such a run ends at start()); a hang is rarer than a throw. */
+const initFaultArb: fc.Arbitrary<HookFault | undefined> = fc.oneof(
+  { arbitrary: fc.constant(undefined), weight: 45 },
+  { arbitrary: fc.constant('throw' as const), weight: 2 },
+  { arbitrary: fc.constant('hang' as const), weight: 1 },
+  { arbitrary: fc.constant('hangIdle' as const), weight: 1 },
+);
+const finalFaultArb: fc.Arbitrary<HookFault | undefined> = fc.oneof(
+  { arbitrary: fc.constant(undefined), weight: 12 },
+  { arbitrary: fc.constant('throw' as const), weight: 2 },
+  { arbitrary: fc.constant('hang' as const), weight: 1 },
+  { arbitrary: fc.constant('hangIdle' as const), weight: 1 },
+);
+const hooksArb: fc.Arbitrary<Hooks> = fc
+  .record({ processInitializer: initFaultArb, threadInitializer: initFaultArb, threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb })
+  .map((h) => Object.fromEntries(Object.entries(h).filter(([, f]) => f !== undefined)) as Hooks);
+
+/** About one task in six gets an AbortSignal: already aborted (-1), or aborted 0–300 ms after submit(). */
+const abortArb: fc.Arbitrary<number | undefined> = fc.oneof(
+  { arbitrary: fc.constant(undefined), weight: 10 },
+  { arbitrary: fc.constant(-1), weight: 1 },
+  { arbitrary: fc.integer({ min: 0, max: 300 }), weight: 1 },
 );
 
 const behaviourArb: fc.Arbitrary<Behaviour> = fc.oneof(
@@ -78,22 +132,49 @@ const endingArb: fc.Arbitrary<Ending> = fc.oneof(
   { arbitrary: fc.record({ kind: fc.constant('terminate' as const), afterPuts: fc.integer({ min: 0, max: 8 }), stallMs: fc.integer({ min: 0, max: 500 }) }), weight: 1 },
 );
 
+const taskArb: fc.Arbitrary<Task> = fc
+  .record({ b: behaviourArb, abortAfterMs: abortArb })
+  .map(({ b, abortAfterMs }) => (abortAfterMs === undefined ? b : { ...b, abortAfterMs }));
+
 /**
- * A task may spin forever only when something is certain to stop it: a taskTimeout, or an
- * ending with a deadline (gracefulShutdown's timeout, terminate). Otherwise a spin becomes a
- * 50 ms sleep — done with `map`, not `filter`, so shrinking the settings stays possible.
+ * A task may spin forever only when something is certain to stop it: a taskTimeout, an
+ * ending with a deadline (gracefulShutdown's timeout, terminate), or its own AbortSignal.
+ * Otherwise a spin becomes a 50 ms sleep — done with `map`, not `filter`, so shrinking the
+ * settings stays possible.
  */
-export function spinAllowed(settings: Settings, ending: Ending): boolean {
-  return settings.taskTimeout !== undefined || ending.kind !== 'join';
+export function spinAllowed(settings: Settings, ending: Ending, task?: Task): boolean {
+  return settings.taskTimeout !== undefined || ending.kind !== 'join' || task?.abortAfterMs !== undefined;
 }
 
 export const scenarioArb: fc.Arbitrary<Scenario> = fc
-  .record({ settings: settingsArb, tasks: fc.array(behaviourArb, { maxLength: 25, size: 'medium' }), ending: endingArb })
-  .map(({ settings, tasks, ending }) => ({
+  .record({ settings: settingsArb, tasks: fc.array(taskArb, { maxLength: 25, size: 'medium' }), ending: endingArb, hooks: hooksArb })
+  .map(({ settings, tasks, ending, hooks }) => ({
     settings,
     ending,
-    tasks: spinAllowed(settings, ending) ? tasks : tasks.map((b): Behaviour => (b.kind === 'spin' ? { kind: 'sleep', ms: 50 } : b)),
+    ...(Object.keys(hooks).length ? { hooks } : {}),
+    tasks: tasks.map((t): Task => (t.kind === 'spin' && !spinAllowed(settings, ending, t) ? { kind: 'sleep', ms: 50 } : t)),
   }));
+
+/** The initializer that makes start() fail, if any (the process initializer runs first). */
+export function failingInitializer(sc: Scenario): 'processInitializer' | 'threadInitializer' | undefined {
+  if (sc.hooks?.processInitializer) return 'processInitializer';
+  if (sc.hooks?.threadInitializer) return 'threadInitializer';
+  return undefined;
+}
+
+/**
+ * `initArgs` for the fixture: `faultyHook` performs `initArgs.mpmsFaults[hook]` (a `hang` fault
+ * for both hang and hangIdle); the fixture keeps a live handle open while the hooks listed in
+ * `initArgs.busyHooks` run.
+ */
+export function hookInitArgs(sc: Scenario): { mpmsFaults: Record<string, { kind: 'throw' | 'hang' }>; busyHooks: string[] } | undefined {
+  const entries = Object.entries(sc.hooks ?? {}).filter(([, f]) => f !== undefined) as [HookName, HookFault][];
+  if (!entries.length) return undefined;
+  return {
+    mpmsFaults: Object.fromEntries(entries.map(([h, f]) => [h, { kind: f === 'throw' ? 'throw' : 'hang' }])),
+    busyHooks: entries.filter(([, f]) => f === 'hang').map(([h]) => h),
+  };
+}
 
 /** The arguments a task is put with: its behaviour, and a value the result can be checked against. */
 export function taskArgs(b: Behaviour, index: number): [Kind, number] {
@@ -119,6 +200,41 @@ const T_TASK = 100;
 /** Event-loop lag, the ps sampling of the harness, timers firing late. */
 const SLACK = 3000;
 
+/** The relay's back-off between failed thread starts: 100·2^(n-1) ms, the 5th failure is fatal (lib/child/relay.ts). */
+const THREAD_START_BACKOFF = 100 + 200 + 400 + 800;
+/** Failed thread starts in a row after which a child reports its start failed. */
+const THREAD_START_TRIES = 5;
+/** A thread terminated by its child (worker.terminate() of a thread that hangs in its initializer). */
+const T_TERMINATE = 200;
+/** start() kills what it forked and waits for the exits before rejecting (engine.ts: waitExits 3000). */
+const START_KILL_WAIT = 3000;
+/** The latest an AbortSignal of the model fires after submit() was called. */
+const ABORT_MAX = 300;
+
+/**
+ * The bound (ms) within which start() must reject when an initializer throws or hangs, from the
+ * call to the rejection. Derivation:
+ * - processInitializer (runs first, in each child, bounded by hookTimeout; a failure is fatal at
+ *   once, no retry): fork and boot T_PROC + hookTimeout;
+ * - threadInitializer: every thread start fails; a start is bounded by the relay's start timer
+ *   (2·hookTimeout, covering the module load and the initializer's own hookTimeout) plus the
+ *   terminate T_TERMINATE; a child reports failure after THREAD_START_TRIES failures in a row
+ *   (its threads count together, so more threads only fail sooner), backed off
+ *   100+200+400+800 ms: T_PROC + 5·(2·hookTimeout + T_TERMINATE) + 1500;
+ * - either way capped by start()'s own bound, 3·hookTimeout + 10 000 (engine.ts);
+ * - then start() kills what it forked and waits up to START_KILL_WAIT for the exits;
+ * - SLACK.
+ */
+export function startFailBoundMs(sc: Scenario): number {
+  const h = sc.settings.hookTimeout;
+  const failing = failingInitializer(sc);
+  const untilFailure =
+    failing === 'processInitializer'
+      ? T_PROC + h
+      : T_PROC + THREAD_START_TRIES * (2 * h + T_TERMINATE) + THREAD_START_BACKOFF;
+  return Math.min(untilFailure, 3 * h + 10_000) + START_KILL_WAIT + SLACK;
+}
+
 /**
  * The bound (ms) within which a run — from the first put() after start() to the ending's
  * promise resolving — must end. Derivation:
@@ -129,16 +245,26 @@ const SLACK = 3000;
  *    - return / throw / unsendable / sleep: T_TASK (+ the sleep);
  *    - exit: its thread is replaced: T_THREAD per attempt;
  *    - sigkill: its child is replaced after the back-off: T_PROC + PROC_BACKOFF per attempt;
- *    - spin (join only with a taskTimeout): taskTimeout + TIMEOUT_KILL, then its thread (or, if
- *      the thread will not die, its child) is replaced: + T_PROC, per attempt;
+ *    - spin (join only with a taskTimeout or its own AbortSignal): with a taskTimeout,
+ *      taskTimeout + TIMEOUT_KILL, then its thread (or, if the thread will not die, its child)
+ *      is replaced: + T_PROC, per attempt; with a signal, the abort (≤ ABORT_MAX after its
+ *      submit) + TIMEOUT_KILL (the same 500 ms grace) + T_PROC, once (cancelled is not retried);
+ *      both terms when it has both (their sum bounds whichever fires first);
  *    - gracefulDie: its child waits up to workerGracefulDieTimeout for running tasks, then is
- *      replaced at once: + T_PROC;
+ *      replaced at once: + T_PROC; + 2·hookTimeout when a finalizer is faulty (the old child
+ *      runs them; the replacement does not wait, counted anyway);
  *    where a crashing or timing-out task has 1 + retries attempts; plus, with a lifecycle, one
- *    thread replacement per `lifecycle` tasks (soft retirements).
+ *    thread replacement per `lifecycle` tasks (soft retirements), + hookTimeout each when the
+ *    threadFinalizer is faulty;
+ *    - with a putTimeout, each put() may wait up to putTimeout for room (then QueueFullError),
+ *      during which the putting loop does not advance: + putTimeout per task.
+ *    (An abort of a task that is not spinning adds nothing: it only settles it sooner; a task
+ *    that ignores it — sleep ≤ 50 ms — ends before the 500 ms grace would end its thread.)
  * 2. Teardown: the sum of the engine's step bounds (architecture.md, "Shutdown"):
  *    stop intake 100 + cancel queued 1000
  *    + stop children: grace + 500 + 2·hookTimeout + 2000, where grace is hookTimeout for join
- *      and the timeout for gracefulShutdown; 3000 for terminate
+ *      and the timeout for gracefulShutdown; 3000 for terminate. The 2·hookTimeout is where a
+ *      throwing or hanging thread/process finalizer is paid for: each is bounded by hookTimeout.
  *    + kill what is left 3000 + settle what is left 1000
  *    + drain the collector: ~0 (the suite's collector is synchronous).
  * 3. SLACK for the harness and a loaded machine.
@@ -146,6 +272,7 @@ const SLACK = 3000;
 export function runBoundMs(sc: Scenario): number {
   const s = sc.settings;
   const attempts = 1 + s.retries;
+  const faultyFinalizer = !!(sc.hooks?.threadFinalizer || sc.hooks?.processFinalizer);
   let work = 0;
   if (sc.ending.kind === 'join') {
     for (const b of sc.tasks) {
@@ -154,11 +281,15 @@ export function runBoundMs(sc: Scenario): number {
         case 'sleep': work += T_TASK + b.ms; break;
         case 'exit': work += attempts * T_THREAD; break;
         case 'sigkill': work += attempts * (T_PROC + PROC_BACKOFF); break;
-        case 'spin': work += attempts * ((s.taskTimeout ?? 0) + TIMEOUT_KILL + T_PROC); break;
-        case 'gracefulDie': work += s.workerGracefulDieTimeout + T_PROC; break;
+        case 'spin':
+          if (s.taskTimeout !== undefined) work += attempts * (s.taskTimeout + TIMEOUT_KILL + T_PROC);
+          if (b.abortAfterMs !== undefined) work += Math.max(0, b.abortAfterMs) + TIMEOUT_KILL + T_PROC;
+          break;
+        case 'gracefulDie': work += s.workerGracefulDieTimeout + T_PROC + (faultyFinalizer ? 2 * s.hookTimeout : 0); break;
       }
+      if (s.putTimeout !== undefined) work += s.putTimeout;
     }
-    if (s.lifecycle !== undefined) work += Math.ceil(sc.tasks.length / s.lifecycle) * T_THREAD;
+    if (s.lifecycle !== undefined) work += Math.ceil(sc.tasks.length / s.lifecycle) * (T_THREAD + (sc.hooks?.threadFinalizer ? s.hookTimeout : 0));
   } else {
     work = sc.ending.stallMs;
   }
@@ -172,21 +303,27 @@ export function runBoundMs(sc: Scenario): number {
 const CRASHERS: ReadonlySet<Kind> = new Set(['exit', 'sigkill', 'spin']);
 
 /**
- * The statuses a task of behaviour `b` may settle with in scenario `sc`, from the contract:
+ * The statuses a task `b` may settle with in scenario `sc`, from the contract:
  * - a task ends as its behaviour says (ok / error / timeout / crashed) unless something else
  *   ends it first: a sibling that kills its thread or process (→ crashed), the shutdown
  *   (→ cancelled; under join only if the engine gave up after a crash loop, i.e. sigkills),
  *   or a spinning sibling on the same thread under a taskTimeout (→ timeout);
  * - with no crashing behaviour anywhere in the run (exit, sigkill, spin) and a join() ending,
- *   the outcome is exactly the behaviour's: return/sleep → ok; throw/gracefulDie/unsendable → error.
+ *   the outcome is exactly the behaviour's: return/sleep → ok; throw/gracefulDie/unsendable → error;
+ * - a task with an AbortSignal may also be `cancelled` (aborted before it started, or while it
+ *   ran); one whose signal was aborted before submit() cannot have started: exactly `cancelled`;
+ * - hook faults add nothing: a failing initializer ends the run at start() (no task), and a
+ *   throwing or hanging finalizer must not change any task's outcome.
  */
-export function allowedStatuses(b: Behaviour, sc: Scenario): Set<Status> {
+export function allowedStatuses(b: Task, sc: Scenario): Set<Status> {
+  if (b.abortAfterMs !== undefined && b.abortAfterMs < 0) return new Set<Status>(['cancelled']);
   const kinds = new Set(sc.tasks.map((t) => t.kind));
   const crashers = [...kinds].some((k) => CRASHERS.has(k));
   const own: Status[] = (() => {
     switch (b.kind) {
       case 'return': case 'sleep': return ['ok'];
       case 'throw': case 'gracefulDie': case 'unsendable': return ['error'];
+      // Without a taskTimeout a spin under join() always has a signal (spinAllowed): 'cancelled' below.
       case 'spin': return sc.settings.taskTimeout !== undefined ? ['timeout', 'crashed'] : ['crashed'];
       case 'exit': case 'sigkill': return ['crashed'];
     }
@@ -196,6 +333,7 @@ export function allowedStatuses(b: Behaviour, sc: Scenario): Set<Status> {
   if (sc.ending.kind !== 'join' || kinds.has('sigkill')) set.add('cancelled');
   if (sc.settings.taskTimeout !== undefined && kinds.has('spin')) set.add('timeout');
   if (sc.ending.kind !== 'join' && b.kind === 'spin') set.add('cancelled');
+  if (b.abortAfterMs !== undefined) set.add('cancelled');
   return set;
 }
 

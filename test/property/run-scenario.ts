@@ -8,12 +8,13 @@ import {
   TaskCancelledError,
   TaskTimeoutError,
   WorkerCrashedError,
+  WorkerStartError,
   type FinalSummary,
   type Meta,
 } from '../../dist/index.js';
 import pino from 'pino';
 import { childPids, fixture, isAlive, waitGone } from '../helpers.js';
-import { allowedStatuses, hasCrashers, runBoundMs, taskArgs, type Scenario, type Status } from './model.js';
+import { allowedStatuses, failingInitializer, hasCrashers, hookInitArgs, runBoundMs, startFailBoundMs, taskArgs, type Scenario, type Status } from './model.js';
 
 const worker = fixture('property-worker.mjs');
 const STATUSES: Status[] = ['ok', 'error', 'timeout', 'crashed', 'cancelled'];
@@ -24,6 +25,21 @@ export interface RunReport {
   boundMs: number;
   accepted: number;
   summary?: FinalSummary;
+  /** Set when the run ended at start() (a failing initializer): how long start() took to reject. */
+  startRejectedMs?: number;
+  /** Coverage of the run: put()s rejected with QueueFullError; tasks with a signal, and of those, cancelled. */
+  queueFull: number;
+  signalled: number;
+  signalCancelled: number;
+}
+
+/** A put() or submit() that rejected: which task, why, whether the ending was already called, how long it waited. */
+interface PutError {
+  index: number;
+  name: string;
+  error: string;
+  afterEnding: boolean;
+  waitedMs: number;
 }
 
 const sleep = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref());
@@ -60,6 +76,8 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     retries: s.retries,
     hookTimeout: s.hookTimeout,
     workerGracefulDieTimeout: s.workerGracefulDieTimeout,
+    putTimeout: s.putTimeout,
+    initArgs: hookInitArgs(sc),
     // The engine's own warnings (threads terminated, crashes) are expected here; MPMS_FC_VERBOSE shows them.
     logger: pino({ level: process.env.MPMS_FC_VERBOSE ? 'warn' : 'silent' }, pino.destination(2)),
     collector: (meta, result) => {
@@ -77,16 +95,43 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
 
   const sampler = setInterval(sample, 150);
   const accepted: { id: number; index: number }[] = [];
-  const putErrors: { index: number; error: string; afterEnding: boolean }[] = [];
+  const putErrors: PutError[] = [];
+  const putWaits: number[] = [];
+  const abortTimers: NodeJS.Timeout[] = [];
   let endingCalled = false;
   let elapsedMs = 0;
   let summary: FinalSummary | undefined;
+  let startRejectedMs: number | undefined;
   try {
-    const started = await within(m.start(), 3 * s.hookTimeout + 15_000);
+    const failing = failingInitializer(sc);
+    const startBound = failing ? startFailBoundMs(sc) : 3 * s.hookTimeout + 15_000;
+    const s0 = Date.now();
+    const started = await within(m.start(), startBound);
+    const startMs = Date.now() - s0;
     sample();
+    if (failing) {
+      // A throwing or hanging initializer: start() rejects with WorkerStartError, within its
+      // bound, naming the phase; the run ends there (the leftover check below runs without
+      // terminate(): start() itself must leave no process behind).
+      if (started === 'timeout') v.push(`HANG: start() with a failing ${failing} (${sc.hooks?.[failing]}) did not reject within its bound of ${startBound} ms`);
+      else if ('value' in started) v.push(`start() resolved though ${failing} is faulty (${sc.hooks?.[failing]})`);
+      else {
+        startRejectedMs = startMs;
+        const err = started.error as Error & { phase?: string };
+        const phases = failing === 'processInitializer' ? ['processInitializer'] : ['threadInitializer', 'threadStart'];
+        if (!(err instanceof WorkerStartError)) v.push(`start() rejected with ${describe(err)}, not a WorkerStartError`);
+        else if (!phases.includes(err.phase ?? '')) v.push(`start() rejected naming phase ${String(err.phase)}, expected ${phases.join('/')} (${err.message})`);
+      }
+      if (started !== 'timeout' && 'error' in started) {
+        const late = await within(m.put('return', 0), 1000);
+        if (late === 'timeout' || 'value' in late) v.push(`put() after a failed start() ${late === 'timeout' ? 'did not settle' : 'was accepted'}`);
+        if (collected.size || events.size) v.push(`outcomes after a failed start(): ${collected.size}`);
+      }
+      return { violations: v, elapsedMs: startMs, boundMs: startBound, accepted: 0, startRejectedMs, queueFull: 0, signalled: 0, signalCancelled: 0 };
+    }
     if (started === 'timeout' || 'error' in started) {
       v.push(`start() ${started === 'timeout' ? 'did not resolve in time' : `rejected: ${String(started.error)}`}`);
-      return { violations: v, elapsedMs, boundMs, accepted: 0 };
+      return { violations: v, elapsedMs, boundMs, accepted: 0, queueFull: 0, signalled: 0, signalCancelled: 0 };
     }
 
     const t0 = Date.now();
@@ -96,12 +141,25 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     if (afterPuts === 0) trigger();
     const putting = (async () => {
       for (let i = 0; i < sc.tasks.length; i++) {
+        const t = sc.tasks[i]!;
+        const args = taskArgs(t, i);
+        const p0 = Date.now();
         try {
-          const id = await m.put(...taskArgs(sc.tasks[i]!, i));
+          let id: number;
+          if (t.abortAfterMs === undefined) id = await m.put(...args);
+          else {
+            const ac = new AbortController();
+            if (t.abortAfterMs < 0) ac.abort();
+            else abortTimers.push(setTimeout(() => ac.abort(), t.abortAfterMs));
+            id = await m.submit(args, { signal: ac.signal });
+          }
+          putWaits.push(Date.now() - p0);
           accepted.push({ id, index: i });
           if (accepted.length >= afterPuts) trigger();
         } catch (err) {
-          putErrors.push({ index: i, error: `${(err as Error).name}: ${(err as Error).message}`, afterEnding: endingCalled });
+          const waitedMs = Date.now() - p0;
+          putWaits.push(waitedMs);
+          putErrors.push({ index: i, name: (err as Error).name, error: `${(err as Error).name}: ${(err as Error).message}`, afterEnding: endingCalled, waitedMs });
         }
       }
       trigger();
@@ -129,11 +187,18 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     } else {
       summary = ended.value;
       checkOutcomes(sc, summary, m, accepted, putErrors, collected, events, engineErrors, v);
+      // putTimeout bounds every put(): it is accepted or rejects within putTimeout (+ event-loop lag).
+      const lag = 1500;
+      if (s.putTimeout !== undefined) {
+        const slowest = Math.max(0, ...putWaits);
+        if (slowest > s.putTimeout + lag) v.push(`a put() waited ${slowest} ms with putTimeout ${s.putTimeout}`);
+      }
     }
   } finally {
     clearInterval(sampler);
+    for (const t of abortTimers) clearTimeout(t);
     sample();
-    if (!summary) {
+    if (!summary && startRejectedMs === undefined) {
       // Start failed, the ending hung or rejected: stop the engine, bounded; then kill, by pid,
       // whatever the run started and left.
       await within(m.terminate(), 10_000);
@@ -150,7 +215,18 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
       await waitGone(leftovers, 2000);
     }
   }
-  return { violations: v, elapsedMs, boundMs, accepted: accepted.length, summary };
+  const signalledIds = accepted.filter((a) => sc.tasks[a.index]!.abortAfterMs !== undefined).map((a) => a.id);
+  return {
+    violations: v,
+    elapsedMs,
+    boundMs,
+    accepted: accepted.length,
+    summary,
+    startRejectedMs,
+    queueFull: putErrors.filter((e) => e.name === 'QueueFullError').length,
+    signalled: signalledIds.length,
+    signalCancelled: signalledIds.filter((id) => collected.get(id)?.[0]?.meta.status === 'cancelled').length,
+  };
 }
 
 function checkOutcomes(
@@ -158,7 +234,7 @@ function checkOutcomes(
   summary: FinalSummary,
   m: MPMS,
   accepted: { id: number; index: number }[],
-  putErrors: { index: number; error: string; afterEnding: boolean }[],
+  putErrors: PutError[],
   collected: Map<number, { meta: Meta; result: unknown }[]>,
   events: Map<number, Meta[]>,
   engineErrors: string[],
@@ -212,13 +288,28 @@ function checkOutcomes(
   if (mx.total !== summary.total) v.push(`metrics().total ${mx.total} !== summary.total ${summary.total}`);
   if (mx.processesAlive !== 0) v.push(`metrics().processesAlive ${mx.processesAlive} after the ending`);
 
-  // put() only fails once the ending was called — or after a crash loop made the engine give up.
+  // put() only fails once the ending was called — or after a crash loop made the engine give up —
+  // or, with a putTimeout, with QueueFullError after waiting at least putTimeout (that task was
+  // never accepted: it has no id, and no outcome, checked above).
   const gaveUp = engineErrors.length > 0;
-  for (const e of putErrors) if (!e.afterEnding && !gaveUp) v.push(`put() of task #${e.index} rejected before the ending: ${e.error}`);
-  if (sc.ending.kind === 'join' && putErrors.length && !gaveUp) v.push(`join(): ${putErrors.length} put()s rejected`);
+  const queueFull = (e: PutError) => e.name === 'QueueFullError' && s.putTimeout !== undefined;
+  for (const e of putErrors) {
+    if (e.name === 'QueueFullError' && s.putTimeout === undefined) v.push(`put() of task #${e.index} rejected with QueueFullError without a putTimeout`);
+    // setTimeout may fire up to 1 ms early (rounding).
+    if (queueFull(e) && e.waitedMs < s.putTimeout! - 1) v.push(`put() of task #${e.index} rejected with QueueFullError after ${e.waitedMs} ms < putTimeout ${s.putTimeout}`);
+    if (!e.afterEnding && !gaveUp && !queueFull(e)) v.push(`put() of task #${e.index} rejected before the ending: ${e.error}`);
+  }
+  const otherErrors = putErrors.filter((e) => !queueFull(e));
+  if (sc.ending.kind === 'join' && otherErrors.length && !gaveUp) v.push(`join(): ${otherErrors.length} put()s rejected (${otherErrors.map((e) => e.error).join(' | ')})`);
+  if (accepted.length + putErrors.length !== sc.tasks.length) v.push(`${accepted.length} accepted + ${putErrors.length} rejected !== ${sc.tasks.length} put`);
   // The engine gives up only after a crash loop, which only SIGKILLs can cause here.
   if (engineErrors.length && !sc.tasks.some((t) => t.kind === 'sigkill')) v.push(`'error' event(s) without any sigkill task: ${engineErrors.join(' | ')}`);
-  if (sc.ending.kind === 'join' && !hasCrashers(sc) && summary.ok + summary.error !== summary.total) v.push(`join() with no crashing behaviour, yet ${JSON.stringify(summary)}`);
+  // With join() and no crashing behaviour, only a task's own AbortSignal can make it anything but ok/error.
+  if (sc.ending.kind === 'join' && !hasCrashers(sc)) {
+    let signalledCancelled = 0;
+    for (const { id, index } of accepted) if (sc.tasks[index]!.abortAfterMs !== undefined && collected.get(id)?.[0]?.meta.status === 'cancelled') signalledCancelled++;
+    if (summary.ok + summary.error + signalledCancelled !== summary.total) v.push(`join() with no crashing behaviour, yet ${JSON.stringify(summary)} (${signalledCancelled} cancelled by their own signal)`);
+  }
 }
 
 function describe(x: unknown): string {
