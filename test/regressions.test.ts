@@ -125,4 +125,22 @@ describe('regressions found by the property suite', () => {
       expect(got.length).toBe(3);
     }
   });
+
+  // Found reading the engine once more: the timer of a replacement waiting out its back-off was
+  // unref'd, so a script whose only child had died ended silently, with tasks still waiting.
+  it('a script whose only child is being replaced does not end before join(): every task gets its outcome', async () => {
+    const { spawn } = await import('node:child_process');
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const marker = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-alone-')), 'broken');
+    const proc = spawn(process.execPath, [fixture('alone-script.mjs'), marker], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout!.on('data', (d) => (out += d));
+    const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
+    expect(code).toBe(0);
+    const line = out.split('\n').find((l) => l.startsWith('SUMMARY '));
+    expect(line, 'the script ended before join() resolved').toBeDefined();
+    expect(JSON.parse(line!.slice(8))).toMatchObject({ total: 4, crashed: 1, cancelled: 3 });
+  });
 });

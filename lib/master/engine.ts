@@ -68,6 +68,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private joining: Promise<FinalSummary> | undefined;
   private teardownRun: Promise<FinalSummary> | undefined;
   private health: NodeJS.Timeout | undefined;
+  private readonly respawnTimers = new Set<NodeJS.Timeout>();
   private broken: Error | undefined;
   private readonly unstarted: FinalSummary['unstarted'] = [];
   private signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
@@ -401,8 +402,14 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       if (this.children[old.index] !== old || this.state === 'stopping' || this.state === 'stopped' || this.broken) return;
       this.spawnChild(old.index);
     };
-    if (delay === 0) go();
-    else setTimeout(go, delay).unref();
+    if (delay === 0) return go();
+    // Kept referenced: while a replacement is pending it may be the only thing alive, and the
+    // process must not end with tasks waiting. The teardown clears it.
+    const timer = setTimeout(() => {
+      this.respawnTimers.delete(timer);
+      go();
+    }, delay);
+    this.respawnTimers.add(timer);
   }
 
   private noteRestart(processIndex: number, reason: RestartReason, threadIndex?: number, detail?: string): void {
@@ -587,6 +594,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       this.state = 'stopping';
       this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine shut down; the task was not accepted'));
       if (this.health) clearInterval(this.health);
+      for (const t of this.respawnTimers) clearTimeout(t);
+      this.respawnTimers.clear();
     });
     await step('cancel queued tasks', 1000, () => this.cancelQueued('the engine shut down before it started'));
     if (wasStarted) {
