@@ -10,7 +10,7 @@
 import v8 from 'node:v8';
 import { Code, toErrorWire, type ChildInit, type FromChild, type LogLevel, type StartPhase, type ToChild } from '../protocol.js';
 import { loadWorkerModule, taskFunction } from '../shared/worker-module.js';
-import { withTimeout } from '../shared/bounded.js';
+import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { Relay } from './relay.js';
 import type { HookContext } from '../types.js';
 
@@ -52,7 +52,7 @@ async function boot(init: ChildInit): Promise<void> {
   process.title = `${init.name}:p${init.processIndex}`;
   let mod;
   try {
-    mod = await withTimeout(loadWorkerModule(init.module), init.hookTimeout, `loading ${init.module}`);
+    mod = await withTimeout(loadWorkerModule(init.module), init.hookTimeout + LOAD_ALLOWANCE_MS, `loading ${init.module}`);
   } catch (err) {
     return fail('load', err);
   }

@@ -9,7 +9,7 @@
  */
 import { Code, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild } from '../protocol.js';
 import fs from 'node:fs';
-import { withTimeout } from '../shared/bounded.js';
+import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { startLogFile } from '../shared/start-log.js';
 import { ThreadSlot } from './thread-slot.js';
 
@@ -129,12 +129,14 @@ export class Relay {
       this.init.concurrency,
     );
     this.threads[index] = slot;
+    // Boot + module load + threadInitializer (which bounds itself by hookTimeout).
+    const readyBound = this.init.hookTimeout + LOAD_ALLOWANCE_MS;
     const startTimer = setTimeout(() => {
       if (slot.ready || slot.exited) return;
-      this.log('error', `thread ${index} did not become ready within ${this.init.hookTimeout * 2} ms; terminating it`);
+      this.log('error', `thread ${index} did not become ready within ${readyBound} ms; terminating it`);
       slot.failedStart = 'threadStart';
       void slot.worker.terminate();
-    }, this.init.hookTimeout * 2);
+    }, readyBound);
     startTimer.unref();
     slot.worker.on('message', (msg: FromThread) => this.onThreadMessage(slot, msg));
     slot.worker.on('error', (err) => {

@@ -15,7 +15,7 @@ import { pino, type Logger } from 'pino';
 import { ConfigError, EngineStateError, SerializationError, WorkerStartError } from '../errors.js';
 import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../options.js';
 import { ABORTABLE, Code, SERIALIZED, type ChildInit, type ErrorWire, type FromChild, type TaskWire, type ToChild } from '../protocol.js';
-import { deferred, type Deferred } from '../shared/bounded.js';
+import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
 import { takeStartLogs } from '../shared/start-log.js';
 import type { Meta, Metrics, RestartReason, SubmitOptions, Summary, TaskResult } from '../types.js';
@@ -114,7 +114,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.startFailure = deferred<never>();
     for (let i = 0; i < this.opts.processes; i++) this.spawnChild(i);
     const allReady = Promise.all(this.children.map((c) => c!.ready.promise));
-    const bound = this.opts.hookTimeout * 3 + 10_000;
+    // Module load and processInitializer in the child, then thread boot and threadInitializer.
+    const bound = 2 * (this.opts.hookTimeout + LOAD_ALLOWANCE_MS) + 5_000;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new WorkerStartError(`children did not become ready within ${bound} ms`)), bound);

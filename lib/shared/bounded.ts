@@ -1,5 +1,12 @@
 /** Every wait in mpms is bounded: this is the one helper that bounds a promise by a deadline. */
 
+/**
+ * Time allowed to load the worker module (and boot a thread) on top of `hookTimeout`. Loading is
+ * not a hook: a small `hookTimeout` must not fail a start on a busy machine, yet a module that
+ * never finishes loading is still caught.
+ */
+export const LOAD_ALLOWANCE_MS = 10_000;
+
 /** Rejected when a bounded step runs out of time. */
 export class StepTimeoutError extends Error {
   override name = 'StepTimeoutError';

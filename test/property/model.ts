@@ -221,7 +221,7 @@ const ABORT_MAX = 300;
  *   terminate T_TERMINATE; a child reports failure after THREAD_START_TRIES failures in a row
  *   (its threads count together, so more threads only fail sooner), backed off
  *   100+200+400+800 ms: T_PROC + 5·(2·hookTimeout + T_TERMINATE) + 1500;
- * - either way capped by start()'s own bound, 3·hookTimeout + 10 000 (engine.ts);
+ * - either way capped by start()'s own bound, 2·(hookTimeout + 10 000 load allowance) + 5 000 (engine.ts);
  * - then start() kills what it forked and waits up to START_KILL_WAIT for the exits;
  * - SLACK.
  */
@@ -232,7 +232,7 @@ export function startFailBoundMs(sc: Scenario): number {
     failing === 'processInitializer'
       ? T_PROC + h
       : T_PROC + THREAD_START_TRIES * (2 * h + T_TERMINATE) + THREAD_START_BACKOFF;
-  return Math.min(untilFailure, 3 * h + 10_000) + START_KILL_WAIT + SLACK;
+  return Math.min(untilFailure, 2 * (h + 10_000) + 5_000) + START_KILL_WAIT + SLACK;
 }
 
 /**
