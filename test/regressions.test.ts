@@ -143,4 +143,22 @@ describe('regressions found by the property suite', () => {
     expect(line, 'the script ended before join() resolved').toBeDefined();
     expect(JSON.parse(line!.slice(8))).toMatchObject({ total: 4, crashed: 1, cancelled: 3 });
   });
+
+  // Property run MPMS_FC_SEED=7 (MPMS_FC_RUNS=250), shrunk by fast-check: the AbortSignal of a
+  // task fired while its child was dying; the abort went to the dead child, the task came back
+  // to the queue unstarted and ran on the replacement, spinning for ever: join() hung. The master
+  // now remembers the abort and settles such a task `cancelled` instead of running it.
+  it('a task whose signal fired while its child died is cancelled, not run again (replays the counter-example)', async () => {
+    const { runScenario } = await import('./property/run-scenario.js');
+    const scenario = {
+      settings: { processes: 1, threads: 1, concurrency: 1, taskQueueMaxsize: 1, retries: 0, hookTimeout: 200, workerGracefulDieTimeout: 200 },
+      ending: { kind: 'join' },
+      hooks: { threadFinalizer: 'throw' },
+      tasks: [{ kind: 'sigkill' }, { kind: 'spin', abortAfterMs: 0 }],
+    };
+    for (let round = 0; round < 5; round++) {
+      const r = await runScenario(scenario as never);
+      expect(r.violations).toEqual([]);
+    }
+  }, 120_000);
 });

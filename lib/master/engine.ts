@@ -483,7 +483,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   private requeue(rec: TaskRecord): void {
     rec.child = null;
-    if (this.state === 'stopping' || this.state === 'stopped' || this.broken) {
+    if (rec.cancelled) {
+      this.complete(rec, Code.Cancelled, { name: 'TaskCancelledError', message: rec.cancelled }, 0, Date.now(), undefined, undefined);
+    } else if (this.state === 'stopping' || this.state === 'stopped' || this.broken) {
       this.cancelUnstarted(rec, this.broken ? `the engine gave up: ${this.broken.message}` : 'the engine is shutting down; the task never started');
     } else {
       this.queue.unshift(rec);
@@ -493,7 +495,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   /** The one place an outcome is decided: retried, or settled exactly once and delivered. */
   private complete(rec: TaskRecord, code: number, value: unknown, startedAt: number, endedAt: number, c: ChildHandle | undefined, threadIndex: number | undefined): void {
     if (startedAt > 0 || code === Code.Crashed) rec.attempts++;
-    if ((code === Code.Crashed || code === Code.Timeout) && rec.attempts <= this.opts.retries && (this.state === 'running' || this.state === 'closed') && !this.broken) {
+    if ((code === Code.Crashed || code === Code.Timeout) && rec.attempts <= this.opts.retries && !rec.cancelled && (this.state === 'running' || this.state === 'closed') && !this.broken) {
       this.logger.info({ taskId: rec.id, attempts: rec.attempts }, `task ${rec.id} will be retried after ${code === Code.Crashed ? 'a crash' : 'a timeout'}`);
       rec.child = null;
       this.queue.unshift(rec);
@@ -523,6 +525,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     const onAbort = () => {
       if (!this.ledger.get(rec.id)) return;
       const reason = `task ${rec.id} was cancelled by its AbortSignal`;
+      // Remembered: if its child dies before the abort lands, the task comes back here and must
+      // not run again.
+      rec.cancelled = reason;
       if (rec.child === null) {
         this.queue.remove(rec);
         this.complete(rec, Code.Cancelled, { name: 'TaskCancelledError', message: reason }, 0, Date.now(), undefined, undefined);

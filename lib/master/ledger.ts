@@ -23,6 +23,8 @@ export interface TaskRecord {
   attempts: number;
   /** The child holding it, or null while it waits in the master queue. */
   child: ChildHandle | null;
+  /** Set when its AbortSignal fired: it must never start again (the reason). */
+  cancelled?: string;
   /** Removes the AbortSignal listener of `submit({ signal })`. */
   unlisten: (() => void) | undefined;
 }
