@@ -2,31 +2,13 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, EngineStateError, MPMS, SerializationError, WorkerStartError, type Meta, type MPMSOptions } from '../dist/index.js';
-import { reap, guardChildren, childPids, fixture } from './helpers.js';
+import { failedStart, guardChildren, fixture } from './helpers.js';
 
 // Whatever a test started must be gone once it ends.
 guardChildren();
 
 const worker = fixture('basic-worker.mjs');
 
-/** Runs start() expecting it to fail; returns the error, the time it took, and the children left behind. */
-async function failedStart(options: MPMSOptions) {
-  const before = childPids();
-  const m = new MPMS(options);
-  const t0 = Date.now();
-  let err: unknown;
-  try {
-    await m.start();
-  } catch (e) {
-    err = e;
-  }
-  const ms = Date.now() - t0;
-  // Right after the rejection: the engine said it cleaned up, so nothing new may be left.
-  const left = childPids().filter((p) => !before.includes(p));
-  // If something was left, do not leak it into the rest of the run.
-  await reap(left, 3000);
-  return { err, ms, left, m };
-}
 
 async function collect(m: MPMS) {
   const got: { meta: Meta; result: unknown }[] = [];

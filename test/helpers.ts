@@ -1,5 +1,6 @@
 /** Shared test helpers: fixture paths and checks that no process we started is still alive. */
 import { afterEach, beforeAll, expect } from 'vitest';
+import { MPMS, type MPMSOptions } from '../dist/index.js';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 
@@ -64,4 +65,23 @@ export async function reap(pids: number[], ms: number): Promise<number[]> {
     }
   }
   return alive;
+}
+
+/** Runs start() expecting it to fail; returns the error, the time it took, and the children left behind. */
+export async function failedStart(options: MPMSOptions) {
+  const before = childPids();
+  const m = new MPMS(options);
+  const t0 = Date.now();
+  let err: unknown;
+  try {
+    await m.start();
+  } catch (e) {
+    err = e;
+  }
+  const ms = Date.now() - t0;
+  // Right after the rejection: the engine said it cleaned up, so nothing new may be left.
+  const left = childPids().filter((p) => !before.includes(p));
+  // If something was left, do not leak it into the rest of the run.
+  await reap(left, 3000);
+  return { err, ms, left, m };
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MPMS, WorkerStartError, type Meta } from '../dist/index.js';
-import { reap, guardChildren, childPids, fixture, waitGone } from './helpers.js';
+import { failedStart, guardChildren, fixture, waitGone } from './helpers.js';
 
 // Whatever a test started must be gone once it ends.
 guardChildren();
@@ -113,21 +113,11 @@ describe('hooks', () => {
 
   it('a processInitializer that throws makes start() reject naming processInitializer; no child is left', async () => {
     const log = tempLog();
-    const before = childPids();
-    const m = new MPMS({ worker, processes: 2, threads: 2, initArgs: { log, tag: 'fail', failProcessInit: true }, hookTimeout: 5000 });
-    const t0 = Date.now();
-    let err: unknown;
-    try {
-      await m.start();
-    } catch (e) {
-      err = e;
-    }
+    const { err, ms, left } = await failedStart({ worker, processes: 2, threads: 2, initArgs: { log, tag: 'fail', failProcessInit: true }, hookTimeout: 5000 });
     expect(err).toBeInstanceOf(WorkerStartError);
     expect((err as Error).message).toContain('processInitializer');
     expect((err as Error).message).toContain('processInitializer exploded');
-    expect(Date.now() - t0).toBeLessThan(10_000);
-    const left = childPids().filter((p) => !before.includes(p));
-    await reap(left, 3000);
+    expect(ms).toBeLessThan(10_000);
     expect(left).toEqual([]);
     // It did run, and no thread was started after it failed.
     const lines = readLines(log);
