@@ -111,7 +111,7 @@ describe('task-side flow control', () => {
 });
 
 describe('result-side flow control', () => {
-  it('a slow async collector (5 ms/result) with resultQueueMaxsize 5: bounded backlog, 600 results in order of decision, once each', async () => {
+  it('a slow async collector (1 ms/result) with resultQueueMaxsize 5: bounded backlog, 3000 results in order of decision, once each', async () => {
     const decided: number[] = [];
     const collected: number[] = [];
     let maxBacklog = 0;
@@ -129,24 +129,24 @@ describe('result-side flow control', () => {
         const mt = m.metrics();
         maxBacklog = Math.max(maxBacklog, backlog);
         maxInSystem = Math.max(maxInSystem, mt.running + mt.queued + backlog);
-        await new Promise((r) => setTimeout(r, 5));
+        await new Promise((r) => setTimeout(r, 1));
       },
     });
     m.on('task', (meta) => decided.push(meta.taskId));
     await m.start();
     const ids: number[] = [];
-    for (let i = 0; i < 600; i++) ids.push(await m.put(i));
+    for (let i = 0; i < 3000; i++) ids.push(await m.put(i));
     const summary = await m.join();
-    expect(summary).toMatchObject({ total: 600, ok: 600 });
-    expect(collected).toHaveLength(600);
-    expect(new Set(collected).size).toBe(600);
+    expect(summary).toMatchObject({ total: 3000, ok: 3000 });
+    expect(collected).toHaveLength(3000);
+    expect(new Set(collected).size).toBe(3000);
     expect(collected).toEqual(decided);
     expect([...collected].sort((a, b) => a - b)).toEqual(ids);
     // resultQueueMaxsize (5) plus what the one child may hold when dispatch pauses: its window,
-    // at most threads (2) × (1 + max prefetch 64) × 2 + 16 = 276 (docs/architecture.md).
-    // Without the bound this would reach ~600.
-    expect(maxBacklog).toBeLessThanOrEqual(5 + 276);
-    expect(maxInSystem).toBeLessThanOrEqual(5 + 276 + 42);
+    // at most threads (2) × (concurrency 1 + 256 queued) × 2 + 16 = 1044 (docs/architecture.md).
+    // Without the bound this would reach ~3000.
+    expect(maxBacklog).toBeLessThanOrEqual(5 + 1044);
+    expect(maxInSystem).toBeLessThanOrEqual(5 + 1044 + 42);
   });
 
   it('a collector that throws (sync) or rejects (async) for some results: the engine goes on, every outcome is delivered', async () => {
@@ -224,7 +224,7 @@ describe('result-side flow control', () => {
       for await (const { meta, result } of m.iterResults()) {
         expect(result).toBe((meta.args[1] as number) + 1);
         got.push(meta.taskId);
-        await new Promise((r) => setTimeout(r, 5));
+        await new Promise((r) => setTimeout(r, 1));
       }
     })();
     const ids: number[] = [];

@@ -128,6 +128,10 @@ export class Relay {
       },
       this.init.concurrency,
     );
+    // The replacement inherits what its predecessor learnt of task run times, so its window is
+    // right from its first refill instead of ramping up from the pessimistic default.
+    const before = this.threads[index];
+    if (before) slot.runTime.ms = before.runTime.ms;
     this.threads[index] = slot;
     // Boot + module load + threadInitializer (which bounds itself by hookTimeout).
     const readyBound = this.init.hookTimeout + LOAD_ALLOWANCE_MS;

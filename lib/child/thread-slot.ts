@@ -4,7 +4,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { SLOTS, type ErrorWire, type StartPhase, type ThreadInit, type TaskWire } from '../protocol.js';
-import { prefetchFor, RunTimeAverage } from '../shared/windows.js';
+import { RunTimeAverage, threadWindow } from '../shared/windows.js';
 
 const THREAD_ENTRY = new URL('../thread/entry.js', import.meta.url);
 
@@ -48,7 +48,7 @@ export class ThreadSlot {
 
   /** Tasks it may hold: what it runs plus a prefetch sized by how long its tasks take. */
   get window(): number {
-    return this.concurrency * (1 + prefetchFor(this.runTime.ms));
+    return threadWindow(this.concurrency, this.runTime.ms);
   }
 
   get credit(): number {

@@ -6,7 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { ChildInit, FromChild, TaskWire, ToChild } from '../protocol.js';
 import { deferred } from '../shared/bounded.js';
-import { prefetchFor, RunTimeAverage } from '../shared/windows.js';
+import { RunTimeAverage, threadWindow } from '../shared/windows.js';
 
 /** Tasks a child's relay holds beyond what its threads may hold. */
 const RELAY_EXTRA = 16;
@@ -41,8 +41,9 @@ export class ChildHandle {
 
   constructor(
     readonly index: number,
-    /** Tasks its threads run at once: threads × concurrency. */
-    private readonly slots: number,
+    private readonly threads: number,
+    /** Tasks each thread runs at once. */
+    private readonly concurrency: number,
     init: ChildInit,
     onMessage: (child: ChildHandle, msg: FromChild) => void,
     onExit: (child: ChildHandle) => void,
@@ -76,7 +77,7 @@ export class ChildHandle {
 
   /** Tasks it may hold: twice what its threads may hold, plus a little for the relay. */
   get window(): number {
-    return this.slots * (1 + prefetchFor(this.runTime.ms)) * 2 + RELAY_EXTRA;
+    return this.threads * threadWindow(this.concurrency, this.runTime.ms) * 2 + RELAY_EXTRA;
   }
 
   get credit(): number {
@@ -90,7 +91,7 @@ export class ChildHandle {
    */
   get sendableCredit(): number {
     const credit = this.credit;
-    return credit * 2 >= this.window || this.inflight < this.slots * 2 ? credit : 0;
+    return credit * 2 >= this.window || this.inflight < this.threads * this.concurrency * 2 ? credit : 0;
   }
 
   /** Queues tasks for this child; they leave at once if no send is under way. */

@@ -279,7 +279,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private spawnChild(index: number): ChildHandle {
     const child = new ChildHandle(
       index,
-      this.opts.threads * this.opts.concurrency,
+      this.opts.threads,
+      this.opts.concurrency,
       this.childInit(index),
       (c, msg) => this.onChildMessage(c, msg),
       (c) => this.onChildExit(c),
