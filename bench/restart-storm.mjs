@@ -4,17 +4,18 @@
 // costs a Worker boot and teardown in CPU (an empty Worker alone costs ~17–19 ms here), so the
 // ratio is bounded by restarts × that cost against the work's own CPU; the table reports both,
 // so the lifecycle at which the target holds can be read off, with what bounds it below.
-//   node bench/restart-storm.mjs [--tasks N] [--reps N] [--lifecycles 50,200,1000]
+//   node bench/restart-storm.mjs [--tasks N] [--reps N] [--lifecycles 50,200,1000] [--task-ms 0.2]
 import { parseArgs } from 'node:util';
 import fs from 'node:fs';
 import { MPMS } from '../dist/index.js';
 
 const { values } = parseArgs({
-  options: { tasks: { type: 'string', default: '10000' }, reps: { type: 'string', default: '3' }, lifecycles: { type: 'string', default: '50,200,1000' } },
+  options: { tasks: { type: 'string', default: '10000' }, reps: { type: 'string', default: '3' }, lifecycles: { type: 'string', default: '50,200,1000' }, 'task-ms': { type: 'string', default: '0.2' } },
 });
 const tasks = Number(values.tasks);
 const reps = Number(values.reps);
 const lifecycles = values.lifecycles.split(',').map(Number);
+const taskMs = Number(values['task-ms']);
 const worker = new URL('./workers/spin.mjs', import.meta.url);
 
 /** CPU ms of this process plus its reaped children (Linux /proc; children count once they exited). */
@@ -39,7 +40,7 @@ async function run(lifecycle) {
     process.exit(3);
   }, 120_000);
   const t0 = performance.now();
-  for (let i = 0; i < tasks; i++) await m.put(0.2);
+  for (let i = 0; i < tasks; i++) await m.put(taskMs);
   const summary = await m.join();
   const ms = performance.now() - t0;
   clearTimeout(guard);
@@ -63,7 +64,7 @@ for (let r = 0; r < reps; r++) {
   }
 }
 const fmt = (xs, d = 0) => (xs.length ? `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})` : '–');
-console.log(`### Restart storm: ${tasks} tasks of ~0.2 ms CPU, P2×T4, ${reps} reps interleaved (node ${process.version}, ${new Date().toISOString().slice(0, 10)})\n`);
+console.log(`### Restart storm: ${tasks} tasks of ~${taskMs} ms CPU, P2×T4, ${reps} reps interleaved (node ${process.version}, ${new Date().toISOString().slice(0, 10)})\n`);
 console.log('| case | tasks/s | thread restarts | throughput vs no lifecycle (per rep) | extra CPU per restart (ms) |');
 console.log('|---|---|---|---|---|');
 console.log(`| no lifecycle | ${fmt(plain)} | 0 | 1 | |`);
