@@ -143,10 +143,10 @@ describe('result-side flow control', () => {
     expect(collected).toEqual(decided);
     expect([...collected].sort((a, b) => a - b)).toEqual(ids);
     // resultQueueMaxsize (5) plus what the one child may hold when dispatch pauses: its window,
-    // at most threads (2) × (concurrency 1 + 256 queued) × 2 + 16 = 1044 (docs/architecture.md).
+    // at most threads (2) × (concurrency 1 + 256 queued) × 2 = 1028 (docs/architecture.md).
     // Without the bound this would reach ~3000.
-    expect(maxBacklog).toBeLessThanOrEqual(5 + 1044);
-    expect(maxInSystem).toBeLessThanOrEqual(5 + 1044 + 42);
+    expect(maxBacklog).toBeLessThanOrEqual(5 + 1028);
+    expect(maxInSystem).toBeLessThanOrEqual(5 + 1028 + 42);
   });
 
   it('a collector that throws (sync) or rejects (async) for some results: the engine goes on, every outcome is delivered', async () => {

@@ -6,10 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { ChildInit, FromChild, TaskWire, ToChild } from '../protocol.js';
 import { deferred } from '../shared/bounded.js';
-import { RunTimeAverage, threadWindow } from '../shared/windows.js';
-
-/** Tasks a child's relay holds beyond what its threads may hold. */
-const RELAY_EXTRA = 16;
+import { childWindow, RunTimeAverage } from '../shared/windows.js';
 
 const CHILD_ENTRY = new URL('../child/entry.js', import.meta.url);
 
@@ -75,9 +72,9 @@ export class ChildHandle {
     return this.proc.pid ?? -1;
   }
 
-  /** Tasks it may hold: twice what its threads may hold, plus a little for the relay. */
+  /** Tasks it may hold: what its threads may hold plus a hop allowance (shared/windows.ts). */
   get window(): number {
-    return this.threads * threadWindow(this.concurrency, this.runTime.ms) * 2 + RELAY_EXTRA;
+    return childWindow(this.threads, this.concurrency, this.runTime.ms);
   }
 
   get credit(): number {
