@@ -16,7 +16,7 @@ const tasks = Number(values.tasks);
 const reps = Number(values.reps);
 const lifecycles = values.lifecycles.split(',').map(Number);
 const taskMs = Number(values['task-ms']);
-const worker = new URL('./workers/spin.mjs', import.meta.url);
+const worker = new URL('./workers/tasks.mjs', import.meta.url);
 
 /** CPU ms of this process plus its reaped children (Linux /proc; children count once they exited). */
 function cpuMs() {
@@ -32,7 +32,7 @@ function cpuMs() {
 }
 
 async function run(lifecycle) {
-  const m = new MPMS({ worker, processes: 2, threads: 4, collector: () => {}, ...(lifecycle ? { lifecycle, lifecycleJitter: 0.2 } : {}) });
+  const m = new MPMS({ worker, export: 'spin', processes: 2, threads: 4, collector: () => {}, ...(lifecycle ? { lifecycle, lifecycleJitter: 0.2 } : {}) });
   const cpu0 = cpuMs();
   await m.start();
   const guard = setTimeout(() => {

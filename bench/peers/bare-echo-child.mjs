@@ -1,10 +1,11 @@
 // Child side of the bare echo: relays task batches from the master to its threads under a
 // per-thread credit window, and result batches back, coalescing while a send is in flight.
-// argv: <threads> <threadWindow>
+// argv: <threads> <threadWindow> <task function name>
 import { Worker } from 'node:worker_threads';
 
 const THREADS = Number(process.argv[2]);
 const THREAD_WINDOW = Number(process.argv[3]);
+const FN = process.argv[4] ?? 'noop';
 const threadUrl = new URL('./bare-echo-thread.mjs', import.meta.url);
 
 // Tasks the master sent beyond what the threads have credit for (master window > threads' sum).
@@ -53,7 +54,7 @@ function flush() {
 
 await Promise.all(
   Array.from({ length: THREADS }, () => {
-    const worker = new Worker(threadUrl);
+    const worker = new Worker(threadUrl, { workerData: { fn: FN } });
     const slot = { worker, inflight: 0 };
     slots.push(slot);
     return new Promise((resolve, reject) => {

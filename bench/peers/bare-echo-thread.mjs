@@ -1,7 +1,9 @@
-// Thread side of the bare echo: runs a batch of no-op tasks and answers with one batch.
-import { parentPort } from 'node:worker_threads';
+// Thread side of the bare echo: runs a batch of tasks (a sync function of bench/workers/tasks.mjs)
+// and answers with one batch.
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tasks from '../workers/tasks.mjs';
 
-const work = (x) => x;
+const work = tasks[workerData.fn];
 
 parentPort.on('message', (batch) => {
   const out = new Array(batch.length);

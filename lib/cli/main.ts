@@ -27,7 +27,7 @@ const HELP = `Usage: mpms <command> [options]
 
 Commands:
   run <worker-module> [options]   run the worker once per JSONL input line; JSONL results out
-  bench [args]                    run the benchmark suite (bench/noop.mjs)
+  bench [args]                    run the benchmark suite (bench/suite.mjs; --quick: < 2 min)
 
 Options:
   -h, --help                      show this help ('mpms run --help' for the run options)
@@ -37,9 +37,9 @@ Example:
   node examples/make-tasks.mjs 1000 | mpms run examples/sha256-worker.mjs -p 2 -o results.jsonl
 `;
 
-/** Runs bench/noop.mjs in its own node process with the remaining args; resolves with its exit code. */
+/** Runs bench/suite.mjs in its own node process with the remaining args; resolves with its exit code. */
 function bench(args: readonly string[]): Promise<number> {
-  const script = fileURLToPath(new URL('bench/noop.mjs', ROOT));
+  const script = fileURLToPath(new URL('bench/suite.mjs', ROOT));
   if (!fs.existsSync(script)) {
     process.stderr.write(`mpms bench: the benchmark suite is not installed (no ${script})\n`);
     return Promise.resolve(1);
