@@ -189,7 +189,6 @@ export class Relay {
       this.held.delete(r[0]);
       slot.inflight--;
       if (h.task[2] > 0) this.timed--;
-      r[6] = slot.index;
       if (r[3] > 0) slot.runTime.observe(r[4] - r[3]);
       this.done.push(r);
       if (r[1] === Code.Error && this.init.gracefulDieErrors.includes((r[2] as ErrorWire).name)) {

@@ -14,7 +14,7 @@ import v8 from 'node:v8';
 import { pino, type Logger } from 'pino';
 import { ConfigError, EngineStateError, SerializationError, WorkerStartError } from '../errors.js';
 import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../options.js';
-import { ABORTABLE, Code, SERIALIZED, type ChildInit, type ErrorWire, type FromChild, type TaskWire, type ToChild } from '../protocol.js';
+import { ABORTABLE, Code, SERIALIZED, type ChildInit, type ErrorWire, type FromChild, type TaskWire, type ToChild, type WireArgs } from '../protocol.js';
 import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
 import { takeStartLogs } from '../shared/start-log.js';
@@ -686,7 +686,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
  * serialized once here. Fails fast, at the put() that caused it, for an argument no child
  * could receive.
  */
-function toWireArgs(args: unknown[]): unknown[] | Uint8Array {
+function toWireArgs(args: unknown[]): WireArgs {
   let plain = true;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -694,7 +694,7 @@ function toWireArgs(args: unknown[]): unknown[] | Uint8Array {
     if (t === 'function' || t === 'symbol') throw new SerializationError(`argument ${i} is a ${t} and cannot be sent to a child process`);
     if (t === 'object' && a !== null) plain = false;
   }
-  if (plain) return args;
+  if (plain) return args.length === 1 ? (args[0] as WireArgs) : args;
   try {
     return v8.serialize(args);
   } catch (err) {

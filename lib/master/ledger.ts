@@ -4,7 +4,7 @@
  * report for the same task finds nothing here and is dropped.
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
-import { Code, STATUS_BY_CODE } from '../protocol.js';
+import { Code, STATUS_BY_CODE, type WireArgs } from '../protocol.js';
 import type { Percentiles, Summary, TaskStatus } from '../types.js';
 import type { ChildHandle } from './child-handle.js';
 
@@ -12,7 +12,7 @@ export interface TaskRecord {
   id: number;
   args: unknown[];
   /** `args` as they travel to the thread (see TaskWire). */
-  wireArgs: unknown[] | Uint8Array;
+  wireArgs: WireArgs;
   /** Keys from `submit({ meta })`, if any. */
   meta: Record<string, unknown> | undefined;
   /** Epoch ms when `put()` accepted it. */
@@ -38,7 +38,7 @@ export class Ledger {
   private readonly runHist: RecordableHistogram = createHistogram();
   private readonly waitHist: RecordableHistogram = createHistogram();
 
-  create(args: unknown[], wireArgs: unknown[] | Uint8Array, meta: Record<string, unknown> | undefined, timeout: number): TaskRecord {
+  create(args: unknown[], wireArgs: WireArgs, meta: Record<string, unknown> | undefined, timeout: number): TaskRecord {
     const rec: TaskRecord = { id: this.nextId++, args, wireArgs, meta, enqueuedAt: Date.now(), timeout, attempts: 0, child: null, unlisten: undefined };
     this.open.set(rec.id, rec);
     this.total++;

@@ -65,6 +65,7 @@ async function main(): Promise<void> {
 
   const runner = new Runner(port, init.slots, {
     fn,
+    threadIndex: init.threadIndex,
     startLog: new StartLog(init.startLog),
     concurrency: init.concurrency,
     lifecycle: init.lifecycle,

@@ -20,6 +20,8 @@ type TaskFn = (...args: unknown[]) => unknown;
 
 export interface RunnerSettings {
   fn: TaskFn;
+  /** Written into every outcome, so the child relays outcomes without reshaping them. */
+  threadIndex: number;
   startLog: StartLog;
   concurrency: number;
   lifecycle: number;
@@ -130,8 +132,9 @@ export class Runner {
     this.running++;
     let ret: unknown;
     try {
-      const list = ArrayBuffer.isView(args) ? (v8.deserialize(args) as unknown[]) : args;
-      ret = registry.als.run(state, this.settings.fn, ...list);
+      if (Array.isArray(args)) ret = registry.als.run(state, this.settings.fn, ...args);
+      else if (ArrayBuffer.isView(args)) ret = registry.als.run(state, this.settings.fn, ...(v8.deserialize(args) as unknown[]));
+      else ret = registry.als.run(state, this.settings.fn, args);
     } catch (err) {
       this.finish(state, startedAt, Code.Error, err);
       return;
@@ -156,7 +159,8 @@ export class Runner {
     this.running--;
     this.completed++;
     const isError = code === Code.Error;
-    this.outbox.push(isError ? [state.id, code, toErrorWire(value), startedAt, Date.now(), state.attempt] : okWire(state.id, state.attempt, value, startedAt));
+    const t = this.settings.threadIndex;
+    this.outbox.push(isError ? [state.id, code, toErrorWire(value), startedAt, Date.now(), state.attempt, t] : okWire(state.id, state.attempt, value, startedAt, t));
     this.scheduleFlush();
     if (isError && this.settings.gracefulDieErrors.includes((value as Error | null)?.name as string)) {
       this.retire('gracefulDie', `task ${state.id} threw ${(value as Error).name}`);
@@ -203,15 +207,15 @@ export class Runner {
  * A successful outcome on the wire: primitives as they are, anything else serialized here, once,
  * so a result that cannot cross fails alone (as a SerializationError) and Buffers stay Buffers.
  */
-function okWire(id: number, attempt: number, value: unknown, startedAt: number): ResultWire {
+function okWire(id: number, attempt: number, value: unknown, startedAt: number, threadIndex: number): ResultWire {
   if (value === null || (typeof value !== 'object' && typeof value !== 'function' && typeof value !== 'symbol')) {
-    return [id, Code.Ok, value, startedAt, Date.now(), attempt];
+    return [id, Code.Ok, value, startedAt, Date.now(), attempt, threadIndex];
   }
   try {
-    return [id, Code.Ok | SERIALIZED, v8.serialize(value), startedAt, Date.now(), attempt];
+    return [id, Code.Ok | SERIALIZED, v8.serialize(value), startedAt, Date.now(), attempt, threadIndex];
   } catch (err) {
     const e = new Error(`the result of task ${id} cannot be sent back to the master: ${(err as Error).message}`);
     e.name = 'SerializationError';
-    return [id, Code.Error, toErrorWire(e), startedAt, Date.now(), attempt];
+    return [id, Code.Error, toErrorWire(e), startedAt, Date.now(), attempt, threadIndex];
   }
 }
