@@ -14,7 +14,7 @@ import v8 from 'node:v8';
 import { pino, type Logger } from 'pino';
 import { ConfigError, EngineStateError, SerializationError, WorkerStartError } from '../errors.js';
 import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../options.js';
-import { ABORTABLE, Code, SERIALIZED, type ChildInit, type ErrorWire, type FromChild, type TaskWire, type ToChild, type WireArgs } from '../protocol.js';
+import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, type ChildInit, type ErrorWire, type FromChild, type TaskWire, type ToChild, type WireArgs } from '../protocol.js';
 import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
 import { takeStartLogs } from '../shared/start-log.js';
@@ -328,16 +328,21 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   private onBatch(c: ChildHandle, msg: Extract<FromChild, { t: 'batch' }>): void {
     if (msg.done) {
-      for (const r of msg.done) {
-        const rec = this.ledger.get(r[0]);
-        if (!rec || rec.child !== c || r[5] !== rec.attempts + 1) {
-          this.logger.debug({ taskId: r[0], processIndex: c.index }, 'dropped an outcome for a task that already has one');
+      const { nums, values } = msg.done;
+      for (let i = 0, o = 0; i < values.length; i++, o += OUTCOME_FIELDS) {
+        const id = nums[o]!;
+        const startedAt = nums[o + 2]!;
+        const endedAt = nums[o + 3]!;
+        const rec = this.ledger.get(id);
+        if (!rec || rec.child !== c || nums[o + 4] !== rec.attempts + 1) {
+          this.logger.debug({ taskId: id, processIndex: c.index }, 'dropped an outcome for a task that already has one');
           continue;
         }
         c.inflight--;
         c.settledCount++;
-        if (r[3] > 0) c.runTime.observe(r[4] - r[3]);
-        this.complete(rec, r[1], r[2], r[3], r[4], c, r[6]);
+        if (startedAt > 0) c.runTime.observe(endedAt - startedAt);
+        const threadIndex = nums[o + 5]!;
+        this.complete(rec, nums[o + 1]!, values[i], startedAt, endedAt, c, threadIndex < 0 ? undefined : threadIndex);
       }
       this.policy.succeeded();
     }
