@@ -45,6 +45,25 @@ export const SERIALIZED = 8;
 export type ResultWire = [id: number, code: number, value: unknown, startedAt: number, endedAt: number, attempt: number, threadIndex?: number];
 
 /**
+ * Tasks crossing the master -> child pipe, as columns (see `OutcomeColumns` for why): the numbers
+ * of every task in one Float64Array (`TASK_FIELDS` per task: id, timeoutMs, attempt) and the
+ * arguments beside it. The child turns them back into `TaskWire`s, which it holds and hands on.
+ */
+export interface TaskColumns {
+  nums: Float64Array;
+  args: WireArgs[];
+}
+
+export const TASK_FIELDS = 3;
+
+/** The `TaskWire`s of a batch of columns. */
+export function fromTaskColumns({ nums, args }: TaskColumns): TaskWire[] {
+  const out = new Array<TaskWire>(args.length);
+  for (let i = 0, o = 0; i < args.length; i++, o += TASK_FIELDS) out[i] = [nums[o]!, args[i], nums[o + 1]!, nums[o + 2]!];
+  return out;
+}
+
+/**
  * Outcomes crossing the child -> master pipe, as columns: the numbers of every outcome in one
  * Float64Array (`OUTCOME_FIELDS` per outcome: id, code, startedAt, endedAt, attempt, threadIndex)
  * and the values beside it. The IPC serializer copies a typed array in one piece; an array of
@@ -167,7 +186,7 @@ export interface ThreadInit {
 
 export type ToChild =
   | { t: 'init'; init: ChildInit }
-  | { t: 'tasks'; tasks: TaskWire[] }
+  | { t: 'tasks'; tasks: TaskColumns }
   /** Settle these tasks now with `code` (Timeout or Cancelled), abort their signals, end their threads if they do not stop. */
   | { t: 'abort'; ids: number[]; code: typeof Code.Timeout | typeof Code.Cancelled; reason: string }
   /**

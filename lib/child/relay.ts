@@ -7,7 +7,7 @@
  * tasks are read from the shared slots (consumed count), a dead process's from the threads'
  * start logs, which the master reads (shared/start-log.ts).
  */
-import { Code, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild, toColumns } from '../protocol.js';
+import { Code, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild, fromTaskColumns, toColumns } from '../protocol.js';
 import fs from 'node:fs';
 import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { startLogFile } from '../shared/start-log.js';
@@ -89,7 +89,7 @@ export class Relay {
   handle(msg: ToChild): void {
     switch (msg.t) {
       case 'tasks':
-        for (const task of msg.tasks) {
+        for (const task of fromTaskColumns(msg.tasks)) {
           this.held.set(task[0], { task, thread: null });
           this.queue.push(task);
           if (task[2] > 0) this.timed++;

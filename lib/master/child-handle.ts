@@ -4,7 +4,7 @@
  * send is under way).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import type { ChildInit, FromChild, TaskWire, ToChild } from '../protocol.js';
+import { TASK_FIELDS, type ChildInit, type FromChild, type TaskColumns, type ToChild, type WireArgs } from '../protocol.js';
 import { deferred } from '../shared/bounded.js';
 import { childWindow, RunTimeAverage } from '../shared/windows.js';
 
@@ -26,7 +26,9 @@ export class ChildHandle {
   fatal: Error | undefined;
   exitCode: number | null = null;
   signal: NodeJS.Signals | null = null;
-  private outbox: TaskWire[] = [];
+  /** Tasks waiting for the current send to complete, as columns (see TaskColumns). */
+  private outNums: number[] = [];
+  private outArgs: WireArgs[] = [];
   private sending = false;
   private readonly afterSend = () => {
     this.sending = false;
@@ -91,17 +93,19 @@ export class ChildHandle {
     return credit * 2 >= this.window || this.inflight < this.threads * this.concurrency * 2 ? credit : 0;
   }
 
-  /** Queues tasks for this child; they leave at once if no send is under way. */
-  sendTasks(tasks: TaskWire[]): void {
-    for (const t of tasks) this.outbox.push(t);
-    this.inflight += tasks.length;
-    this.flush();
+  /** Queues a task for this child; call `flush()` after queueing a batch. */
+  queueTask(id: number, args: WireArgs, timeoutMs: number, attempt: number): void {
+    this.outNums.push(id, timeoutMs, attempt);
+    this.outArgs.push(args);
+    this.inflight++;
   }
 
-  private flush(): void {
-    if (this.sending || this.outbox.length === 0 || this.state === 'exited') return;
-    const tasks = this.outbox;
-    this.outbox = [];
+  /** Sends what is queued at once, unless a send is under way (it then leaves after that one). */
+  flush(): void {
+    if (this.sending || this.outArgs.length === 0 || this.state === 'exited') return;
+    const tasks: TaskColumns = { nums: new Float64Array(this.outNums), args: this.outArgs };
+    this.outNums = [];
+    this.outArgs = [];
     this.sending = true;
     // The next batch leaves one event-loop turn after this write completed: tasks put meanwhile
     // coalesce into it, while a lone task still leaves at once.
@@ -113,11 +117,12 @@ export class ChildHandle {
       if (!this.proc.connected) return sent(); // it died: its exit event settles these tasks
       // One bad argument spoils a batch: send one by one so only the bad task fails.
       const bad: number[] = [];
-      for (const t of tasks) {
+      for (let i = 0, o = 0; i < tasks.args.length; i++, o += TASK_FIELDS) {
+        const one: TaskColumns = { nums: tasks.nums.slice(o, o + TASK_FIELDS), args: [tasks.args[i]] };
         try {
-          this.proc.send({ t: 'tasks', tasks: [t] } satisfies ToChild);
+          this.proc.send({ t: 'tasks', tasks: one } satisfies ToChild);
         } catch {
-          bad.push(t[0]);
+          bad.push(one.nums[0]!);
         }
       }
       this.inflight -= bad.length;

@@ -14,7 +14,7 @@ import v8 from 'node:v8';
 import { pino, type Logger } from 'pino';
 import { ConfigError, EngineStateError, SerializationError, WorkerStartError } from '../errors.js';
 import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../options.js';
-import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, type ChildInit, type ErrorWire, type FromChild, type TaskWire, type ToChild, type WireArgs } from '../protocol.js';
+import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, type ChildInit, type ErrorWire, type FromChild, type ToChild, type WireArgs } from '../protocol.js';
 import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
 import { takeStartLogs } from '../shared/start-log.js';
@@ -476,13 +476,12 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       }
       if (!best) break;
       const n = Math.min(bestCredit, this.queue.length);
-      const tasks: TaskWire[] = new Array(n);
       for (let i = 0; i < n; i++) {
         const rec = this.queue.shift()!;
         rec.child = best;
-        tasks[i] = [rec.id, rec.wireArgs, rec.timeout, rec.attempts + 1];
+        best.queueTask(rec.id, rec.wireArgs, rec.timeout, rec.attempts + 1);
       }
-      best.sendTasks(tasks);
+      best.flush();
     }
     this.queue.wake();
   }
