@@ -99,7 +99,7 @@ export const WORKLOADS = [
     title: 'No-op throughput, start-up and shutdown',
     plan(quick) {
       const configs = quick ? [P2T2] : [P2T2, { processes: 2, threads: 8 }, { processes: 4, threads: 4 }];
-      const tasks = quick ? 40_000 : 100_000;
+      const tasks = 100_000; // fewer would measure JIT warm-up more than the engine
       return configs.flatMap((cfg) => {
         const group = `P${cfg.processes}×T${cfg.threads}`;
         return ['mpms', 'tinypool', 'tinypool-process', 'piscina', 'workerpool', 'bare'].map((p) => ({
