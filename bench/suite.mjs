@@ -22,7 +22,7 @@ import { barChart } from './lib/svg.mjs';
 import { fmt } from './lib/stats.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
-const CASE_TIMEOUT_MS = 120_000;
+const CASE_TIMEOUT_MS = Number(process.env.MPMS_BENCH_CASE_TIMEOUT_MS ?? 120_000);
 
 const { values: args } = parseArgs({
   options: {
@@ -79,7 +79,7 @@ async function orchestrate() {
   const quick = args.quick;
   const reps = Number(args.reps ?? (quick ? 2 : 3));
   const only = args.only?.split(',').map((s) => s.trim());
-  const workloads = WORKLOADS.filter((w) => !only || only.includes(w.id));
+  const workloads = WORKLOADS.filter((w) => (only ? only.includes(w.id) : !w.hidden));
   const build = distFingerprint();
   if (!build) throw new Error('dist/ is missing: run `npm run build` first');
   const t0 = performance.now();

@@ -472,4 +472,24 @@ export const WORKLOADS = [
       return { md, charts: [], facts: { memoryGrowthMiB: med(runs, cases[0], 'growthMiB') } };
     },
   },
+  {
+    // Not a benchmark: checks the suite's own safety net. Run only when named (`--only selftest`):
+    // a case that blocks its event loop (so its inner bound cannot fire) with a live detached
+    // child must be killed, child included, by the outer bound, and the suite must fail saying so.
+    id: 'selftest',
+    hidden: true,
+    title: 'Self-test: a hung case is killed with its descendants',
+    plan() {
+      return [{ key: 'selftest', peer: 'none', label: 'hung case', config: {}, params: {} }];
+    },
+    async measure() {
+      const { spawn } = await import('node:child_process');
+      spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore', detached: true });
+      await sleep(700); // let the tracker see the child
+      for (;;);
+    },
+    report() {
+      return { md: [], charts: [], facts: {} };
+    },
+  },
 ];
