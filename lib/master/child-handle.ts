@@ -4,6 +4,7 @@
  * send is under way).
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import type { Logger } from 'pino';
 import type { ChildInit, FromChild, TaskWire, ToChild } from '../protocol.js';
 import { deferred } from '../shared/bounded.js';
 import { RunTimeAverage, threadWindow } from '../shared/windows.js';
@@ -27,6 +28,14 @@ export class ChildHandle {
   readonly ready = deferred<void>();
   /** Why it could not start, when it said so. */
   fatal: Error | undefined;
+  /** Its threads that can run tasks, as the child last reported (`threads` in protocol.ts). */
+  threadsAlive = 0;
+  /**
+   * Every line about this child, its own relayed lines included. `childPid`, not `pid`: pino's
+   * `pid` is the process that writes the line (always the master) and is already in the
+   * parent's bindings, so a second `pid` key would make the line ambiguous JSON.
+   */
+  readonly log: Logger;
   exitCode: number | null = null;
   signal: NodeJS.Signals | null = null;
   private outbox: TaskWire[] = [];
@@ -50,6 +59,7 @@ export class ChildHandle {
     /** Tasks that could not be serialized for this child; the engine settles them as errors. */
     private readonly onUnsendable: (child: ChildHandle, ids: number[], err: Error) => void,
     stdout: 'inherit' | 'stderr',
+    logger: Logger,
   ) {
     this.proc = fork(CHILD_ENTRY, [], {
       serialization: 'advanced',
@@ -59,6 +69,7 @@ export class ChildHandle {
       stdio: ['ignore', stdout === 'stderr' ? 2 : 'inherit', 'inherit', 'ipc'],
       execArgv: childExecArgv(process.execArgv),
     });
+    this.log = logger.child({ processIndex: index, childPid: this.pid });
     this.proc.on('message', (msg: FromChild) => onMessage(this, msg));
     this.proc.once('exit', (code, signal) => {
       this.exitCode = code;

@@ -14,7 +14,7 @@ import v8 from 'node:v8';
 import { pino, type Logger } from 'pino';
 import { ConfigError, EngineStateError, SerializationError, WorkerStartError } from '../errors.js';
 import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../options.js';
-import { ABORTABLE, Code, SERIALIZED, type ChildInit, type ErrorWire, type FromChild, type TaskWire, type ToChild } from '../protocol.js';
+import { ABORTABLE, Code, SERIALIZED, taskIdFields, type ChildInit, type ErrorWire, type FromChild, type TaskWire, type ToChild } from '../protocol.js';
 import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
 import { takeStartLogs } from '../shared/start-log.js';
@@ -223,8 +223,10 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   metrics(): Metrics {
     let running = 0;
     let processesAlive = 0;
+    let threadsAlive = 0;
     for (const c of this.liveChildren()) {
       running += c.inflight;
+      threadsAlive += c.threadsAlive;
       if (c.state !== 'starting') processesAlive++;
     }
     return {
@@ -233,7 +235,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       finished: this.ledger.finished,
       total: this.ledger.total,
       processesAlive,
-      threadsAlive: processesAlive * this.opts.threads,
+      threadsAlive,
       restarts: { ...this.restarts },
       outcomes: { ...this.ledger.counts },
       runMs: this.ledger.runPercentiles(),
@@ -286,6 +288,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       (c) => this.onChildExit(c),
       (c, ids, err) => this.onUnsendable(c, ids, err),
       this.opts.workerStdout,
+      this.logger,
     );
     this.children[index] = child;
     return child;
@@ -317,12 +320,15 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         (err as WorkerStartError & { phase: string }).phase = msg.phase;
         c.fatal = err;
         if (this.state === 'starting') this.startFailure?.reject(err);
-        else this.logger.error({ processIndex: c.index, err }, err.message);
+        else c.log.error({ err }, err.message);
         c.killTree();
         return;
       }
+      case 'threads':
+        c.threadsAlive = msg.alive;
+        return;
       case 'log':
-        return this.logger[msg.level]({ ...msg.fields, processIndex: c.index, pid: c.pid }, msg.msg);
+        return c.log[msg.level](msg.fields ?? {}, msg.msg);
     }
   }
 
@@ -331,7 +337,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       for (const r of msg.done) {
         const rec = this.ledger.get(r[0]);
         if (!rec || rec.child !== c || r[5] !== rec.attempts + 1) {
-          this.logger.debug({ taskId: r[0], processIndex: c.index }, 'dropped an outcome for a task that already has one');
+          c.log.debug({ taskId: r[0] }, 'dropped an outcome for a task that already has one');
           continue;
         }
         c.inflight--;
@@ -386,7 +392,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (this.children[c.index] === c && !stopping) {
       const reason: RestartReason = c.fatal ? 'initFailure' : 'crash';
       if (!planned) {
-        this.logger.warn({ processIndex: c.index, pid: c.pid, exitCode: c.exitCode, signal: c.signal }, `process ${c.index} ${how}; replacing it`);
+        c.log.warn({ exitCode: c.exitCode, signal: c.signal, ...taskIdFields(crashed.map((r) => r.id)) }, `process ${c.index} ${how}; replacing it`);
         this.noteRestart(c.index, reason);
       }
       const delay = this.policy.failed(c.settledCount > 0 && !c.fatal);
