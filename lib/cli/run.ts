@@ -281,7 +281,7 @@ class Runner {
       this.closeInput();
       await this.closeOutput();
       if (err instanceof WorkerStartError) {
-        const phase = (err as WorkerStartError & { phase?: string }).phase;
+        const phase = err.phase;
         process.stderr.write(`mpms run: the worker could not start: ${err.message}\n`);
         return phase !== undefined && USAGE_PHASES.has(phase) ? 2 : 1;
       }

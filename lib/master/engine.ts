@@ -31,8 +31,14 @@ type EngineState = 'new' | 'starting' | 'running' | 'closed' | 'stopping' | 'sto
 
 /** Events of an engine. */
 export interface MPMSEvents {
+  /** Every outcome, as it is decided (before the collector or iterator sees it). */
   task: [meta: Meta];
+  /**
+   * A thread (`threadIndex` set) or a whole child process (`threadIndex` undefined) is being
+   * replaced, and why. `metrics()` inside the listener already counts the loss.
+   */
   restart: [info: { processIndex: number; threadIndex?: number; reason: RestartReason; detail?: string }];
+  /** Engine-level faults only (it gave up replacing children after a crash loop); never a task's error. */
   error: [err: Error];
 }
 
@@ -47,6 +53,21 @@ const ABORT_GRACE_MS = 500;
 /** Default deadline of a shutdown started by a signal (`handleSignals`). */
 export const SIGNAL_SHUTDOWN_TIMEOUT_MS = 10_000;
 
+/**
+ * A multiprocess x multithread task engine: `processes` child processes, each running `threads`
+ * worker threads that call the worker module's task function. Every accepted task gets exactly
+ * one outcome (`ok`, `error`, `timeout`, `crashed`, `cancelled`), and `join()` and every
+ * shutdown finish within a bound computed from the settings.
+ *
+ * @example
+ * ```ts
+ * import { MPMS } from 'mpms';
+ * const m = new MPMS({ worker: './worker.mjs', processes: 2, threads: 2, collector: (meta, result) => console.log(meta.taskId, meta.status, result) });
+ * await m.start();
+ * for (let i = 0; i < 100; i++) await m.put(i, 1);
+ * const summary = await m.join(); // { total: 100, ok: 100, ... }
+ * ```
+ */
 export class MPMS extends EventEmitter<MPMSEvents> {
   private readonly opts: ResolvedOptions;
   private readonly logger: Logger;
@@ -317,7 +338,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         return this.onChildRetiring(c, msg.reason, msg.detail);
       case 'fatal': {
         const err = new WorkerStartError(`process ${c.index} could not start (${msg.phase}): ${msg.error.message}`, { cause: fromErrorWire(msg.error) });
-        (err as WorkerStartError & { phase: string }).phase = msg.phase;
+        err.phase = msg.phase;
         c.fatal = err;
         if (this.state === 'starting') this.startFailure?.reject(err);
         else c.log.error({ err }, err.message);
