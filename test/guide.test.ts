@@ -4,13 +4,13 @@
  * them) are run and their output checked, against the built package linked as `mpms`.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { guardChildren } from './helpers.js';
+import { guardChildren, runNode } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -64,16 +64,9 @@ for (const [doc, expectations] of Object.entries(DOCS)) {
 
     for (const [name, expected] of Object.entries(expectations)) {
       it(`${name} runs and prints what the document says`, { timeout: 30_000 }, async () => {
-        const proc = spawn(process.execPath, [name], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        proc.stdout.on('data', (d) => (out += d));
-        proc.stderr.on('data', (d) => (err += d));
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 25_000);
-        const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
-        clearTimeout(timer);
-        expect(code, `${out}\n${err}`).toBe(0);
-        expect(out, err).toMatch(expected);
+        const { code, stdout, stderr } = await runNode([name], { cwd: dir });
+        expect(code, `${stdout}\n${stderr}`).toBe(0);
+        expect(stdout, stderr).toMatch(expected);
       });
     }
   });

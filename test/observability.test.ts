@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { MPMS, type Metrics, type RestartReason } from '../dist/index.js';
-import { fixture, guardChildren } from './helpers.js';
+import { fixture, guardChildren, runNode } from './helpers.js';
 
 const worker = fixture('basic-worker.mjs');
 
@@ -43,12 +42,7 @@ describe('logging', () => {
   });
 
   it('default logger: nothing per task at level warn; a thread and a process crash each log one line naming the child, with exactly one pid', async () => {
-    const proc = spawn(process.execPath, [fixture('log-script.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d) => (stdout += d));
-    proc.stderr.on('data', (d) => (stderr += d));
-    const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
+    const { code, stdout, stderr } = await runNode([fixture('log-script.mjs')]);
     expect(code, stderr).toBe(0);
     const out = JSON.parse(stdout) as { master: number; thread: number; proc: number; statuses: string[] };
     expect(out.statuses).toEqual(['crashed', 'crashed']);

@@ -3,9 +3,8 @@
  * runs the whole suite again under Node 24, where these tests really run.
  */
 import { describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { MPMS } from '../dist/index.js';
-import { fixture, guardChildren } from './helpers.js';
+import { fixture, guardChildren, runNode } from './helpers.js';
 
 /** 'strip' or 'transform' where Node runs .ts files itself; false or undefined where it does not. */
 const typescript = (process.features as { typescript?: string | false }).typescript;
@@ -15,16 +14,9 @@ const why = `Node ${process.versions.node} does not strip TypeScript types (need
 
 /** Runs test/fixtures/ts-flag-script.mjs with these Node flags; resolves with what it printed. */
 async function flagScript(flags: string[]): Promise<{ started: boolean; ok?: number; name?: string; phase?: string; message?: string }> {
-  const proc = spawn(process.execPath, [...flags, fixture('ts-flag-script.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  proc.stdout.on('data', (d) => (out += d));
-  proc.stderr.on('data', (d) => (err += d));
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
-  const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
-  clearTimeout(timer);
-  expect(code, err).toBe(0);
-  return JSON.parse(out);
+  const { code, stdout, stderr } = await runNode([...flags, fixture('ts-flag-script.mjs')]);
+  expect(code, stderr).toBe(0);
+  return JSON.parse(stdout);
 }
 
 if (!strips) console.warn(`typescript-worker.test.ts skipped: ${why}`);
@@ -47,16 +39,9 @@ describe.skipIf(!strips)(`TypeScript worker modules (${strips ? `Node ${process.
   });
 
   it('a master script written in TypeScript (node master.ts) runs a .ts worker and exits by itself', async () => {
-    const proc = spawn(process.execPath, [fixture('ts-master.ts')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    proc.stdout.on('data', (d) => (out += d));
-    proc.stderr.on('data', (d) => (err += d));
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
-    const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
-    clearTimeout(timer);
-    expect(code, err).toBe(0);
-    const got = JSON.parse(out) as { summary: { total: number; ok: number }; areas: number[] };
+    const { code, stdout, stderr } = await runNode([fixture('ts-master.ts')]);
+    expect(code, stderr).toBe(0);
+    const got = JSON.parse(stdout) as { summary: { total: number; ok: number }; areas: number[] };
     expect(got.summary).toMatchObject({ total: 6, ok: 6 });
     expect(got.areas).toEqual([20, 40, 60, 80, 100, 120]);
   });
