@@ -52,6 +52,7 @@ export class QueueFullError extends Error {
 /** One or more settings are wrong; `problems` lists every one of them. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
+  /** Every problem found, one sentence each. */
   readonly problems: string[];
   constructor(problems: string[]) {
     super(problems.length === 1 ? `mpms: ${problems[0]}` : `mpms: ${problems.length} bad settings:\n  - ${problems.join('\n  - ')}`);
@@ -72,4 +73,9 @@ export class EngineStateError extends Error {
 /** A child process or thread could not start: missing module/export, a throwing module, a failing initializer. */
 export class WorkerStartError extends Error {
   override name = 'WorkerStartError';
+  /**
+   * Where it failed, when a child or thread said so: `load` (importing the module), `export`
+   * (no such function), `processInitializer`, `threadInitializer`, `threadStart`.
+   */
+  phase?: 'load' | 'export' | 'processInitializer' | 'threadInitializer' | 'threadStart';
 }

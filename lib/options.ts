@@ -104,15 +104,23 @@ type Kind = 'stdout' | 'int>=1' | 'int>=0' | 'ms' | 'fraction' | 'mib' | 'string
 
 /** One setting: how it is checked, its default, and how the CLI exposes it. */
 export interface OptionSpec {
+  /** The key in `MPMSOptions`. */
   name: keyof MPMSOptions;
+  /** How the value is checked (and, for the CLI, parsed): e.g. `'int>=1'`, `'ms'`, `'mib'`, `'fraction'`. */
   kind: Kind;
   /** Human text of the default, for docs and `--help`. */
   defaultText: string;
+  /** One line for docs and `--help`. */
   description: string;
   /** CLI flag (long form) when the setting makes sense on the command line. */
   cli?: { flag: string; short?: string };
 }
 
+/**
+ * Every setting of `MPMSOptions`, in one list: validation, defaults, CLI flags and the option
+ * table of docs/api.md all come from here. Read-only; useful to build your own CLI or config
+ * loader on the same rules.
+ */
 export const OPTION_SPECS: readonly OptionSpec[] = [
   { name: 'worker', kind: 'module', defaultText: '(required)', description: 'path (relative to cwd) or URL of the worker module' },
   { name: 'export', kind: 'string', defaultText: "'default'", description: 'name of the task function export', cli: { flag: 'export' } },

@@ -116,6 +116,11 @@ export interface LogMessage {
   fields?: Record<string, unknown>;
 }
 
+/** Log fields naming the tasks a line is about: `taskId` for one, `taskIds` for several. */
+export function taskIdFields(ids: number[]): { taskId?: number; taskIds?: number[] } {
+  return ids.length === 1 ? { taskId: ids[0]! } : ids.length > 1 ? { taskIds: ids } : {};
+}
+
 /**
  * Layout of `ThreadInit.slots` (a Float64Array): [0] = tasks consumed from the head of the
  * thread's queue; then per running slot k: id at `idAt(k)`, attempt at `idAt(k) + 1`, start
@@ -208,6 +213,12 @@ export type FromChild =
     }
   | { t: 'fatal'; phase: StartPhase; error: ErrorWire }
   | { t: 'restart'; threadIndex: number; reason: Reason; detail?: string }
+  /**
+   * Threads of this child that are ready and not yet exited (a retiring one still draining
+   * counts). Sent whenever that number changes, before the `restart` that reports a death, so
+   * `metrics().threadsAlive` is already right when the master emits the event.
+   */
+  | { t: 'threads'; alive: number }
   /** The child will take no more tasks (graceful die, memory limit); the master starts its replacement now. */
   | { t: 'retiring'; reason: Reason; detail?: string }
   | LogMessage;

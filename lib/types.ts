@@ -5,8 +5,11 @@ export type TaskStatus = 'ok' | 'error' | 'timeout' | 'crashed' | 'cancelled';
 
 /** What the collector and the iterator receive with every result. */
 export interface Meta {
+  /** The id `put()`/`submit()` resolved with: 1, 2, 3... in acceptance order. */
   taskId: number;
+  /** The arguments as given to `put()`. */
   args: unknown[];
+  /** The outcome. `result` is the return value when `'ok'`, else an Error. */
   status: TaskStatus;
   /** Runs started for this task (1 unless `retries` re-ran it; 0 when it never started). */
   attempts: number;
@@ -18,15 +21,20 @@ export interface Meta {
   runMs?: number;
   /** ms from acceptance by `put()` until the last attempt started. */
   waitMs?: number;
+  /** The child process slot that ran (or held) the last attempt. */
   processIndex?: number;
+  /** The thread slot, within that child, that ran the last attempt. */
   threadIndex?: number;
+  /** OS pid of that child process. */
   pid?: number;
+  /** Keys from the `meta` option and from `submit(args, { meta })`. */
   [userKey: string]: unknown;
 }
 
 /** One outcome, as yielded by `iterResults()`. */
 export interface TaskResult {
   meta: Meta;
+  /** The return value when `meta.status === 'ok'`, else an Error (see `Meta.status`). */
   result: unknown;
 }
 
@@ -38,9 +46,11 @@ export interface Summary {
   timeout: number;
   crashed: number;
   cancelled: number;
+  /** ms from `start()` to the end of the run. */
   durationMs: number;
 }
 
+/** Percentiles of a distribution in ms (0 while there is no sample). */
 export interface Percentiles {
   p50: number;
   p90: number;
@@ -48,24 +58,40 @@ export interface Percentiles {
   max: number;
 }
 
+/**
+ * Why a thread or process was replaced: `crash` (it died), `lifecycle` (a soft limit: tasks,
+ * duration, memory), `hard` (`lifecycleDurationHard`, or a thread terminated for a stuck task),
+ * `gracefulDie` (a task threw a graceful-die error), `initFailure` (a hook or the module failed at start).
+ */
 export type RestartReason = 'crash' | 'lifecycle' | 'hard' | 'gracefulDie' | 'initFailure';
 
 /** A snapshot of the engine, from `metrics()`. */
 export interface Metrics {
+  /** Tasks accepted and waiting in the master's queue. */
   queued: number;
+  /** Tasks sent to a child and not yet settled (running, or waiting in the child's window). */
   running: number;
+  /** Tasks with an outcome. */
   finished: number;
+  /** Tasks accepted. */
   total: number;
+  /** Child processes that have reported ready and not exited. */
   processesAlive: number;
+  /** Threads the children report ready and not exited (live, not `processes * threads`). */
   threadsAlive: number;
+  /** Replacements so far, by reason. */
   restarts: Record<RestartReason, number>;
+  /** Outcomes so far, by status. */
   outcomes: Record<TaskStatus, number>;
+  /** How long tasks ran (last attempt). */
   runMs: Percentiles;
+  /** How long tasks waited from `put()` to the start of their last attempt. */
   waitMs: Percentiles;
 }
 
 /** What a running task sees through `taskContext()`. */
 export interface TaskContext {
+  /** The task's id, as `put()` returned it. */
   taskId: number;
   /** Aborts when the task times out, is cancelled, or the engine shuts down. */
   readonly signal: AbortSignal;
@@ -73,17 +99,23 @@ export interface TaskContext {
   attempt: number;
   /** Makes the thread's retirement wait (bounded by `hookTimeout`) for work the task started but did not await. */
   keepAlive(promise: Promise<unknown>): void;
+  /** This child process's slot (0 .. processes - 1). */
   processIndex: number;
+  /** This thread's slot in its child (0 .. threads - 1). */
   threadIndex: number;
+  /** What `processInitializer` returned in this child. */
   processData: unknown;
 }
 
 /** What every hook receives. */
 export interface HookContext {
+  /** The engine's `name`. */
   name: string;
+  /** The child process slot. */
   processIndex: number;
   /** -1 in process hooks. */
   threadIndex: number;
+  /** The `initArgs` setting. */
   initArgs: unknown;
   /** What `processInitializer` returned (undefined in `processInitializer` itself). */
   processData: unknown;

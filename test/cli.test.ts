@@ -95,6 +95,10 @@ function outcomes(stdout: string): Outcome[] {
     .map((l) => JSON.parse(l) as Outcome);
 }
 
+function summaryIfAny(stderr: string): Record<string, number> | undefined {
+  return /mpms: \d+ tasks in/.test(stderr) ? summary(stderr) : undefined;
+}
+
 /** The counts from the CLI's summary line on stderr. */
 function summary(stderr: string): Record<string, number> {
   const m = /mpms: (\d+) tasks in [\d.]+ s \([\d.]+ tasks\/s\): (\d+) ok, (\d+) error, (\d+) timeout, (\d+) crashed, (\d+) cancelled/.exec(stderr);
@@ -244,6 +248,59 @@ describe('mpms run', () => {
   });
 });
 
+describe('mpms run: figures on stderr', () => {
+  it('ends with a table: tasks by status, tasks/s, run and wait p50/p90/p99/max, restarts by reason', { timeout: 30_000 }, async () => {
+    const lines = Array.from({ length: 10 }, (_, i) => JSON.stringify(['echo', i]));
+    lines.push(JSON.stringify(['throw', 1]), JSON.stringify(['exit-thread', 3]));
+    const run = cli(['run', fixture('basic-worker.mjs'), ...small], lines.join('\n') + '\n');
+    expect((await run.exit(20_000)).code).toBe(1);
+    const err = run.stderr();
+    const table = err.slice(err.indexOf('\n', err.search(/mpms: \d+ tasks in/)) + 1);
+    const row = (label: string) => {
+      const m = new RegExp(`^  ${label} +(.*)$`, 'm').exec(table);
+      if (!m) throw new Error(`no ${label} row in:\n${table}`);
+      return m[1]!.trim().split(/\s+/);
+    };
+    expect(row('status')).toEqual(['tasks']);
+    expect(Object.fromEntries(['ok', 'error', 'timeout', 'crashed', 'cancelled'].map((st) => [st, Number(row(st)[0])]))).toEqual({ ok: 10, error: 1, timeout: 0, crashed: 1, cancelled: 0 });
+    expect(row('total')[0]).toBe('12');
+    expect(table).toMatch(/^  total +12 +[\d.]+ tasks\/s over [\d.]+ s$/m);
+    expect(row('ms')).toEqual(['p50', 'p90', 'p99', 'max']);
+    for (const label of ['run', 'wait']) {
+      const [p50, p90, p99, max] = row(label).map(Number) as [number, number, number, number];
+      expect([p50, p90, p99, max].every(Number.isFinite), label).toBe(true);
+      expect(p50 <= p90 && p90 <= p99 && p99 <= max, `${label}: ${row(label).join(' ')}`).toBe(true);
+    }
+    expect(table).toMatch(/^  restarts +crash 1, lifecycle 0, hard 0, gracefulDie 0, initFailure 0$/m);
+  });
+
+  it('--stats prints a live line of figures on stderr, also when it is not a terminal', { timeout: 30_000 }, async () => {
+    const lines = Array.from({ length: 24 }, () => '[100]');
+    const run = cli(['run', fixture('cli-slow.mjs'), '-p', '1', '-t', '2', '--stats-interval', '100ms'], lines.join('\n') + '\n');
+    const statsLines = () => run.stderr().split('\n').filter((l) => l.startsWith('mpms stats: '));
+    // Two lines while tasks still run: it is periodic, not a one-off at the end.
+    await run.until('two stats lines', () => statsLines().length >= 2, 10_000);
+    expect(summaryIfAny(run.stderr())).toBeUndefined();
+    expect((await run.exit(20_000)).code).toBe(0);
+    expect(run.stderr()).not.toContain('\r');
+    const re = /^mpms stats: [\d.]+ s  done (\d+)\/(\d+)  queued \d+  running \d+  ok \d+ error 0 timeout 0 crashed 0 cancelled 0  [\d.]+ tasks\/s  run p50\/p99 [\d.]+\/[\d.]+ ms  wait p50\/p99 [\d.]+\/[\d.]+ ms  processes 1  threads 2  restarts 0$/;
+    const done = statsLines().map((l) => {
+      const m = re.exec(l);
+      if (!m) throw new Error(`unexpected stats line: ${l}`);
+      return Number(m[1]);
+    });
+    // Live: the done count moves between lines and never goes back.
+    for (let i = 1; i < done.length; i++) expect(done[i]).toBeGreaterThanOrEqual(done[i - 1]!);
+    expect(done.at(-1)!).toBeGreaterThan(done[0]!);
+  });
+
+  it('--stats-interval below 10 ms is bad usage', { timeout: 15_000 }, async () => {
+    const run = cli(['run', fixture('cli-slow.mjs'), '--stats-interval', '5'], '');
+    expect((await run.exit(10_000)).code).toBe(2);
+    expect(run.stderr()).toMatch(/--stats-interval must be at least 10 ms/);
+  });
+});
+
 describe('mpms', () => {
   it('prints its version and help', { timeout: 15_000 }, async () => {
     const version = cli(['--version']);
@@ -252,6 +309,6 @@ describe('mpms', () => {
     const help = cli(['run', '--help']);
     expect((await help.exit(10_000)).code).toBe(0);
     // Every engine flag comes from OPTION_SPECS; spot-check a few.
-    for (const flag of ['--processes', '--threads', '--task-timeout', '--lifecycle', '--input', '--output', '--no-progress']) expect(help.stdout()).toContain(flag);
+    for (const flag of ['--processes', '--threads', '--task-timeout', '--lifecycle', '--input', '--output', '--no-progress', '--stats', '--stats-interval']) expect(help.stdout()).toContain(flag);
   });
 });

@@ -2,7 +2,7 @@
 import { afterEach, beforeAll, expect } from 'vitest';
 import { MPMS, type MPMSOptions } from '../dist/index.js';
 import { fileURLToPath } from 'node:url';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 
 export const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
@@ -84,4 +84,23 @@ export async function failedStart(options: MPMSOptions) {
   // If something was left, do not leak it into the rest of the run.
   await reap(left, 3000);
   return { err, ms, left, m };
+}
+
+/**
+ * Runs `node ...args` to its end and resolves with its exit code and output. SIGKILLed (by its
+ * pid, which this test started) if it is still running after `ms`, so a hang fails the test.
+ */
+export function runNode(args: string[], options: { cwd?: string; ms?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, args, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (d) => (stdout += d));
+  proc.stderr.on('data', (d) => (stderr += d));
+  const timer = setTimeout(() => proc.kill('SIGKILL'), options.ms ?? 25_000);
+  return new Promise((resolve) =>
+    proc.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
 }

@@ -7,7 +7,7 @@
  * tasks are read from the shared slots (consumed count), a dead process's from the threads'
  * start logs, which the master reads (shared/start-log.ts).
  */
-import { Code, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild, fromTaskColumns, toColumns } from '../protocol.js';
+import { Code, fromTaskColumns, taskIdFields, toColumns, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild } from '../protocol.js';
 import fs from 'node:fs';
 import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { startLogFile } from '../shared/start-log.js';
@@ -81,9 +81,20 @@ export class Relay {
     for (let i = 0; i < init.threads; i++) this.spawn(i);
   }
 
-  /** Counts for the master's health picture. */
+  /** Threads not yet exited (starting ones too): a stop waits for all of them. */
   get threadsAlive(): number {
     return this.threads.filter((t) => !t.exited).length + this.leaving.size;
+  }
+
+  private reportedAlive = 0;
+
+  /** Tells the master how many threads can run tasks, when that changed (see `threads` in protocol.ts). */
+  private reportThreads(): void {
+    let alive = 0;
+    for (const slot of this.allThreads()) if (slot.ready && !slot.exited) alive++;
+    if (alive === this.reportedAlive) return;
+    this.reportedAlive = alive;
+    this.send({ t: 'threads', alive });
   }
 
   handle(msg: ToChild): void {
@@ -160,6 +171,7 @@ export class Relay {
       case 'ready':
         slot.ready = true;
         this.startFailures = 0;
+        this.reportThreads();
         if (!this.isReady && this.threads.every((t) => t.ready)) {
           this.isReady = true;
           this.markReady();
@@ -256,7 +268,8 @@ export class Relay {
       }
     }
     const normal = slot.retiring && code === 0;
-    if (!normal) this.log(slot.failedStart ? 'error' : 'warn', `thread ${slot.index} exited with code ${code} (${crashedReason})`, { threadIndex: slot.index });
+    if (!normal) this.log(slot.failedStart ? 'error' : 'warn', `thread ${slot.index} exited with code ${code} (${crashedReason})`, { threadIndex: slot.index, ...taskIdFields(started) });
+    this.reportThreads();
     if (this.threads[slot.index] === slot && !this.stopping) {
       if (!normal) this.send({ t: 'restart', threadIndex: slot.index, reason: crashedReason });
       this.respawn(slot);

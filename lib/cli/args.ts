@@ -29,8 +29,13 @@ export interface RunArgs {
   /** `-` for stdout, else a file path. */
   output: string;
   progress: ProgressMode;
+  /** ms between live stats lines, or undefined for none. */
+  stats: number | undefined;
   help: boolean;
 }
+
+/** Default ms between `--stats` lines. */
+export const STATS_INTERVAL_MS = 1000;
 
 type ParseOption = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
 
@@ -45,6 +50,8 @@ const CLI_ONLY: Record<string, ParseOption & { help: string; valueName?: string 
   output: { type: 'string', short: 'o', valueName: 'FILE|-', help: 'JSONL results, one line per task as it settles (default: - = stdout)' },
   progress: { type: 'boolean', help: 'show progress on stderr even when it is not a terminal (plain lines, at most once a second)' },
   'no-progress': { type: 'boolean', help: 'never show progress' },
+  stats: { type: 'boolean', help: 'print a line of live figures (done, queued, running, outcomes, tasks/s, run/wait p50/p99, threads, restarts) on stderr every second, terminal or not' },
+  'stats-interval': { type: 'string', valueName: 'MS', help: 'ms between --stats lines (implies --stats; default 1000)' },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
@@ -80,11 +87,8 @@ export function convertValue(spec: OptionSpec & { cli: NonNullable<OptionSpec['c
       if (!Number.isSafeInteger(n)) throw bad('an integer of a sane size');
       return n;
     }
-    case 'ms': {
-      const m = new RegExp(`^(${NUM})\\s*(ms|s|m|h)?$`, 'i').exec(text);
-      if (!m) throw bad('a duration in ms (e.g. 1500, or with a unit: 1.5s, 2m, 1h)');
-      return Number(m[1]) * MS_UNITS[(m[2] ?? 'ms').toLowerCase()]!;
-    }
+    case 'ms':
+      return parseMs(label, raw);
     case 'mib': {
       const m = new RegExp(`^(${NUM})\\s*(k|kib|m|mib|g|gib)?$`, 'i').exec(text);
       if (!m) throw bad('a size in MiB (e.g. 512, or with a unit: 1.5GiB)');
@@ -110,6 +114,16 @@ export function convertValue(spec: OptionSpec & { cli: NonNullable<OptionSpec['c
       // A spec whose kind has no text form was given a `cli` entry: a mistake in lib/options.ts.
       throw new Error(`internal: setting \`${spec.name}\` (kind ${spec.kind}) cannot be given on the command line`);
   }
+}
+
+/**
+ * A duration: ms, or a number with a unit (1.5s, 2m, 1h). Only the syntax is checked.
+ * @throws UsageError naming the flag and the text it got.
+ */
+function parseMs(label: string, raw: string): number {
+  const m = new RegExp(`^(${NUM})\\s*(ms|s|m|h)?$`, 'i').exec(raw.trim());
+  if (!m) throw new UsageError(`${label} expects a duration in ms (e.g. 1500, or with a unit: 1.5s, 2m, 1h), got ${JSON.stringify(raw)}`);
+  return Number(m[1]) * MS_UNITS[(m[2] ?? 'ms').toLowerCase()]!;
 }
 
 /** Levenshtein distance, for "did you mean" on unknown flags. */
@@ -183,6 +197,12 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
   if (values.progress && values['no-progress']) throw new UsageError('--progress and --no-progress contradict each other; give one');
   const progress: ProgressMode = values.progress ? 'on' : values['no-progress'] ? 'off' : 'auto';
 
+  let stats: number | undefined;
+  if (typeof values['stats-interval'] === 'string') {
+    stats = parseMs('--stats-interval', values['stats-interval']);
+    if (!(stats >= 10)) throw new UsageError(`--stats-interval must be at least 10 ms, got ${JSON.stringify(values['stats-interval'])}`);
+  } else if (values.stats) stats = STATS_INTERVAL_MS;
+
   const engine: Record<string, unknown> = {};
   for (const spec of CLI_SPECS) {
     const raw = values[spec.cli.flag];
@@ -199,7 +219,7 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
   if (!help && positionals.length === 0) throw new UsageError('missing the worker module: mpms run <worker-module> [options]');
   if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}': mpms run takes exactly one worker module`);
 
-  return { worker: positionals[0] ?? '', engine: engine as RunArgs['engine'], input, output, progress, help };
+  return { worker: positionals[0] ?? '', engine: engine as RunArgs['engine'], input, output, progress, stats, help };
 }
 
 /**

@@ -18,6 +18,7 @@ import { MPMS } from '../index.js';
 import type { Meta, Summary, TaskStatus } from '../types.js';
 import { describeConfigError, parseRunArgs, runHelp, UsageError, type RunArgs } from './args.js';
 import { createProgress, type ProgressDisplay } from './progress.js';
+import { formatFinalTable, formatStatsLine } from './stats.js';
 
 /** How long the first SIGINT/SIGTERM lets running tasks finish before they are cancelled. */
 export const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -280,7 +281,7 @@ class Runner {
       this.closeInput();
       await this.closeOutput();
       if (err instanceof WorkerStartError) {
-        const phase = (err as WorkerStartError & { phase?: string }).phase;
+        const phase = err.phase;
         process.stderr.write(`mpms run: the worker could not start: ${err.message}\n`);
         return phase !== undefined && USAGE_PHASES.has(phase) ? 2 : 1;
       }
@@ -294,11 +295,13 @@ class Runner {
       this.progress.log('mpms: reading tasks from the terminal, one JSON line each (end with Ctrl+D)');
     }
     this.progress.start();
+    const stopStats = this.startStats();
 
     const consuming = this.consume();
     await this.feed();
     const summary = await this.engine.join();
     await consuming;
+    stopStats();
     await this.closeOutput();
     this.progress.stop();
 
@@ -318,9 +321,28 @@ class Runner {
     if (this.outputError) notes.push('results were lost: the output failed');
     const all = [...notes, ...info];
     err.write(formatSummary(summary) + (all.length ? `\nmpms: ${all.join('; ')}` : '') + '\n');
+    err.write(formatFinalTable(summary, this.engine.metrics()) + '\n');
 
     const clean = summary.ok === summary.total && notes.length === 0 && this.outcomes === summary.total;
     return clean ? 0 : 1;
+  }
+
+  /** Prints `--stats` lines until the returned function is called; a no-op without `--stats`. */
+  private startStats(): () => void {
+    const every = this.args.stats;
+    if (every === undefined) return () => {};
+    const t0 = Date.now();
+    let last = { at: t0, finished: 0 };
+    const timer = setInterval(() => {
+      const m = this.engine.metrics();
+      const now = Date.now();
+      const recent = now > last.at ? ((m.finished - last.finished) * 1000) / (now - last.at) : 0;
+      last = { at: now, finished: m.finished };
+      this.progress.log(formatStatsLine(m, now - t0, recent));
+    }, every);
+    // The stats must never be what keeps the process alive.
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /** Reads the input line by line and puts one task per line, waiting while the queue is full. */

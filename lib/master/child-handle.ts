@@ -4,6 +4,7 @@
  * send is under way).
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import type { Logger } from 'pino';
 import { TASK_FIELDS, type ChildInit, type FromChild, type TaskColumns, type ToChild, type WireArgs } from '../protocol.js';
 import { deferred } from '../shared/bounded.js';
 import { childWindow, RunTimeAverage } from '../shared/windows.js';
@@ -24,6 +25,14 @@ export class ChildHandle {
   readonly ready = deferred<void>();
   /** Why it could not start, when it said so. */
   fatal: Error | undefined;
+  /** Its threads that can run tasks, as the child last reported (`threads` in protocol.ts). */
+  threadsAlive = 0;
+  /**
+   * Every line about this child, its own relayed lines included. `childPid`, not `pid`: pino's
+   * `pid` is the process that writes the line (always the master) and is already in the
+   * parent's bindings, so a second `pid` key would make the line ambiguous JSON.
+   */
+  readonly log: Logger;
   exitCode: number | null = null;
   signal: NodeJS.Signals | null = null;
   /** Tasks waiting for the current send to complete, as columns (see TaskColumns). */
@@ -49,6 +58,7 @@ export class ChildHandle {
     /** Tasks that could not be serialized for this child; the engine settles them as errors. */
     private readonly onUnsendable: (child: ChildHandle, ids: number[], err: Error) => void,
     stdout: 'inherit' | 'stderr',
+    logger: Logger,
   ) {
     this.proc = fork(CHILD_ENTRY, [], {
       serialization: 'advanced',
@@ -58,6 +68,7 @@ export class ChildHandle {
       stdio: ['ignore', stdout === 'stderr' ? 2 : 'inherit', 'inherit', 'ipc'],
       execArgv: childExecArgv(process.execArgv),
     });
+    this.log = logger.child({ processIndex: index, childPid: this.pid });
     this.proc.on('message', (msg: FromChild) => onMessage(this, msg));
     this.proc.once('exit', (code, signal) => {
       this.exitCode = code;

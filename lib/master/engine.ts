@@ -14,7 +14,7 @@ import v8 from 'node:v8';
 import { pino, type Logger } from 'pino';
 import { ConfigError, EngineStateError, SerializationError, WorkerStartError } from '../errors.js';
 import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../options.js';
-import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, type ChildInit, type ErrorWire, type FromChild, type ToChild, type WireArgs } from '../protocol.js';
+import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, taskIdFields, type ChildInit, type ErrorWire, type FromChild, type ToChild, type WireArgs } from '../protocol.js';
 import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
 import { takeStartLogs } from '../shared/start-log.js';
@@ -31,8 +31,14 @@ type EngineState = 'new' | 'starting' | 'running' | 'closed' | 'stopping' | 'sto
 
 /** Events of an engine. */
 export interface MPMSEvents {
+  /** Every outcome, as it is decided (before the collector or iterator sees it). */
   task: [meta: Meta];
+  /**
+   * A thread (`threadIndex` set) or a whole child process (`threadIndex` undefined) is being
+   * replaced, and why. `metrics()` inside the listener already counts the loss.
+   */
   restart: [info: { processIndex: number; threadIndex?: number; reason: RestartReason; detail?: string }];
+  /** Engine-level faults only (it gave up replacing children after a crash loop); never a task's error. */
   error: [err: Error];
 }
 
@@ -47,6 +53,21 @@ const ABORT_GRACE_MS = 500;
 /** Default deadline of a shutdown started by a signal (`handleSignals`). */
 export const SIGNAL_SHUTDOWN_TIMEOUT_MS = 10_000;
 
+/**
+ * A multiprocess x multithread task engine: `processes` child processes, each running `threads`
+ * worker threads that call the worker module's task function. Every accepted task gets exactly
+ * one outcome (`ok`, `error`, `timeout`, `crashed`, `cancelled`), and `join()` and every
+ * shutdown finish within a bound computed from the settings.
+ *
+ * @example
+ * ```ts
+ * import { MPMS } from 'mpms';
+ * const m = new MPMS({ worker: './worker.mjs', processes: 2, threads: 2, collector: (meta, result) => console.log(meta.taskId, meta.status, result) });
+ * await m.start();
+ * for (let i = 0; i < 100; i++) await m.put(i, 1);
+ * const summary = await m.join(); // { total: 100, ok: 100, ... }
+ * ```
+ */
 export class MPMS extends EventEmitter<MPMSEvents> {
   private readonly opts: ResolvedOptions;
   private readonly logger: Logger;
@@ -223,8 +244,10 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   metrics(): Metrics {
     let running = 0;
     let processesAlive = 0;
+    let threadsAlive = 0;
     for (const c of this.liveChildren()) {
       running += c.inflight;
+      threadsAlive += c.threadsAlive;
       if (c.state !== 'starting') processesAlive++;
     }
     return {
@@ -233,7 +256,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       finished: this.ledger.finished,
       total: this.ledger.total,
       processesAlive,
-      threadsAlive: processesAlive * this.opts.threads,
+      threadsAlive,
       restarts: { ...this.restarts },
       outcomes: { ...this.ledger.counts },
       runMs: this.ledger.runPercentiles(),
@@ -286,6 +309,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       (c) => this.onChildExit(c),
       (c, ids, err) => this.onUnsendable(c, ids, err),
       this.opts.workerStdout,
+      this.logger,
     );
     this.children[index] = child;
     return child;
@@ -314,15 +338,18 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         return this.onChildRetiring(c, msg.reason, msg.detail);
       case 'fatal': {
         const err = new WorkerStartError(`process ${c.index} could not start (${msg.phase}): ${msg.error.message}`, { cause: fromErrorWire(msg.error) });
-        (err as WorkerStartError & { phase: string }).phase = msg.phase;
+        err.phase = msg.phase;
         c.fatal = err;
         if (this.state === 'starting') this.startFailure?.reject(err);
-        else this.logger.error({ processIndex: c.index, err }, err.message);
+        else c.log.error({ err }, err.message);
         c.killTree();
         return;
       }
+      case 'threads':
+        c.threadsAlive = msg.alive;
+        return;
       case 'log':
-        return this.logger[msg.level]({ ...msg.fields, processIndex: c.index, pid: c.pid }, msg.msg);
+        return c.log[msg.level](msg.fields ?? {}, msg.msg);
     }
   }
 
@@ -335,7 +362,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         const endedAt = nums[o + 3]!;
         const rec = this.ledger.get(id);
         if (!rec || rec.child !== c || nums[o + 4] !== rec.attempts + 1) {
-          this.logger.debug({ taskId: id, processIndex: c.index }, 'dropped an outcome for a task that already has one');
+          c.log.debug({ taskId: id }, 'dropped an outcome for a task that already has one');
           continue;
         }
         c.inflight--;
@@ -391,7 +418,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (this.children[c.index] === c && !stopping) {
       const reason: RestartReason = c.fatal ? 'initFailure' : 'crash';
       if (!planned) {
-        this.logger.warn({ processIndex: c.index, pid: c.pid, exitCode: c.exitCode, signal: c.signal }, `process ${c.index} ${how}; replacing it`);
+        c.log.warn({ exitCode: c.exitCode, signal: c.signal, ...taskIdFields(crashed.map((r) => r.id)) }, `process ${c.index} ${how}; replacing it`);
         this.noteRestart(c.index, reason);
       }
       const delay = this.policy.failed(c.settledCount > 0 && !c.fatal);
