@@ -21,6 +21,8 @@ export interface Meta {
   processIndex?: number;
   threadIndex?: number;
   pid?: number;
+  /** The worker engine that ran it (`host:pid`), when the task went through a transport (scale-out). */
+  worker?: string;
   [userKey: string]: unknown;
 }
 
