@@ -5,7 +5,7 @@
  * here, so `mpms run` works without it.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, WorkerStartError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import { CLI_SPECS, convertValue, describeConfigError, usageFromParseError, UsageError } from './args.js';
 import { usageError } from './run.js';
 
@@ -101,11 +101,9 @@ export async function workerCommand(argv: readonly string[]): Promise<number> {
   } catch (err) {
     if (err instanceof UsageError) return usageError(err.message, 'worker');
     if (err instanceof ConfigError) return usageError(describeConfigError(err), 'worker');
-    if (err instanceof WorkerStartError) {
-      process.stderr.write(`mpms worker: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    // Cannot start (a module that does not load, Redis that does not answer): say so plainly.
+    process.stderr.write(`mpms worker: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
   }
   // A supervisor or test waits for this line before it sends jobs.
   process.stderr.write(`mpms worker: ${served.id} serving queue ${JSON.stringify(values.queue)}\n`);

@@ -14,7 +14,7 @@
 import crypto from 'node:crypto';
 import { Queue, QueueEvents, type Job } from 'bullmq';
 import type { AdoptedTask, OutgoingTask, Transport, TransportHost } from '../transport/types.js';
-import { throttledWarn, toConnection, type RedisConnection } from './connection.js';
+import { CONNECT_TIMEOUT_MS, throttledWarn, toConnection, withinMs, type RedisConnection } from './connection.js';
 import { decodeArgs, decodeOutcome, encodeArgs, JOB_NAME, jobId, parseJobId, type JobData } from './wire.js';
 
 /** Settings of `bullmqTransport()`. */
@@ -98,18 +98,21 @@ class BullmqTransport implements Transport {
     this.host = host;
     const connection = toConnection(this.options.connection);
     const common = { connection, ...(this.options.prefix ? { prefix: this.options.prefix } : {}) };
-    this.queue = new Queue(this.options.queue, common);
-    this.events = new QueueEvents(this.options.queue, common);
     // Without listeners an 'error' (Redis restarting, a network blip) would crash the master;
     // ioredis reconnects by itself and the sweep catches up afterwards.
     const warn = (obj: object, msg: string) => host.logger.warn(obj, msg);
+    this.queue = new Queue(this.options.queue, common);
     this.queue.on('error', throttledWarn(warn, 'bullmq queue'));
-    this.events.on('error', throttledWarn(warn, 'bullmq queue events'));
-    this.events.on('completed', ({ jobId: id, returnvalue }) => this.onFinal(id, true, returnvalue, undefined));
-    this.events.on('failed', ({ jobId: id, failedReason }) => this.onFinal(id, false, failedReason, undefined));
     try {
-      await Promise.all([this.queue.waitUntilReady(), this.events.waitUntilReady()]);
-      const adopted = this.reattach ? await this.adopt() : [];
+      await withinMs(this.queue.waitUntilReady(), CONNECT_TIMEOUT_MS, `connecting to queue ${this.options.queue}`);
+      // Only once Redis answered: a QueueEvents that never connected cannot be closed (its
+      // blocking client reconnects for ever and keeps the process alive).
+      this.events = new QueueEvents(this.options.queue, common);
+      this.events.on('error', throttledWarn(warn, 'bullmq queue events'));
+      this.events.on('completed', ({ jobId: id, returnvalue }) => this.onFinal(id, true, returnvalue, undefined));
+      this.events.on('failed', ({ jobId: id, failedReason }) => this.onFinal(id, false, failedReason, undefined));
+      await withinMs(this.events.waitUntilReady(), CONNECT_TIMEOUT_MS, `connecting to the events of queue ${this.options.queue}`);
+      const adopted = this.reattach ? await withinMs(this.adopt(), CONNECT_TIMEOUT_MS * 3, `reading run ${this.runId}`) : [];
       this.accepting = true;
       // The engine adopts the tasks right after start() resolves; the first sweep then delivers
       // what finished while no master was listening.
@@ -140,6 +143,7 @@ class BullmqTransport implements Transport {
     }
     // An earlier attempt's outcome was already acted on (the retry exists): only clean it up.
     this.removals.push(...superseded);
+    void this.flushRemovals();
     const out: AdoptedTask[] = [];
     for (const [taskId, { attempt, job }] of latest) {
       this.open.set(job.id!, { taskId, attempt });
@@ -303,9 +307,12 @@ class BullmqTransport implements Transport {
   private async disconnect(): Promise<void> {
     this.stopped = true;
     clearInterval(this.sweepTimer);
-    const closing: Promise<unknown>[] = [];
-    if (this.events) closing.push(this.events.close().catch(() => undefined));
-    if (this.queue) closing.push(this.queue.close().catch(() => undefined));
-    await Promise.all(closing);
+    const clients = [this.events, this.queue].filter((c): c is QueueEvents | Queue => c !== undefined);
+    try {
+      await withinMs(Promise.all(clients.map((c) => c.close().catch(() => undefined))), 5000, 'closing the BullMQ connections');
+    } catch {
+      // A Redis that is down keeps close() waiting; drop the sockets so nothing holds the process.
+      await Promise.all(clients.map((c) => c.disconnect().catch(() => undefined)));
+    }
   }
 }

@@ -22,6 +22,19 @@ export function toConnection(c: RedisConnection): ConnectionOptions {
   };
 }
 
+/** How long start-up waits for Redis before it fails (ioredis would otherwise retry for ever). */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+/** Waits for `p` at most `ms`; then rejects naming `what` (a start-up must never hang on a Redis that is down). */
+export async function withinMs<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer from Redis within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * A logger for Redis errors that says it once per `everyMs`: while Redis is down, ioredis
  * reports every reconnect attempt, and each client would flood the log.

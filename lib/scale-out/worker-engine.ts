@@ -16,7 +16,7 @@ import { MPMS, type FinalSummary } from '../master/engine.js';
 import type { MPMSOptions } from '../options.js';
 import { Code, STATUS_BY_CODE, toErrorWire } from '../protocol.js';
 import type { Meta, Metrics } from '../types.js';
-import { throttledWarn, toConnection, type RedisConnection } from './connection.js';
+import { CONNECT_TIMEOUT_MS, throttledWarn, toConnection, withinMs, type RedisConnection } from './connection.js';
 import { decodeArgs, encodeOutcome, type JobData } from './wire.js';
 
 /** Settings of `serveQueue()`: the engine's own, plus where to take jobs from. */
@@ -129,7 +129,7 @@ export async function serveQueue(options: WorkerEngineOptions): Promise<WorkerEn
   );
   worker.on('error', throttledWarn((obj, msg) => logger.warn(obj, msg), 'bullmq worker'));
   try {
-    await worker.waitUntilReady();
+    await withinMs(worker.waitUntilReady(), CONNECT_TIMEOUT_MS, `connecting to queue ${queue}`);
   } catch (err) {
     await worker.close(true).catch(() => undefined);
     await engine.terminate();
