@@ -68,6 +68,8 @@ class BullmqTransport implements Transport {
   private sweepAgain = false;
   private sweepTimer: NodeJS.Timeout | undefined;
   private accepting = false;
+  /** Set when start() returns: from then on every open job of the run is known. */
+  private ready = false;
   private stopped = false;
   private drained: (() => void) | undefined;
 
@@ -114,6 +116,7 @@ class BullmqTransport implements Transport {
       await withinMs(this.events.waitUntilReady(), CONNECT_TIMEOUT_MS, `connecting to the events of queue ${this.options.queue}`);
       const adopted = this.reattach ? await withinMs(this.adopt(), CONNECT_TIMEOUT_MS * 3, `reading run ${this.runId}`) : [];
       this.accepting = true;
+      this.ready = true;
       // The engine adopts the tasks right after start() resolves; the first sweep then delivers
       // what finished while no master was listening.
       this.sweepTimer = setInterval(() => void this.sweep(), this.sweepMs);
@@ -191,15 +194,15 @@ class BullmqTransport implements Transport {
 
   private onFinal(id: string, completed: boolean, payload: unknown, finishedOn: number | undefined): void {
     const k = parseJobId(this.runId, id);
-    if (!k) return;
-    const entry = this.open.get(id);
-    if (entry) {
-      this.open.delete(id);
+    // Before start() has handed the adopted tasks to the engine, an event may name a job that
+    // is not open *yet*: leave it in the outbox, the first sweep delivers it.
+    if (!k || !this.ready) return;
+    if (this.open.delete(id)) {
       this.host!.settle(decodeOutcome(k.taskId, k.attempt, completed, payload, finishedOn));
       this.host!.wake();
       if (this.open.size === 0) this.drained?.();
     }
-    // Settled (now or earlier): the job has served as the outbox and can go.
+    // Settled, now or by the other path earlier: the job has served as the outbox and can go.
     this.removals.push(id);
     void this.flushRemovals();
   }
