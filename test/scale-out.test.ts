@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
-import { MPMS, TaskTimeoutError, WorkerCrashedError, type Meta } from '../dist/index.js';
+import { MPMS, QueueFullError, TaskTimeoutError, WorkerCrashedError, type Meta } from '../dist/index.js';
 import { bullmqTransport } from '../dist/scale-out/index.js';
 import { fixture, waitGone } from './helpers.js';
 
@@ -91,6 +91,9 @@ function newQueue(): string {
   return q;
 }
 
+/** What each worker engine wrote to stderr (its last line is its local summary). */
+const logs = new Map<ChildProcess, string>();
+
 /** Starts `mpms worker` in its own process group; resolves once it serves the queue. */
 function startWorker(queue: string, extra: string[] = []): Promise<ChildProcess> {
   const proc = spawn(process.execPath, [CLI, 'worker', WORKER, '--redis', REDIS!, '--queue', queue, '-p', '1', '-t', '2', ...extra], {
@@ -99,6 +102,7 @@ function startWorker(queue: string, extra: string[] = []): Promise<ChildProcess>
   });
   started.push(proc);
   let err = '';
+  proc.stderr!.on('data', (d: Buffer) => void (logs.set(proc, (logs.get(proc) ?? '') + d.toString())));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`mpms worker did not start within 20 s: ${err}`)), 20_000);
     proc.stderr!.on('data', (d: Buffer) => {
@@ -306,6 +310,9 @@ describe.skipIf(!REDIS)('scale-out over BullMQ + Redis', () => {
     await aStarted;
     a.kill('SIGTERM');
     expect(await exited(a, 20_000)).toBe(0);
+    // a cancelled what it still held at the drain deadline, and handed those jobs back.
+    const local = JSON.parse(/stopped; (\{.*\})/.exec(logs.get(a)!)![1]!) as { cancelled: number };
+    expect(local.cancelled).toBeGreaterThan(0);
     const b = await startWorker(queue);
     const summary = await m.join();
     expect(summary).toMatchObject({ total: N, ok: N });
@@ -314,19 +321,25 @@ describe.skipIf(!REDIS)('scale-out over BullMQ + Redis', () => {
     expect(await exited(b, 20_000)).toBe(0);
   });
 
-  it('gracefulShutdown() takes back the jobs no worker has started: cancelled, listed in summary.unstarted, gone from Redis', { timeout: 30_000 }, async () => {
+  it('backpressure: at most maxOutstanding jobs in Redis, then taskQueueMaxsize in the master, then put() waits; gracefulShutdown() takes back the unstarted jobs', { timeout: 30_000 }, async () => {
     const queue = newQueue();
-    const m = new MPMS({ worker: WORKER, transport: transport(queue), collector: () => {} });
+    const m = new MPMS({ worker: WORKER, taskQueueMaxsize: 5, putTimeout: 300, transport: transport(queue, { maxOutstanding: 10 }), collector: () => {} });
     await m.start();
-    for (let i = 0; i < 30; i++) await m.put('echo', i);
-    const summary = await m.gracefulShutdown({ timeout: 500 });
-    expect(summary).toMatchObject({ total: 30, cancelled: 30 });
-    expect(summary.unstarted.map((u) => u.args[1]).sort((x, y) => Number(x) - Number(y))).toEqual([...Array(30).keys()]);
+    // No worker engine serves the queue: 10 jobs go to Redis, 5 wait in the master, the 16th put() times out.
+    for (let i = 0; i < 15; i++) await m.put('echo', i);
+    await expect(m.put('echo', 15)).rejects.toThrow(QueueFullError);
     const u = new URL(REDIS!);
     const q = new Queue(queue, { connection: { host: u.hostname, port: Number(u.port), maxRetriesPerRequest: null } });
-    const counts = await q.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed');
+    const inRedis = async () => Object.values(await q.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed')).reduce((x, y) => x + y, 0);
+    // The adds are asynchronous; wait (bounded) until they have landed.
+    for (const until = Date.now() + 5000; (await inRedis()) < 10 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+    expect(await inRedis()).toBe(10);
+    expect(m.metrics()).toMatchObject({ queued: 5, running: 10 });
+    const summary = await m.gracefulShutdown({ timeout: 500 });
+    expect(summary).toMatchObject({ total: 15, cancelled: 15 });
+    expect(summary.unstarted.map((x) => x.args[1]).sort((x, y) => Number(x) - Number(y))).toEqual([...Array(15).keys()]);
+    expect(await inRedis()).toBe(0);
     await q.close();
-    expect(Object.values(counts).reduce((x, y) => x + y, 0)).toBe(0);
   });
 
   it('a restarted master re-attaches to its run: outcomes that finished while no master listened are delivered once', { timeout: 60_000 }, async () => {
