@@ -398,3 +398,30 @@ it('keeps BullMQ out of the local path: only lib/scale-out imports it', () => {
   walk(lib);
   expect(offenders).toEqual([]);
 });
+
+it('mpms worker: bad usage exits 2 with a hint; a Redis that does not answer fails start-up within its bound (exit 1), leaving no process', { timeout: 30_000 }, async () => {
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; err: string; pid: number; kids: number[] }>((resolve) => {
+      const p = spawn(process.execPath, [CLI, 'worker', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      const kids = new Set<number>();
+      // The local engine starts before Redis is tried: remember its children to check they are gone.
+      const look = setInterval(() => engineChildren(p.pid!).forEach((k) => kids.add(k)), 100);
+      p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      p.once('exit', (code) => {
+        clearInterval(look);
+        resolve({ code, err, pid: p.pid!, kids: [...kids] });
+      });
+    });
+  const usage = await run([WORKER, '--queue', 'q']);
+  expect(usage.code).toBe(2);
+  expect(usage.err).toMatch(/--redis expects a redis:\/\/host:port URL/);
+  const port = await freePort();
+  const t0 = Date.now();
+  const down = await run([WORKER, '--redis', `redis://127.0.0.1:${port}`, '--queue', 'q', '-p', '1', '-t', '1']);
+  expect(down.code).toBe(1);
+  expect(down.err).toMatch(/no answer from Redis within 10000 ms/);
+  expect(Date.now() - t0).toBeLessThan(20_000);
+  expect(down.kids.length).toBeGreaterThan(0);
+  expect(await waitGone(down.kids, 3000)).toEqual([]);
+});
