@@ -266,7 +266,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       wake: () => this.pump(),
     };
     try {
-      for (const a of await t.start(host)) this.ledger.adopt(a.taskId, a.args, a.attempt - 1, a.timeout);
+      // Keys from the dead master's submit({ meta }) were never sent; the engine's own meta applies.
+      for (const a of await t.start(host)) this.ledger.adopt(a.taskId, a.args, a.attempt - 1, a.timeout, this.hasUserMeta ? this.opts.meta : undefined);
     } catch (err) {
       this.state = 'stopped';
       throw new WorkerStartError(`the ${t.kind} transport could not start: ${(err as Error).message}`, { cause: err });

@@ -51,8 +51,8 @@ export class Ledger {
    * Takes in a task an earlier master of the same run sent (transport re-attach), under its
    * own id; later tasks get ids above it. `attempts` counts the runs before the one in flight.
    */
-  adopt(id: number, args: unknown[], attempts: number, timeout: number): TaskRecord {
-    const rec: TaskRecord = { id, args, wireArgs: 0, meta: undefined, enqueuedAt: Date.now(), timeout, attempts, child: null, remote: true, unlisten: undefined };
+  adopt(id: number, args: unknown[], attempts: number, timeout: number, meta: Record<string, unknown> | undefined): TaskRecord {
+    const rec: TaskRecord = { id, args, wireArgs: 0, meta, enqueuedAt: Date.now(), timeout, attempts, child: null, remote: true, unlisten: undefined };
     this.open.set(id, rec);
     if (id >= this.nextId) this.nextId = id + 1;
     this.total++;
