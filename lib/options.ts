@@ -7,6 +7,7 @@ import os from 'node:os';
 import { ConfigError } from './errors.js';
 import type { Logger } from 'pino';
 import type { Meta } from './types.js';
+import type { Transport } from './transport/types.js';
 
 /** A collector receives every outcome once: `result` is the value when `meta.status === 'ok'`, else an Error. */
 export type Collector = (meta: Meta, result: unknown) => void | Promise<void>;
@@ -67,6 +68,12 @@ export interface MPMSOptions {
   handleSignals?: boolean;
   /** Where workers' stdout goes: the master's stdout (`'inherit'`, default) or its stderr (`'stderr'`), e.g. when stdout carries data. */
   workerStdout?: 'inherit' | 'stderr';
+  /**
+   * Where tasks go: default the engine's own child processes. `bullmqTransport(...)` from
+   * `mpms/bullmq` sends them through BullMQ on Redis to `mpms worker` engines instead
+   * (docs/scale-out.md); `processes`, `threads` and the child settings then belong to those engines.
+   */
+  transport?: Transport;
 }
 
 /** Options after validation and defaults: every number present where it has a default. */
@@ -98,9 +105,10 @@ export interface ResolvedOptions {
   logger: Logger | undefined;
   handleSignals: boolean;
   workerStdout: 'inherit' | 'stderr';
+  transport: Transport | undefined;
 }
 
-type Kind = 'stdout' | 'int>=1' | 'int>=0' | 'ms' | 'fraction' | 'mib' | 'string' | 'string[]' | 'function' | 'object' | 'boolean' | 'module' | 'any' | 'logger';
+type Kind = 'transport' | 'stdout' | 'int>=1' | 'int>=0' | 'ms' | 'fraction' | 'mib' | 'string' | 'string[]' | 'function' | 'object' | 'boolean' | 'module' | 'any' | 'logger';
 
 /** One setting: how it is checked, its default, and how the CLI exposes it. */
 export interface OptionSpec {
@@ -148,6 +156,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { name: 'name', kind: 'string', defaultText: "'mpms'", description: 'base name for process titles, thread names and logs', cli: { flag: 'name' } },
   { name: 'logger', kind: 'logger', defaultText: "pino at level 'warn' to stderr", description: 'a pino logger' },
   { name: 'workerStdout', kind: 'stdout', defaultText: "'inherit'", description: "where workers' stdout goes: 'inherit' (the master's stdout) or 'stderr'" },
+  { name: 'transport', kind: 'transport', defaultText: 'local (child processes)', description: "where tasks go: bullmqTransport({ connection, queue }) from 'mpms/bullmq' sends them to `mpms worker` engines over Redis" },
   { name: 'handleSignals', kind: 'boolean', defaultText: 'false', description: 'SIGINT/SIGTERM -> gracefulShutdown; a second signal -> terminate' },
 ];
 
@@ -182,6 +191,10 @@ function problemFor(kind: Kind, value: unknown): string | undefined {
         : `must be a pino logger, got ${show(value)}`;
     case 'any':
       return undefined;
+    case 'transport':
+      return value !== null && typeof value === 'object' && typeof (value as { start?: unknown }).start === 'function' && typeof (value as { send?: unknown }).send === 'function'
+        ? undefined
+        : `must be a transport such as bullmqTransport(...) from 'mpms/bullmq', got ${show(value)}`;
     case 'stdout':
       return value === 'inherit' || value === 'stderr' ? undefined : `must be 'inherit' or 'stderr', got ${show(value)}`;
   }
@@ -249,5 +262,6 @@ export function resolveOptions(input: MPMSOptions): ResolvedOptions {
     logger: input.logger,
     handleSignals: input.handleSignals ?? false,
     workerStdout: input.workerStdout ?? 'inherit',
+    transport: input.transport,
   };
 }

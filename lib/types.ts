@@ -27,6 +27,8 @@ export interface Meta {
   threadIndex?: number;
   /** OS pid of that child process. */
   pid?: number;
+  /** The worker engine that ran it (`host:pid`), when the task went through a transport (scale-out). */
+  worker?: string;
   /** Keys from the `meta` option and from `submit(args, { meta })`. */
   [userKey: string]: unknown;
 }

@@ -146,7 +146,7 @@ function allLongFlags(): string[] {
 }
 
 /** Rewrites node:util parseArgs errors into short, precise messages. */
-function usageFromParseError(err: unknown): UsageError {
+export function usageFromParseError(err: unknown): UsageError {
   const e = err as { code?: string; message?: string };
   const msg = e.message ?? String(err);
   if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runCommand, usageError } from './run.js';
+import { workerCommand } from './worker.js';
 
 /** Package root: this file is dist/cli/main.js (or lib/cli/main.ts), two levels down. */
 const ROOT = new URL('../../', import.meta.url);
@@ -27,6 +28,8 @@ const HELP = `Usage: mpms <command> [options]
 
 Commands:
   run <worker-module> [options]   run the worker once per JSONL input line; JSONL results out
+  worker <worker-module> --redis URL --queue NAME [options]
+                                  serve a BullMQ queue for masters using bullmqTransport (docs/scale-out.md)
   bench [args]                    run the benchmark suite (bench/suite.mjs; --quick: < 2 min)
 
 Options:
@@ -75,6 +78,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   switch (command) {
     case 'run':
       return runCommand(rest);
+    case 'worker':
+      return workerCommand(rest);
     case 'bench':
       return bench(rest);
     case '-h':
@@ -91,7 +96,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 2;
     default:
       return usageError(
-        command.startsWith('-') ? `unknown option '${command}' (give a command first: run, bench)` : `unknown command '${command}' (commands: run, bench)`,
+        command.startsWith('-') ? `unknown option '${command}' (give a command first: run, worker, bench)` : `unknown command '${command}' (commands: run, worker, bench)`,
         null,
       );
   }

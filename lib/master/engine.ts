@@ -19,6 +19,7 @@ import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js
 import { moduleUrl } from '../shared/worker-module.js';
 import { takeStartLogs } from '../shared/start-log.js';
 import type { Meta, Metrics, RestartReason, SubmitOptions, Summary, TaskResult } from '../types.js';
+import type { OutgoingTask, RemoteOutcome, RemotePlace, Transport, TransportHost } from '../transport/types.js';
 import { ChildHandle } from './child-handle.js';
 import { Ledger, type TaskRecord } from './ledger.js';
 import { buildMeta, fromErrorWire } from './outcome.js';
@@ -96,6 +97,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private startFailure: Deferred<never> | undefined;
   /** The stop sent to every child by the teardown; re-sent to a child that becomes ready later. */
   private stopMessage: Extract<ToChild, { t: 'stop' }> | undefined;
+  /** Set when tasks go through a transport (scale-out) instead of this engine's children. */
+  private readonly transport: Transport | undefined;
 
   /**
    * Validates every setting at once.
@@ -109,6 +112,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.queue = new TaskQueue(this.opts.taskQueueMaxsize);
     this.sink = new ResultSink(this.opts.resultQueueMaxsize, this.opts.collector, this.logger, () => this.pump(), () => this.isFinished());
     this.hasUserMeta = Object.keys(this.opts.meta).length > 0;
+    this.transport = this.opts.transport;
   }
 
   // ---- public API ---------------------------------------------------------------------------
@@ -131,6 +135,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (this.state !== 'new') throw new EngineStateError(`start() may be called once (the engine is ${this.state})`);
     this.state = 'starting';
     this.startedAt = Date.now();
+    if (this.transport) return this.startTransport(this.transport);
     this.startLogDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-'));
     this.startFailure = deferred<never>();
     for (let i = 0; i < this.opts.processes; i++) this.spawnChild(i);
@@ -242,7 +247,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   /** A snapshot of counts, restarts and run/wait-time percentiles. */
   metrics(): Metrics {
-    let running = 0;
+    let running = this.transport?.outstanding ?? 0;
     let processesAlive = 0;
     let threadsAlive = 0;
     for (const c of this.liveChildren()) {
@@ -267,6 +272,60 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   /** `metrics()` in the Prometheus text exposition format, for a `/metrics` endpoint. */
   metricsText(): string {
     return metricsText(this.metrics(), this.opts.name);
+  }
+
+  /** start() with a transport: no children here; connect, adopt what an earlier master of the run left in flight. */
+  private async startTransport(t: Transport): Promise<void> {
+    const host: TransportHost = {
+      logger: this.logger,
+      settle: (o) => this.settleRemote(o),
+      returned: (taskId, attempt) => {
+        const rec = this.ledger.get(taskId);
+        if (!rec || !rec.remote || rec.attempts + 1 !== attempt) return;
+        rec.remote = false;
+        this.requeue(rec);
+        this.checkDone();
+      },
+      wake: () => this.pump(),
+    };
+    try {
+      // Keys from the dead master's submit({ meta }) were never sent; the engine's own meta applies.
+      for (const a of await t.start(host)) this.ledger.adopt(a.taskId, a.args, a.attempt - 1, a.timeout, this.hasUserMeta ? this.opts.meta : undefined);
+    } catch (err) {
+      this.state = 'stopped';
+      throw new WorkerStartError(`the ${t.kind} transport could not start: ${(err as Error).message}`, { cause: err });
+    }
+    if ((this.state as EngineState) !== 'starting') return;
+    this.state = 'running';
+    if (this.opts.handleSignals) this.installSignalHandlers();
+    this.pump();
+  }
+
+  /** An outcome from a transport: only for the attempt in flight (a duplicate or stale one is dropped). */
+  private settleRemote(o: RemoteOutcome): boolean {
+    const rec = this.ledger.get(o.taskId);
+    if (!rec || !rec.remote || rec.attempts + 1 !== o.attempt) {
+      this.logger.debug({ taskId: o.taskId, attempt: o.attempt }, 'dropped a remote outcome for a task that already has one');
+      return false;
+    }
+    rec.remote = false;
+    this.complete(rec, o.code, o.value, o.startedAt, o.endedAt, undefined, o.threadIndex, o);
+    return true;
+  }
+
+  /** Hands queued tasks to the transport, up to its bound on outstanding jobs. */
+  private pumpRemote(t: Transport): void {
+    const n = Math.min(t.credit, this.queue.length);
+    if (n > 0) {
+      const out: OutgoingTask[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const rec = this.queue.shift()!;
+        rec.remote = true;
+        out[i] = { taskId: rec.id, attempt: rec.attempts + 1, args: rec.args, timeout: rec.timeout > 0 ? rec.timeout : 0 };
+      }
+      t.send(out);
+    }
+    this.queue.wake();
   }
 
   /** A shutdown during start(): start() rejects now instead of waiting out its bound. */
@@ -491,6 +550,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   /** Hands queued tasks to the children with credit, in batches, unless outcomes are piling up unread. */
   private pump(): void {
     if (this.sink.full) return;
+    if (this.transport) return this.state === 'new' || this.state === 'starting' ? undefined : this.pumpRemote(this.transport);
     while (this.queue.length > 0) {
       let best: ChildHandle | undefined;
       let bestCredit = 0;
@@ -525,7 +585,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   }
 
   /** The one place an outcome is decided: retried, or settled exactly once and delivered. */
-  private complete(rec: TaskRecord, code: number, value: unknown, startedAt: number, endedAt: number, c: ChildHandle | undefined, threadIndex: number | undefined): void {
+  private complete(rec: TaskRecord, code: number, value: unknown, startedAt: number, endedAt: number, c: ChildHandle | undefined, threadIndex: number | undefined, remote?: RemotePlace): void {
     if (startedAt > 0 || code === Code.Crashed) rec.attempts++;
     if ((code === Code.Crashed || code === Code.Timeout) && rec.attempts <= this.opts.retries && !rec.cancelled && (this.state === 'running' || this.state === 'closed') && !this.broken) {
       this.logger.info({ taskId: rec.id, attempts: rec.attempts }, `task ${rec.id} will be retried after ${code === Code.Crashed ? 'a crash' : 'a timeout'}`);
@@ -537,7 +597,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     const waitMs = startedAt > 0 ? startedAt - rec.enqueuedAt : -1;
     const status = (code & ~SERIALIZED) as Code;
     if (!this.ledger.settle(rec, status, runMs, waitMs)) return;
-    const meta = buildMeta(rec, status, startedAt, endedAt, c?.index, threadIndex, c?.pid, rec.meta);
+    const meta = buildMeta(rec, status, startedAt, endedAt, c?.index, threadIndex, c?.pid, rec.meta, remote);
     const result = status !== Code.Ok ? fromErrorWire(value as ErrorWire) : code & SERIALIZED ? v8.deserialize(value as Uint8Array) : value;
     if (this.listenerCount('task') > 0) this.emit('task', meta);
     this.sink.push(meta, result);
@@ -560,6 +620,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       // Remembered: if its child dies before the abort lands, the task comes back here and must
       // not run again.
       rec.cancelled = reason;
+      // A task already handed to a transport runs on where it is (docs/scale-out.md); it is
+      // only kept from being retried.
+      if (rec.remote) return;
       if (rec.child === null) {
         this.queue.remove(rec);
         this.complete(rec, Code.Cancelled, { name: 'TaskCancelledError', message: reason }, 0, Date.now(), undefined, undefined);
@@ -636,7 +699,11 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       this.respawnTimers.clear();
     });
     await step('cancel queued tasks', 1000, () => this.cancelQueued('the engine shut down before it started'));
-    if (wasStarted) {
+    if (wasStarted && this.transport) {
+      const t = this.transport;
+      const grace = kind === 'join' ? this.opts.hookTimeout : graceMs;
+      await step(`stop the ${t.kind} transport (take back unstarted jobs, wait for started ones)`, grace + 10_000, () => t.stop(grace));
+    } else if (wasStarted) {
       const children = this.liveChildren();
       const childGrace = kind === 'join' ? this.opts.hookTimeout : graceMs;
       const bound = childGrace + ABORT_GRACE_MS + 2 * this.opts.hookTimeout + 2000;

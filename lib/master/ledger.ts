@@ -23,6 +23,8 @@ export interface TaskRecord {
   attempts: number;
   /** The child holding it, or null while it waits in the master queue. */
   child: ChildHandle | null;
+  /** Sent through the transport and not yet back (scale-out); `child` stays null. */
+  remote: boolean;
   /** Set when its AbortSignal fired: it must never start again (the reason). */
   cancelled?: string;
   /** Removes the AbortSignal listener of `submit({ signal })`. */
@@ -39,8 +41,20 @@ export class Ledger {
   private readonly waitHist: RecordableHistogram = createHistogram();
 
   create(args: unknown[], wireArgs: WireArgs, meta: Record<string, unknown> | undefined, timeout: number): TaskRecord {
-    const rec: TaskRecord = { id: this.nextId++, args, wireArgs, meta, enqueuedAt: Date.now(), timeout, attempts: 0, child: null, unlisten: undefined };
+    const rec: TaskRecord = { id: this.nextId++, args, wireArgs, meta, enqueuedAt: Date.now(), timeout, attempts: 0, child: null, remote: false, unlisten: undefined };
     this.open.set(rec.id, rec);
+    this.total++;
+    return rec;
+  }
+
+  /**
+   * Takes in a task an earlier master of the same run sent (transport re-attach), under its
+   * own id; later tasks get ids above it. `attempts` counts the runs before the one in flight.
+   */
+  adopt(id: number, args: unknown[], attempts: number, timeout: number, meta: Record<string, unknown> | undefined): TaskRecord {
+    const rec: TaskRecord = { id, args, wireArgs: 0, meta, enqueuedAt: Date.now(), timeout, attempts, child: null, remote: true, unlisten: undefined };
+    this.open.set(id, rec);
+    if (id >= this.nextId) this.nextId = id + 1;
     this.total++;
     return rec;
   }

@@ -2,6 +2,7 @@
 import { STATUS_BY_CODE, type Code, type ErrorWire } from '../protocol.js';
 import { SerializationError, TaskCancelledError, TaskTimeoutError, WorkerCrashedError, WorkerGracefulDie } from '../errors.js';
 import type { Meta } from '../types.js';
+import type { RemotePlace } from '../transport/types.js';
 import type { TaskRecord } from './ledger.js';
 
 /** Rebuilds an Error from its wire form, as an instance of our own class when it is one of ours. */
@@ -51,6 +52,7 @@ export function buildMeta(
   threadIndex: number | undefined,
   pid: number | undefined,
   userMeta: Record<string, unknown> | undefined,
+  remote?: RemotePlace,
 ): Meta {
   const meta: Meta = userMeta ? Object.assign({}, userMeta) as Meta : ({} as Meta);
   meta.taskId = rec.id;
@@ -66,5 +68,10 @@ export function buildMeta(
   if (processIndex !== undefined) meta.processIndex = processIndex;
   if (threadIndex !== undefined && threadIndex >= 0) meta.threadIndex = threadIndex;
   if (pid !== undefined) meta.pid = pid;
+  if (remote) {
+    if (remote.processIndex !== undefined) meta.processIndex = remote.processIndex;
+    if (remote.pid !== undefined) meta.pid = remote.pid;
+    if (remote.worker !== undefined) meta.worker = remote.worker;
+  }
   return meta;
 }
