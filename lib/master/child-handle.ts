@@ -8,6 +8,9 @@ import type { ChildInit, FromChild, TaskWire, ToChild } from '../protocol.js';
 import { deferred } from '../shared/bounded.js';
 import { RunTimeAverage, threadWindow } from '../shared/windows.js';
 
+/** The longest the exit accounting waits for a dead child's IPC channel to be drained. */
+const CHANNEL_DRAIN_MS = 1000;
+
 /** Tasks a child's relay holds beyond what its threads may hold. */
 const RELAY_EXTRA = 16;
 
@@ -29,6 +32,13 @@ export class ChildHandle {
   fatal: Error | undefined;
   exitCode: number | null = null;
   signal: NodeJS.Signals | null = null;
+  /** The process has exited; its exit is accounted for (state 'exited') once its IPC channel is drained. */
+  procExited = false;
+  /** Resolves once the exit is accounted for: every outcome it sent was read, `onExit` ran. */
+  readonly gone = deferred<void>();
+  /** Its IPC channel has been read to its end ('disconnect'). */
+  private channelClosed = false;
+  private afterChannelClosed: (() => void) | undefined;
   private outbox: TaskWire[] = [];
   private sending = false;
   private readonly afterSend = () => {
@@ -60,11 +70,32 @@ export class ChildHandle {
       execArgv: childExecArgv(process.execArgv),
     });
     this.proc.on('message', (msg: FromChild) => onMessage(this, msg));
+    // 'disconnect' comes once the channel read EOF: after every message the child wrote.
+    this.proc.once('disconnect', () => {
+      this.channelClosed = true;
+      this.afterChannelClosed?.();
+    });
     this.proc.once('exit', (code, signal) => {
       this.exitCode = code;
       this.signal = signal;
-      this.state = 'exited';
-      onExit(this);
+      this.procExited = true;
+      // Node may emit 'exit' before it has read the last messages the child wrote to the IPC
+      // channel (a busy master): accounting for the exit at once settled `crashed` a task
+      // whose outcome was still in the pipe — a graceful die's own task, for one (found by the
+      // property suite). So the accounting waits until the channel is drained, bounded in case
+      // a descendant holds the channel open; the group is killed first, so none can.
+      this.killGroup();
+      let timer: NodeJS.Timeout | undefined;
+      const accounted = () => {
+        if (this.state === 'exited') return;
+        clearTimeout(timer);
+        this.state = 'exited';
+        onExit(this);
+        this.gone.resolve();
+      };
+      if (this.channelClosed) return accounted();
+      this.afterChannelClosed = accounted;
+      timer = setTimeout(accounted, CHANNEL_DRAIN_MS);
     });
     // An IPC write to a child that just died raises EPIPE here; its exit event does the accounting.
     this.proc.on('error', () => {});
@@ -81,7 +112,7 @@ export class ChildHandle {
   }
 
   get credit(): number {
-    return this.state === 'ready' ? this.window - this.inflight : 0;
+    return this.state === 'ready' && !this.procExited ? this.window - this.inflight : 0;
   }
 
   /**
@@ -102,7 +133,7 @@ export class ChildHandle {
   }
 
   private flush(): void {
-    if (this.sending || this.outbox.length === 0 || this.state === 'exited') return;
+    if (this.sending || this.outbox.length === 0 || this.state === 'exited' || this.procExited) return;
     const tasks = this.outbox;
     this.outbox = [];
     this.sending = true;
