@@ -9,6 +9,9 @@ import { TASK_FIELDS, type ChildInit, type FromChild, type TaskColumns, type ToC
 import { deferred } from '../shared/bounded.js';
 import { childWindow, RunTimeAverage } from '../shared/windows.js';
 
+/** The longest the exit accounting waits for a dead child's IPC channel to be drained. */
+const CHANNEL_DRAIN_MS = 1000;
+
 const CHILD_ENTRY = new URL('../child/entry.js', import.meta.url);
 
 export type ChildState = 'starting' | 'ready' | 'retiring' | 'stopping' | 'exited';
@@ -35,6 +38,13 @@ export class ChildHandle {
   readonly log: Logger;
   exitCode: number | null = null;
   signal: NodeJS.Signals | null = null;
+  /** The process has exited; its exit is accounted for (state 'exited') once its IPC channel is drained. */
+  procExited = false;
+  /** Resolves once the exit is accounted for: every outcome it sent was read, `onExit` ran. */
+  readonly gone = deferred<void>();
+  /** Its IPC channel has been read to its end ('disconnect'). */
+  private channelClosed = false;
+  private afterChannelClosed: (() => void) | undefined;
   /** Tasks waiting for the current send to complete, as columns (see TaskColumns). */
   private outNums: number[] = [];
   private outArgs: WireArgs[] = [];
@@ -70,11 +80,32 @@ export class ChildHandle {
     });
     this.log = logger.child({ processIndex: index, childPid: this.pid });
     this.proc.on('message', (msg: FromChild) => onMessage(this, msg));
+    // 'disconnect' comes once the channel read EOF: after every message the child wrote.
+    this.proc.once('disconnect', () => {
+      this.channelClosed = true;
+      this.afterChannelClosed?.();
+    });
     this.proc.once('exit', (code, signal) => {
       this.exitCode = code;
       this.signal = signal;
-      this.state = 'exited';
-      onExit(this);
+      this.procExited = true;
+      // Node may emit 'exit' before it has read the last messages the child wrote to the IPC
+      // channel (a busy master): accounting for the exit at once settled `crashed` a task
+      // whose outcome was still in the pipe — a graceful die's own task, for one (found by the
+      // property suite). So the accounting waits until the channel is drained, bounded in case
+      // a descendant holds the channel open; the group is killed first, so none can.
+      this.killGroup();
+      let timer: NodeJS.Timeout | undefined;
+      const accounted = () => {
+        if (this.state === 'exited') return;
+        clearTimeout(timer);
+        this.state = 'exited';
+        onExit(this);
+        this.gone.resolve();
+      };
+      if (this.channelClosed) return accounted();
+      this.afterChannelClosed = accounted;
+      timer = setTimeout(accounted, CHANNEL_DRAIN_MS);
     });
     // An IPC write to a child that just died raises EPIPE here; its exit event does the accounting.
     this.proc.on('error', () => {});
@@ -91,7 +122,7 @@ export class ChildHandle {
   }
 
   get credit(): number {
-    return this.state === 'ready' ? this.window - this.inflight : 0;
+    return this.state === 'ready' && !this.procExited ? this.window - this.inflight : 0;
   }
 
   /**
@@ -113,7 +144,7 @@ export class ChildHandle {
 
   /** Sends what is queued at once, unless a send is under way (it then leaves after that one). */
   flush(): void {
-    if (this.sending || this.outArgs.length === 0 || this.state === 'exited') return;
+    if (this.sending || this.outArgs.length === 0 || this.state === 'exited' || this.procExited) return;
     const tasks: TaskColumns = { nums: new Float64Array(this.outNums), args: this.outArgs };
     this.outNums = [];
     this.outArgs = [];

@@ -734,21 +734,14 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     return { ...this.ledger.summary(this.startedAt), unstarted: this.unstarted };
   }
 
+  /** Waits (bounded by `ms`) until the exits of `children` are accounted for (ChildHandle.gone). */
   private waitExits(children: ChildHandle[], ms: number): Promise<void> {
     const pending = children.filter((c) => c.state !== 'exited');
     if (pending.length === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      let left = pending.length;
-      const timer = Number.isFinite(ms) ? setTimeout(resolve, ms) : undefined;
-      for (const c of pending) {
-        c.proc.once('exit', () => {
-          if (--left === 0) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-      }
-    });
+    const all = Promise.all(pending.map((c) => c.gone.promise)).then(() => undefined);
+    if (!Number.isFinite(ms)) return all;
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
   }
 
   private removeStartLogs(): void {

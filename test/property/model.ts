@@ -13,7 +13,11 @@ export type Behaviour =
   | { kind: 'exit'; code: number }
   | { kind: 'sigkill' }
   | { kind: 'gracefulDie' }
-  | { kind: 'unsendable' };
+  | { kind: 'unsendable' }
+  /** SIGABRT to its own process, as process.abort() does (which a worker thread may not call). */
+  | { kind: 'abort' }
+  /** Spawns a long-lived grandchild (`sleep 30`), records its pid in the run's directory, then returns or hangs (awaits for ever, its thread kept alive). */
+  | { kind: 'grandchild'; then: 'return' | 'hang' };
 
 export type Kind = Behaviour['kind'];
 
@@ -43,6 +47,9 @@ export interface Settings {
   concurrency: number;
   taskQueueMaxsize: number;
   lifecycle?: number;
+  /** Soft: a thread retires after this many ms (jittered by lifecycleJitter). */
+  lifecycleDuration?: number;
+  lifecycleJitter?: number;
   taskTimeout?: number;
   retries: number;
   hookTimeout: number;
@@ -55,7 +62,14 @@ export type Ending =
   | { kind: 'join' }
   /** The ending fires once `afterPuts` puts were accepted (or all settled), or after `stallMs`, whichever first. */
   | { kind: 'graceful'; timeout: number; afterPuts: number; stallMs: number }
-  | { kind: 'terminate'; afterPuts: number; stallMs: number };
+  | { kind: 'terminate'; afterPuts: number; stallMs: number }
+  /**
+   * The engine runs in a real master script (test/fixtures/property-master.mjs) with
+   * `handleSignals: true`, which puts the tasks and then join()s; the test sends the script
+   * SIGTERM once `afterPuts` puts were accepted or `stallMs` after it started, whichever first
+   * (if it has not ended by then): a graceful shutdown of SIGNAL_SHUTDOWN_TIMEOUT_MS.
+   */
+  | { kind: 'sigterm'; afterPuts: number; stallMs: number };
 
 export interface Scenario {
   settings: Settings;
@@ -63,17 +77,27 @@ export interface Scenario {
   ending: Ending;
   /** Hooks that throw or hang (absent: every hook is ok). */
   hooks?: Hooks;
+  /**
+   * close() is called when the putting loop reaches task `beforeTask` (delayMs 0), or `delayMs`
+   * after that while the loop goes on (a put() may be waiting for room then). Every put() issued
+   * after it must reject, and that task has no outcome.
+   */
+  close?: { beforeTask: number; delayMs: number };
 }
 
 export type Status = 'ok' | 'error' | 'timeout' | 'crashed' | 'cancelled';
 
 const settingsArb: fc.Arbitrary<Settings> = fc.record(
   {
-    processes: fc.integer({ min: 1, max: 2 }),
-    threads: fc.integer({ min: 1, max: 3 }),
+    processes: fc.integer({ min: 1, max: 3 }),
+    threads: fc.integer({ min: 1, max: 4 }),
     concurrency: fc.integer({ min: 1, max: 2 }),
     taskQueueMaxsize: fc.integer({ min: 1, max: 6 }),
     lifecycle: fc.integer({ min: 1, max: 5 }),
+    // Not shorter: every idle thread retires on this timer too, and P×T threads cycling faster
+    // would only measure thread start-up on a 2-core box.
+    lifecycleDuration: fc.integer({ min: 500, max: 3000 }),
+    lifecycleJitter: fc.integer({ min: 0, max: 50 }).map((p) => p / 100),
     taskTimeout: fc.integer({ min: 300, max: 800 }),
     retries: fc.integer({ min: 0, max: 1 }),
     hookTimeout: fc.integer({ min: 200, max: 600 }),
@@ -121,6 +145,8 @@ const behaviourArb: fc.Arbitrary<Behaviour> = fc.oneof(
   { arbitrary: fc.constant({ kind: 'sigkill' as const }), weight: 1 },
   { arbitrary: fc.constant({ kind: 'gracefulDie' as const }), weight: 1 },
   { arbitrary: fc.constant({ kind: 'unsendable' as const }), weight: 1 },
+  { arbitrary: fc.constant({ kind: 'abort' as const }), weight: 1 },
+  { arbitrary: fc.constantFrom('return' as const, 'hang' as const).map((then) => ({ kind: 'grandchild' as const, then })), weight: 2 },
 );
 
 const endingArb: fc.Arbitrary<Ending> = fc.oneof(
@@ -130,29 +156,53 @@ const endingArb: fc.Arbitrary<Ending> = fc.oneof(
     weight: 2,
   },
   { arbitrary: fc.record({ kind: fc.constant('terminate' as const), afterPuts: fc.integer({ min: 0, max: 8 }), stallMs: fc.integer({ min: 0, max: 500 }) }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant('sigterm' as const), afterPuts: fc.integer({ min: 0, max: 8 }), stallMs: fc.integer({ min: 0, max: 500 }) }), weight: 1 },
+);
+
+/** About one run in four calls close() while it puts. */
+const closeArb: fc.Arbitrary<Scenario['close']> = fc.oneof(
+  { arbitrary: fc.constant(undefined), weight: 3 },
+  { arbitrary: fc.record({ beforeTask: fc.integer({ min: 0, max: 24 }), delayMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 300 })) }), weight: 1 },
 );
 
 const taskArb: fc.Arbitrary<Task> = fc
   .record({ b: behaviourArb, abortAfterMs: abortArb })
   .map(({ b, abortAfterMs }) => (abortAfterMs === undefined ? b : { ...b, abortAfterMs }));
 
+/** Behaviours that never end by themselves: a spin (synchronous), a grandchild task that hangs (asynchronous). */
+export function isEndless(t: Behaviour): boolean {
+  return t.kind === 'spin' || (t.kind === 'grandchild' && t.then === 'hang');
+}
+
 /**
- * A task may spin forever only when something is certain to stop it: a taskTimeout, an
- * ending with a deadline (gracefulShutdown's timeout, terminate), or its own AbortSignal.
- * Otherwise a spin becomes a 50 ms sleep — done with `map`, not `filter`, so shrinking the
- * settings stays possible.
+ * A task may run forever only when something is certain to stop it: a taskTimeout, an ending
+ * with a short deadline (gracefulShutdown's timeout, terminate), or its own AbortSignal. (A
+ * SIGTERM's graceful shutdown would stop it too, but only after SIGNAL_SHUTDOWN_TIMEOUT_MS:
+ * 10 s per run is too dear, so those runs get endless tasks only as join() does.)
+ * Otherwise an endless task becomes a 50 ms sleep — done with `map`, not `filter`, so
+ * shrinking the settings stays possible.
  */
 export function spinAllowed(settings: Settings, ending: Ending, task?: Task): boolean {
-  return settings.taskTimeout !== undefined || ending.kind !== 'join' || task?.abortAfterMs !== undefined;
+  return settings.taskTimeout !== undefined || ending.kind === 'graceful' || ending.kind === 'terminate' || task?.abortAfterMs !== undefined;
+}
+
+/**
+ * Tasks in a run, at most: fewer when there are many threads, so a run's cost stays bounded
+ * (P×T threads start, retire and stop in every run).
+ */
+export function maxTasks(s: Settings): number {
+  const threads = s.processes * s.threads;
+  return threads <= 4 ? 25 : threads <= 8 ? 16 : 10;
 }
 
 export const scenarioArb: fc.Arbitrary<Scenario> = fc
-  .record({ settings: settingsArb, tasks: fc.array(taskArb, { maxLength: 25, size: 'medium' }), ending: endingArb, hooks: hooksArb })
-  .map(({ settings, tasks, ending, hooks }) => ({
+  .record({ settings: settingsArb, tasks: fc.array(taskArb, { maxLength: 25, size: 'medium' }), ending: endingArb, hooks: hooksArb, close: closeArb })
+  .map(({ settings, tasks, ending, hooks, close }) => ({
     settings,
     ending,
     ...(Object.keys(hooks).length ? { hooks } : {}),
-    tasks: tasks.map((t): Task => (t.kind === 'spin' && !spinAllowed(settings, ending, t) ? { kind: 'sleep', ms: 50 } : t)),
+    ...(close ? { close } : {}),
+    tasks: tasks.slice(0, maxTasks(settings)).map((t): Task => (isEndless(t) && !spinAllowed(settings, ending, t) ? { kind: 'sleep', ms: 50 } : t)),
   }));
 
 /** The initializer that makes start() fail, if any (the process initializer runs first). */
@@ -176,14 +226,7 @@ export function hookInitArgs(sc: Scenario): { mpmsFaults: Record<string, { kind:
   };
 }
 
-/** The arguments a task is put with: its behaviour, and a value the result can be checked against. */
-export function taskArgs(b: Behaviour, index: number): [Kind, number] {
-  switch (b.kind) {
-    case 'sleep': return ['sleep', b.ms];
-    case 'exit': return ['exit', b.code];
-    default: return [b.kind, index];
-  }
-}
+export { taskArgs } from './drive.mjs';
 
 // ---- the time bound ----------------------------------------------------------------------------
 
@@ -197,6 +240,12 @@ const PROC_BACKOFF = 800;
 const TIMEOUT_KILL = 20 + 500;
 /** Dispatch and IPC of one short task, both hops, on a busy box. */
 const T_TASK = 100;
+/** A task spawning a process (its grandchild) from a thread, on a busy box. */
+const T_SPAWN = 300;
+/** The graceful shutdown a SIGTERM starts (handleSignals): SIGNAL_SHUTDOWN_TIMEOUT_MS, engine.ts. */
+const SIGNAL_SHUTDOWN = 10_000;
+/** A master script ending after its summary: pino flushed, the event loop drained, the exit seen. */
+const T_SCRIPT_EXIT = 1000;
 /** Event-loop lag, the ps sampling of the harness, timers firing late. */
 const SLACK = 3000;
 
@@ -260,13 +309,23 @@ export function startFailBoundMs(sc: Scenario): number {
  *      during which the putting loop does not advance: + putTimeout per task.
  *    (An abort of a task that is not spinning adds nothing: it only settles it sooner; a task
  *    that ignores it — sleep ≤ 50 ms — ends before the 500 ms grace would end its thread.)
+ *    - abort (SIGABRT to its process): as sigkill;
+ *    - grandchild: T_TASK + T_SPAWN; one that then hangs is stopped as a spin is (+ those terms);
+ *    - with a lifecycleDuration d (jittered down to d·(1 − jitter)), each thread retires at
+ *      least every d·(1 − jitter) ms and is replaced within T_THREAD (the replacement starts
+ *      before the old thread leaves, so a faulty finalizer does not delay it): a thread works
+ *      at least d·(1 − jitter) of every d·(1 − jitter) + T_THREAD ms, so the work phase
+ *      stretches by that ratio, plus one replacement.
+ *    For `sigterm` the work phase ends at the signal (stallMs after the script started, at the
+ *    latest) as for the other endings; a script that ends before it simply ended sooner.
  * 2. Teardown: the sum of the engine's step bounds (architecture.md, "Shutdown"):
  *    stop intake 100 + cancel queued 1000
- *    + stop children: grace + 500 + 2·hookTimeout + 2000, where grace is hookTimeout for join
- *      and the timeout for gracefulShutdown; 3000 for terminate. The 2·hookTimeout is where a
+ *    + stop children: grace + 500 + 2·hookTimeout + 2000, where grace is hookTimeout for join,
+ *      the timeout for gracefulShutdown (SIGNAL_SHUTDOWN for a SIGTERM); 3000 for terminate. The 2·hookTimeout is where a
  *      throwing or hanging thread/process finalizer is paid for: each is bounded by hookTimeout.
  *    + kill what is left 3000 + settle what is left 1000
- *    + drain the collector: ~0 (the suite's collector is synchronous).
+ *    + drain the collector: ~0 (the suite's collector is synchronous)
+ *    + for `sigterm`, the script's own exit after its summary: T_SCRIPT_EXIT.
  * 3. SLACK for the harness and a loaded machine.
  */
 export function runBoundMs(sc: Scenario): number {
@@ -280,7 +339,9 @@ export function runBoundMs(sc: Scenario): number {
         case 'return': case 'throw': case 'unsendable': work += T_TASK; break;
         case 'sleep': work += T_TASK + b.ms; break;
         case 'exit': work += attempts * T_THREAD; break;
-        case 'sigkill': work += attempts * (T_PROC + PROC_BACKOFF); break;
+        case 'sigkill': case 'abort': work += attempts * (T_PROC + PROC_BACKOFF); break;
+        case 'grandchild': work += T_TASK + T_SPAWN; if (b.then !== 'hang') break;
+        // falls through: a hanging grandchild task is stopped as a spin is
         case 'spin':
           if (s.taskTimeout !== undefined) work += attempts * (s.taskTimeout + TIMEOUT_KILL + T_PROC);
           if (b.abortAfterMs !== undefined) work += Math.max(0, b.abortAfterMs) + TIMEOUT_KILL + T_PROC;
@@ -290,17 +351,25 @@ export function runBoundMs(sc: Scenario): number {
       if (s.putTimeout !== undefined) work += s.putTimeout;
     }
     if (s.lifecycle !== undefined) work += Math.ceil(sc.tasks.length / s.lifecycle) * (T_THREAD + (sc.hooks?.threadFinalizer ? s.hookTimeout : 0));
+    if (s.lifecycleDuration !== undefined) {
+      const life = Math.max(1, s.lifecycleDuration * (1 - (s.lifecycleJitter ?? 0)));
+      work = Math.ceil((work * (life + T_THREAD)) / life) + T_THREAD;
+    }
   } else {
     work = sc.ending.stallMs;
   }
-  const stopChildren = sc.ending.kind === 'terminate' ? 3000 : (sc.ending.kind === 'join' ? s.hookTimeout : sc.ending.timeout) + 500 + 2 * s.hookTimeout + 2000;
-  const teardown = 100 + 1000 + stopChildren + 3000 + 1000;
+  const grace = sc.ending.kind === 'join' ? s.hookTimeout : sc.ending.kind === 'graceful' ? sc.ending.timeout : SIGNAL_SHUTDOWN;
+  const stopChildren = sc.ending.kind === 'terminate' ? 3000 : grace + 500 + 2 * s.hookTimeout + 2000;
+  const teardown = 100 + 1000 + stopChildren + 3000 + 1000 + (sc.ending.kind === 'sigterm' ? T_SCRIPT_EXIT : 0);
   return work + teardown + SLACK;
 }
 
 // ---- outcomes each behaviour may have -------------------------------------------------------------
 
-const CRASHERS: ReadonlySet<Kind> = new Set(['exit', 'sigkill', 'spin']);
+/** Behaviours that can take their siblings down: their thread or process dies, or is terminated. */
+const CRASHERS: ReadonlySet<Kind> = new Set(['exit', 'sigkill', 'abort', 'spin']);
+/** Behaviours whose process dies: a crash loop of them may make the engine give up. */
+const PROCESS_KILLERS: ReadonlySet<Kind> = new Set(['sigkill', 'abort']);
 
 /**
  * The statuses a task `b` may settle with in scenario `sc`, from the contract:
@@ -317,26 +386,34 @@ const CRASHERS: ReadonlySet<Kind> = new Set(['exit', 'sigkill', 'spin']);
  */
 export function allowedStatuses(b: Task, sc: Scenario): Set<Status> {
   if (b.abortAfterMs !== undefined && b.abortAfterMs < 0) return new Set<Status>(['cancelled']);
-  const kinds = new Set(sc.tasks.map((t) => t.kind));
-  const crashers = [...kinds].some((k) => CRASHERS.has(k));
+  const crashers = hasCrashers(sc);
+  const killers = sc.tasks.some((t) => PROCESS_KILLERS.has(t.kind));
+  const endless = sc.tasks.some(isEndless);
   const own: Status[] = (() => {
     switch (b.kind) {
       case 'return': case 'sleep': return ['ok'];
       case 'throw': case 'gracefulDie': case 'unsendable': return ['error'];
-      // Without a taskTimeout a spin under join() always has a signal (spinAllowed): 'cancelled' below.
+      case 'grandchild': if (b.then === 'return') return ['ok'];
+      // falls through: a hanging one is ended as a spin is
+      // Without a taskTimeout an endless task under join() always has a signal (spinAllowed): 'cancelled' below.
       case 'spin': return sc.settings.taskTimeout !== undefined ? ['timeout', 'crashed'] : ['crashed'];
-      case 'exit': case 'sigkill': return ['crashed'];
+      case 'exit': case 'sigkill': case 'abort': return ['crashed'];
     }
   })();
   const set = new Set<Status>(own);
   if (crashers) set.add('crashed');
-  if (sc.ending.kind !== 'join' || kinds.has('sigkill')) set.add('cancelled');
-  if (sc.settings.taskTimeout !== undefined && kinds.has('spin')) set.add('timeout');
-  if (sc.ending.kind !== 'join' && b.kind === 'spin') set.add('cancelled');
+  if (sc.ending.kind !== 'join' || killers) set.add('cancelled');
+  if (sc.settings.taskTimeout !== undefined && endless) set.add('timeout');
   if (b.abortAfterMs !== undefined) set.add('cancelled');
   return set;
 }
 
+/** Tasks that take siblings down: crashing behaviours, and endless ones (their thread is terminated under its siblings). */
 export function hasCrashers(sc: Scenario): boolean {
-  return sc.tasks.some((t) => CRASHERS.has(t.kind));
+  return sc.tasks.some((t) => CRASHERS.has(t.kind) || isEndless(t));
+}
+
+/** Whether a crash loop (processes dying before finishing a task) may make the engine give up. */
+export function hasProcessKillers(sc: Scenario): boolean {
+  return sc.tasks.some((t) => PROCESS_KILLERS.has(t.kind));
 }
