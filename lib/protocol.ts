@@ -40,9 +40,10 @@ export const SERIALIZED = 8;
  * `value` is the result for `Ok` (as bytes when `code & SERIALIZED`), an `ErrorWire` otherwise.
  * `attempt` ties it to one run of the task: a late outcome of an earlier attempt (one that
  * timed out and was retried, maybe on the same thread) must never settle a later one. `startedAt` is 0 when the task never
- * started. The thread writes its own `threadIndex`, so the child relays outcomes as they are.
+ * started. The thread writes its own `threadIndex` (-1: decided by the child for a task no thread held), so
+ * the child relays outcomes as they are.
  */
-export type ResultWire = [id: number, code: number, value: unknown, startedAt: number, endedAt: number, attempt: number, threadIndex?: number];
+export type ResultWire = [id: number, code: number, value: unknown, startedAt: number, endedAt: number, attempt: number, threadIndex: number];
 
 /**
  * Tasks crossing the master -> child pipe, as columns (see `OutcomeColumns` for why): the numbers
@@ -77,7 +78,7 @@ export interface OutcomeColumns {
 export const OUTCOME_FIELDS = 6;
 
 /** Packs outcomes (as the threads send them) for the master. */
-export function toColumns(results: readonly ResultWire[]): OutcomeColumns {
+export function toOutcomeColumns(results: readonly ResultWire[]): OutcomeColumns {
   const n = results.length;
   const nums = new Float64Array(n * OUTCOME_FIELDS);
   const values = new Array<unknown>(n);
@@ -88,7 +89,7 @@ export function toColumns(results: readonly ResultWire[]): OutcomeColumns {
     nums[o + 2] = r[3];
     nums[o + 3] = r[4];
     nums[o + 4] = r[5];
-    nums[o + 5] = r[6] ?? -1;
+    nums[o + 5] = r[6];
     values[i] = r[2];
   }
   return { nums, values };

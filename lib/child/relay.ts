@@ -7,7 +7,7 @@
  * tasks are read from the shared slots (consumed count), a dead process's from the threads'
  * start logs, which the master reads (shared/start-log.ts).
  */
-import { Code, fromTaskColumns, taskIdFields, toColumns, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild } from '../protocol.js';
+import { Code, fromTaskColumns, taskIdFields, toOutcomeColumns, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild } from '../protocol.js';
 import fs from 'node:fs';
 import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { startLogFile } from '../shared/start-log.js';
@@ -330,7 +330,7 @@ export class Relay {
     if (this.done.length === 0 && this.returned.length === 0) return;
     const msg: FromChild = { t: 'batch' };
     const pending = this.done;
-    if (pending.length) msg.done = toColumns(pending);
+    if (pending.length) msg.done = toOutcomeColumns(pending);
     if (this.returned.length) msg.returned = this.returned;
     this.done = [];
     this.returned = [];
@@ -354,14 +354,13 @@ export class Relay {
   /** A batch failed to serialize: send its outcomes one by one, replacing each unsendable one. */
   private sendSplit(msg: Extract<FromChild, { t: 'batch' }>, pending: ResultWire[], err: Error, after: (err: Error | null) => void): void {
     this.log('debug', `batch could not be sent whole (${err.message}); sending outcomes one by one`);
-    const done = pending;
     delete msg.done;
-    for (const r of done) {
+    for (const r of pending) {
       try {
-        this.send({ t: 'batch', done: toColumns([r]) });
+        this.send({ t: 'batch', done: toOutcomeColumns([r]) });
       } catch (e) {
         const wire: ErrorWire = { name: 'SerializationError', message: `the result of task ${r[0]} cannot be sent to the master: ${(e as Error).message}` };
-        this.send({ t: 'batch', done: toColumns([[r[0], Code.Error, wire, r[3], r[4], r[5], r[6]]]) });
+        this.send({ t: 'batch', done: toOutcomeColumns([[r[0], Code.Error, wire, r[3], r[4], r[5], r[6]]]) });
       }
     }
     this.send(msg, after);

@@ -132,9 +132,9 @@ export class Runner {
     this.running++;
     let ret: unknown;
     try {
-      if (Array.isArray(args)) ret = registry.als.run(state, this.settings.fn, ...args);
-      else if (ArrayBuffer.isView(args)) ret = registry.als.run(state, this.settings.fn, ...(v8.deserialize(args) as unknown[]));
-      else ret = registry.als.run(state, this.settings.fn, args);
+      // Serialized bytes, all the (primitive) arguments, or a lone primitive one (see TaskWire).
+      const list = ArrayBuffer.isView(args) ? (v8.deserialize(args) as unknown[]) : Array.isArray(args) ? args : undefined;
+      ret = list ? registry.als.run(state, this.settings.fn, ...list) : registry.als.run(state, this.settings.fn, args);
     } catch (err) {
       this.finish(state, startedAt, Code.Error, err);
       return;
