@@ -10,12 +10,13 @@ import fs from 'node:fs';
 import { MPMS } from '../dist/index.js';
 
 const { values } = parseArgs({
-  options: { tasks: { type: 'string', default: '10000' }, reps: { type: 'string', default: '3' }, lifecycles: { type: 'string', default: '50,200,1000' }, 'task-ms': { type: 'string', default: '0.2' } },
+  options: { tasks: { type: 'string', default: '10000' }, reps: { type: 'string', default: '3' }, lifecycles: { type: 'string', default: '50,200,1000' }, 'task-ms': { type: 'string', default: '0.2' }, task: { type: 'string', default: 'spin' } },
 });
 const tasks = Number(values.tasks);
 const reps = Number(values.reps);
 const lifecycles = values.lifecycles.split(',').map(Number);
 const taskMs = Number(values['task-ms']);
+const task = values.task;
 const worker = new URL('./workers/tasks.mjs', import.meta.url);
 
 /** CPU ms of this process plus its reaped children (Linux /proc; children count once they exited). */
@@ -32,8 +33,10 @@ function cpuMs() {
 }
 
 async function run(lifecycle) {
-  const m = new MPMS({ worker, export: 'spin', processes: 2, threads: 4, collector: () => {}, ...(lifecycle ? { lifecycle, lifecycleJitter: 0.2 } : {}) });
+  const m = new MPMS({ worker, export: task, processes: 2, threads: 4, collector: () => {}, ...(lifecycle ? { lifecycle, lifecycleJitter: 0.2 } : {}) });
   const cpu0 = cpuMs();
+  let warm = 0;
+  m.on('restart', (e) => void (e.warm && warm++));
   await m.start();
   const guard = setTimeout(() => {
     console.error('restart-storm: a run took more than 120 s', m.metrics());
@@ -45,7 +48,7 @@ async function run(lifecycle) {
   const ms = performance.now() - t0;
   clearTimeout(guard);
   if (summary.ok !== tasks) throw new Error(`expected ${tasks} ok, got ${JSON.stringify(summary)}`);
-  return { rate: (tasks / ms) * 1000, restarts: m.metrics().restarts.lifecycle, cpu: cpuMs() - cpu0 };
+  return { rate: (tasks / ms) * 1000, restarts: m.metrics().restarts.lifecycle, warm, cpu: cpuMs() - cpu0 };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -60,7 +63,7 @@ for (let r = 0; r < reps; r++) {
     row.ratios.push(b.rate / a.rate);
     row.restarts.push(b.restarts);
     if (b.restarts > 0) row.cpuPerRestart.push((b.cpu - a.cpu) / b.restarts);
-    console.error(`rep ${r + 1}/${reps}: plain ${a.rate.toFixed(0)}/s, lifecycle ${row.lifecycle}: ${b.rate.toFixed(0)}/s (${b.restarts} thread restarts), ratio ${(b.rate / a.rate).toFixed(3)}`);
+    console.error(`rep ${r + 1}/${reps}: plain ${a.rate.toFixed(0)}/s, lifecycle ${row.lifecycle}: ${b.rate.toFixed(0)}/s (${b.restarts} thread restarts, ${b.warm} warm), ratio ${(b.rate / a.rate).toFixed(3)}`);
   }
 }
 const fmt = (xs, d = 0) => (xs.length ? `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})` : '–');

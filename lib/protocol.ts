@@ -213,7 +213,8 @@ export type FromChild =
       returned?: number[];
     }
   | { t: 'fatal'; phase: StartPhase; error: ErrorWire }
-  | { t: 'restart'; threadIndex: number; reason: Reason; detail?: string }
+  /** `warm`: the replacement was ready when the old thread stopped taking tasks (see MPMSEvents.restart). */
+  | { t: 'restart'; threadIndex: number; reason: Reason; detail?: string; warm?: boolean }
   /**
    * Threads of this child that are ready and not yet exited (a retiring one still draining
    * counts). Sent whenever that number changes, before the `restart` that reports a death, so

@@ -34,6 +34,42 @@ describe('soft and hard limits', () => {
     await m.join();
   });
 
+  it('soft restarts are warm: a successor started ahead of time is ready when its predecessor stops taking tasks', async () => {
+    const m = new MPMS({ worker, processes: 1, threads: 1, lifecycle: 3 });
+    await m.start();
+    const warm: (boolean | undefined)[] = [];
+    m.on('restart', (r) => void warm.push(r.warm));
+    // Each thread's last task runs 300 ms: time enough for its successor to boot (tens of ms).
+    const { got, summary, restarts } = await collect(m, Array.from({ length: 9 }, () => ['sleep', 300]));
+    expect(summary).toMatchObject({ total: 9, ok: 9 });
+    expect(restarts).toEqual(['lifecycle', 'lifecycle', 'lifecycle']);
+    expect(warm).toEqual([true, true, true]);
+    const threads = got.map((r) => (r.result as { threadId: number }).threadId);
+    for (const t of new Set(threads)) expect(threads.filter((x) => x === t).length).toBeLessThanOrEqual(3);
+  });
+
+  it('lifecycleDuration restarts are warm too; stopping with a successor on standby leaves nothing behind', async () => {
+    const m = new MPMS({ worker, processes: 1, threads: 1, lifecycleDuration: 700 });
+    await m.start();
+    const warm: (boolean | undefined)[] = [];
+    m.on('restart', (r) => void warm.push(r.warm));
+    const { summary } = await collect(m, Array.from({ length: 10 }, () => ['sleep', 100]));
+    expect(summary).toMatchObject({ total: 10, ok: 10 });
+    expect(warm.length).toBeGreaterThanOrEqual(1);
+    expect(warm.every((w) => w === true)).toBe(true);
+
+    // lifecycle 3 and two tasks: the successor starts (the last task is near) but never takes
+    // over; the stop must retire it with the rest, in bounded time.
+    const n = new MPMS({ worker, processes: 1, threads: 1, lifecycle: 3 });
+    await n.start();
+    const t0 = Date.now();
+    const second = await collect(n, [['sleep', 300], ['sleep', 300]]);
+    expect(second.summary).toMatchObject({ total: 2, ok: 2 });
+    expect(second.restarts).toEqual([]);
+    // A standby the stop forgot would hold its child until the teardown's deadline kills it.
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
   it('lifecycleMemory retires a thread whose heap grew past the limit; no task is lost', async () => {
     const m = new MPMS({ worker, processes: 1, threads: 1, lifecycleMemory: 40 });
     await m.start();

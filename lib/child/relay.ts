@@ -29,6 +29,10 @@ export class Relay {
   private readonly held = new Map<number, Held>();
   private readonly threads: ThreadSlot[] = [];
   private readonly leaving = new Set<ThreadSlot>();
+  /** Successors started ahead of their predecessor's retirement, not yet in its place. */
+  private readonly standby = new Set<ThreadSlot>();
+  /** How long a thread takes from spawn to ready here (average): how early a successor starts. */
+  private bootMs = 0;
   private done: ResultWire[] = [];
   private returned: number[] = [];
   private deadLogs: string[] = [];
@@ -83,7 +87,7 @@ export class Relay {
 
   /** Threads not yet exited (starting ones too): a stop waits for all of them. */
   get threadsAlive(): number {
-    return this.threads.filter((t) => !t.exited).length + this.leaving.size;
+    return this.threads.filter((t) => !t.exited).length + this.leaving.size + this.standby.size;
   }
 
   private reportedAlive = 0;
@@ -91,7 +95,7 @@ export class Relay {
   /** Tells the master how many threads can run tasks, when that changed (see `threads` in protocol.ts). */
   private reportThreads(): void {
     let alive = 0;
-    for (const slot of this.allThreads()) if (slot.ready && !slot.exited) alive++;
+    for (const slot of this.allThreads()) if (slot.ready && !slot.exited && !this.standby.has(slot)) alive++;
     if (alive === this.reportedAlive) return;
     this.reportedAlive = alive;
     this.send({ t: 'threads', alive });
@@ -129,6 +133,11 @@ export class Relay {
   }
 
   private spawn(index: number): void {
+    this.threads[index] = this.startThread(index, this.threads[index]);
+  }
+
+  /** Starts a thread for slot `index`; `before`, the thread it replaces, hands down what it learnt. */
+  private startThread(index: number, before: ThreadSlot | undefined): ThreadSlot {
     const slot = new ThreadSlot(
       index,
       {
@@ -141,9 +150,7 @@ export class Relay {
     );
     // The replacement inherits what its predecessor learnt of task run times, so its window is
     // right from its first refill instead of ramping up from the pessimistic default.
-    const before = this.threads[index];
     if (before) slot.runTime.ms = before.runTime.ms;
-    this.threads[index] = slot;
     // Boot + module load + threadInitializer (which bounds itself by hookTimeout).
     const readyBound = this.init.hookTimeout + LOAD_ALLOWANCE_MS;
     const startTimer = setTimeout(() => {
@@ -160,8 +167,36 @@ export class Relay {
     });
     slot.worker.on('exit', (code) => {
       clearTimeout(startTimer);
+      clearTimeout(slot.successorTimer);
       this.onThreadExit(slot, code);
     });
+    return slot;
+  }
+
+  /**
+   * Starts the thread that will take `slot`'s place when its lifecycle ends, so that it is
+   * ready by then and capacity does not dip for a thread's boot (tens of ms) at every soft
+   * restart. It waits on standby, taking no tasks, until `slot` retires (or dies).
+   */
+  private startSuccessor(slot: ThreadSlot): void {
+    if (slot.successor || slot.retiring || slot.exited || this.stopping || this.threads[slot.index] !== slot) return;
+    const next = this.startThread(slot.index, slot);
+    slot.successor = next;
+    this.standby.add(next);
+  }
+
+  /** Puts `slot`'s successor in its place, or a new thread when none is alive on standby. */
+  private replace(slot: ThreadSlot): boolean {
+    const next = slot.successor;
+    slot.successor = undefined;
+    clearTimeout(slot.successorTimer);
+    if (next && !next.exited && !next.retiring) {
+      this.standby.delete(next);
+      this.threads[slot.index] = next;
+      return next.ready;
+    }
+    this.spawn(slot.index);
+    return false;
   }
 
   private onThreadMessage(slot: ThreadSlot, msg: FromThread): void {
@@ -171,6 +206,12 @@ export class Relay {
       case 'ready':
         slot.ready = true;
         this.startFailures = 0;
+        this.bootMs = this.bootMs ? this.bootMs + (Date.now() - slot.spawnedAt - this.bootMs) * 0.3 : Date.now() - slot.spawnedAt;
+        if (slot.lifecycleDuration > 0) {
+          // The thread retires lifecycleDuration after it is ready (its own timer, thread/entry.ts).
+          slot.successorTimer = setTimeout(() => this.startSuccessor(slot), Math.max(0, slot.lifecycleDuration - SUCCESSOR_LEAD * this.bootMs));
+          slot.successorTimer.unref();
+        }
         this.reportThreads();
         if (!this.isReady && this.threads.every((t) => t.ready)) {
           this.isReady = true;
@@ -208,6 +249,10 @@ export class Relay {
       }
     }
     slot.trim((id) => this.held.get(id)?.thread === slot);
+    // Near the end of its lifecycle (in tasks): start its successor about a boot's time ahead.
+    if (slot.lifecycle > 0 && !slot.successor && (slot.lifecycle - slot.consumed) * slot.runTime.ms <= SUCCESSOR_LEAD * this.bootMs * slot.concurrency) {
+      this.startSuccessor(slot);
+    }
     this.assign();
     this.flush();
   }
@@ -222,10 +267,11 @@ export class Relay {
       this.unhandToQueue(id, h);
     }
     if (firstNotice && !this.stopping && this.threads[slot.index] === slot) {
-      // The replacement starts before the old thread leaves, so capacity does not sag.
+      // The replacement is in place before the old thread leaves; started ahead of time (a
+      // successor on standby), it is usually ready already, and capacity does not dip.
       this.leaving.add(slot);
-      this.spawn(slot.index);
-      this.send({ t: 'restart', threadIndex: slot.index, reason, detail });
+      const warm = this.replace(slot);
+      this.send({ t: 'restart', threadIndex: slot.index, reason, detail, warm });
     }
     this.assign();
     this.flush();
@@ -247,6 +293,7 @@ export class Relay {
     slot.exited = true;
     this.deadLogs.push(slot.startLog);
     this.leaving.delete(slot);
+    this.standby.delete(slot);
     const here = (id: number) => this.held.get(id)?.thread === slot;
     const { started } = slot.partition(here);
     const startedSet = new Set(started);
@@ -297,7 +344,7 @@ export class Relay {
       }, delay).unref();
       return;
     }
-    this.spawn(slot.index);
+    this.replace(slot);
   }
 
   // ---- flow ---------------------------------------------------------------------------------
@@ -520,7 +567,7 @@ export class Relay {
   }
 
   private allThreads(): ThreadSlot[] {
-    return [...this.threads, ...this.leaving];
+    return [...this.threads, ...this.leaving, ...this.standby];
   }
 
   /** Waits (bounded) until every pending outcome has been written to the master. */
@@ -534,3 +581,8 @@ export class Relay {
 }
 
 const WATCHDOG_TICK_MS = 20;
+/**
+ * A successor starts when its predecessor has about this many boot times of work left: ahead
+ * enough to be ready in time when boots slow down under load, late enough not to sit idle long.
+ */
+const SUCCESSOR_LEAD = 1.5;

@@ -28,6 +28,17 @@ export class ThreadSlot {
   /** Terminated by the child because a task ignored its abort: its tasks' outcomes say so. */
   hardKilled = false;
   readonly startLog: string;
+  /** Its own (jittered) lifecycle in tasks and in ms, 0 for none: the relay starts its successor ahead of it. */
+  readonly lifecycle: number;
+  readonly lifecycleDuration: number;
+  readonly spawnedAt = Date.now();
+  /**
+   * A replacement started ahead of this thread's retirement, so that it is ready when this one
+   * stops taking tasks; it takes this one's place then (see Relay.startSuccessor).
+   */
+  successor: ThreadSlot | undefined;
+  /** Starts the successor when this thread's lifecycleDuration is about to run out. */
+  successorTimer: NodeJS.Timeout | undefined;
 
   /** Run times of its tasks, which size its window (shared/windows.ts). */
   readonly runTime = new RunTimeAverage();
@@ -38,6 +49,8 @@ export class ThreadSlot {
     readonly concurrency: number,
   ) {
     this.startLog = init.startLog;
+    this.lifecycle = init.lifecycle;
+    this.lifecycleDuration = init.lifecycleDuration;
     const slots = new SharedArrayBuffer(SLOTS.bytes(concurrency));
     this.shared = new Float64Array(slots);
     this.worker = new Worker(THREAD_ENTRY, {

@@ -36,9 +36,11 @@ export interface MPMSEvents {
   task: [meta: Meta];
   /**
    * A thread (`threadIndex` set) or a whole child process (`threadIndex` undefined) is being
-   * replaced, and why. `metrics()` inside the listener already counts the loss.
+   * replaced, and why. `metrics()` inside the listener already counts the loss. For a thread's
+   * soft restart (`lifecycle`), `warm` says whether its replacement — started ahead of time —
+   * was already ready when it stopped taking tasks (`false`: that slot idled while one booted).
    */
-  restart: [info: { processIndex: number; threadIndex?: number; reason: RestartReason; detail?: string }];
+  restart: [info: { processIndex: number; threadIndex?: number; reason: RestartReason; detail?: string; warm?: boolean }];
   /** Engine-level faults only (it gave up replacing children after a crash loop); never a task's error. */
   error: [err: Error];
 }
@@ -392,7 +394,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         this.pump();
         return;
       case 'restart':
-        return this.noteRestart(c.index, msg.reason, msg.threadIndex, msg.detail);
+        return this.noteRestart(c.index, msg.reason, msg.threadIndex, msg.detail, msg.warm);
       case 'retiring':
         return this.onChildRetiring(c, msg.reason, msg.detail);
       case 'fatal': {
@@ -505,9 +507,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.respawnTimers.add(timer);
   }
 
-  private noteRestart(processIndex: number, reason: RestartReason, threadIndex?: number, detail?: string): void {
+  private noteRestart(processIndex: number, reason: RestartReason, threadIndex?: number, detail?: string, warm?: boolean): void {
     this.restarts[reason]++;
-    this.emit('restart', { processIndex, threadIndex, reason, detail });
+    this.emit('restart', { processIndex, threadIndex, reason, detail, ...(warm === undefined ? {} : { warm }) });
   }
 
   /** The engine cannot keep children alive: every task without a child settles `cancelled`; join() resolves. */
