@@ -412,32 +412,40 @@ export const WORKLOADS = [
     title: 'Throughput while lifecycles recycle threads (mpms, P2×T4)',
     plan() {
       const cfg = { processes: 2, threads: 4 };
+      const cpu = { tasks: 10_000, fn: 'spin', arg: 0.2 };
+      const io = { tasks: 10_000, fn: 'sleep', arg: 2 };
       return [
-        { key: 'mpms:plain', peer: 'mpms', label: 'mpms P2×T4, no lifecycle', config: cfg, params: { tasks: 10_000 } },
-        { key: 'mpms:lc1000', peer: 'mpms', label: 'mpms P2×T4, lifecycle 1000 ± 20%', config: { ...cfg, mpms: { lifecycle: 1000, lifecycleJitter: 0.2 } }, params: { tasks: 10_000 } },
+        { key: 'mpms:plain', peer: 'mpms', label: 'mpms P2×T4, 0.2 ms CPU, no lifecycle', config: cfg, params: cpu },
+        { key: 'mpms:lc1000', peer: 'mpms', label: 'mpms P2×T4, 0.2 ms CPU, lifecycle 1000 ± 20%', config: { ...cfg, mpms: { lifecycle: 1000, lifecycleJitter: 0.2 } }, params: cpu },
+        { key: 'mpms:io-plain', peer: 'mpms', label: 'mpms P2×T4, 2 ms sleeps, no lifecycle', config: cfg, params: io },
+        { key: 'mpms:io-lc300', peer: 'mpms', label: 'mpms P2×T4, 2 ms sleeps, lifecycle 300 ± 20%', config: { ...cfg, mpms: { lifecycle: 300, lifecycleJitter: 0.2 } }, params: io },
       ];
     },
     async measure(spec, state) {
-      const { peer } = await started(spec, 'spin');
+      const { peer } = await started(spec, spec.params.fn);
+      let warm = 0;
+      peer.engine.on('restart', (e) => void (e.warm && warm++));
       state.phase = 'flood';
-      const flood = await timedFlood(peer, spec.params.tasks, () => 0.2, () => true);
+      const flood = await timedFlood(peer, spec.params.tasks, () => spec.params.arg, () => true);
       const restarts = Object.values(peer.engine.metrics().restarts).reduce((a, b) => a + b, 0);
       await peer.stop();
-      return { tasksPerSec: flood.tasksPerSec, restarts, problems: flood.problems };
+      return { tasksPerSec: flood.tasksPerSec, restarts, warm, problems: flood.problems };
     },
     report(cases, runs) {
-      const [plain, lc] = cases;
+      const [plain, lc, ioPlain, ioLc] = cases;
       const md = [
-        '10,000 tasks of 0.2 ms CPU. `bench/restart-storm.mjs` sweeps more lifecycles and task sizes and reports the CPU each restart costs.',
+        '10,000 tasks each: 0.2 ms of CPU (every core busy: a restart costs its CPU), and 2 ms sleeps (I/O-like: cores to spare, so a restart costs only if capacity dips). `bench/restart-storm.mjs` sweeps more lifecycles and task sizes and reports the CPU each restart costs. *Warm* restarts found their successor ready (started ahead of time).',
         '',
         ...table(cases, runs, [
           ['tasks/s', 'tasksPerSec', fmt.int],
           ['thread restarts', 'restarts', fmt.int],
+          ['warm', 'warm', fmt.int],
         ]),
         '',
-        `- with lifecycle / without, per rep: ${span(ratios(runs, lc, plain, 'tasksPerSec'), fmt.x2)}`,
+        `- CPU tasks, with lifecycle / without, per rep: ${span(ratios(runs, lc, plain, 'tasksPerSec'), fmt.x2)}`,
+        `- I/O tasks, with lifecycle / without, per rep: ${span(ratios(runs, ioLc, ioPlain, 'tasksPerSec'), fmt.x2)}`,
       ];
-      return { md, charts: [], facts: { lifecycleRatio: medRatio(runs, lc, plain, 'tasksPerSec') } };
+      return { md, charts: [], facts: { lifecycleRatio: medRatio(runs, lc, plain, 'tasksPerSec'), lifecycleIoRatio: medRatio(runs, ioLc, ioPlain, 'tasksPerSec') } };
     },
   },
   {
