@@ -31,7 +31,12 @@ export class Relay {
   private readonly leaving = new Set<ThreadSlot>();
   /** Successors started ahead of their predecessor's retirement, not yet in its place. */
   private readonly standby = new Set<ThreadSlot>();
-  /** How long a thread takes from spawn to ready here (average): how early a successor starts. */
+  /**
+   * How long a replacement thread takes from spawn to ready here (average): how early a
+   * successor starts. Boots at start() do not count: all threads boot at once then, several
+   * times slower than one boot in a running child, and a lead sized from them would start
+   * successors far too early (measured: a standby booted, never used, at the end of every run).
+   */
   private bootMs = 0;
   private done: ResultWire[] = [];
   private returned: number[] = [];
@@ -150,7 +155,10 @@ export class Relay {
     );
     // The replacement inherits what its predecessor learnt of task run times, so its window is
     // right from its first refill instead of ramping up from the pessimistic default.
-    if (before) slot.runTime.ms = before.runTime.ms;
+    if (before) {
+      slot.runTime.ms = before.runTime.ms;
+      slot.isReplacement = true;
+    }
     // Boot + module load + threadInitializer (which bounds itself by hookTimeout).
     const readyBound = this.init.hookTimeout + LOAD_ALLOWANCE_MS;
     const startTimer = setTimeout(() => {
@@ -177,12 +185,25 @@ export class Relay {
    * Starts the thread that will take `slot`'s place when its lifecycle ends, so that it is
    * ready by then and capacity does not dip for a thread's boot (tens of ms) at every soft
    * restart. It waits on standby, taking no tasks, until `slot` retires (or dies).
+   *
+   * Only for a thread that mostly waits (I/O-like tasks): it leaves idle the CPU a boot needs.
+   * A busy thread (CPU-bound tasks) gains nothing — the boot would compete with it for the same
+   * cores — and a successor started early that is never used (the run ends first) is a boot
+   * wasted: measured at P2×T4 with 0.2 ms CPU tasks, a boot took ~200 ms there, successors
+   * were started a whole lifecycle ahead, and recycling cost 2× the CPU per restart.
    */
   private startSuccessor(slot: ThreadSlot): void {
-    if (slot.successor || slot.retiring || slot.exited || this.stopping || this.threads[slot.index] !== slot) return;
+    if (slot.successor || slot.aheadDecided || slot.retiring || slot.exited || this.stopping || this.threads[slot.index] !== slot) return;
+    slot.aheadDecided = true;
+    if (slot.worker.performance.eventLoopUtilization().utilization > BUSY_UTILIZATION) return;
     const next = this.startThread(slot.index, slot);
     slot.successor = next;
     this.standby.add(next);
+  }
+
+  /** How much work (ms) a thread has left when its successor starts. */
+  private get successorLeadMs(): number {
+    return SUCCESSOR_LEAD * (this.bootMs || FIRST_BOOT_GUESS_MS);
   }
 
   /** Puts `slot`'s successor in its place, or a new thread when none is alive on standby. */
@@ -206,10 +227,13 @@ export class Relay {
       case 'ready':
         slot.ready = true;
         this.startFailures = 0;
-        this.bootMs = this.bootMs ? this.bootMs + (Date.now() - slot.spawnedAt - this.bootMs) * 0.3 : Date.now() - slot.spawnedAt;
+        if (slot.isReplacement) {
+          const ms = Date.now() - slot.spawnedAt;
+          this.bootMs = this.bootMs ? this.bootMs + (ms - this.bootMs) * 0.3 : ms;
+        }
         if (slot.lifecycleDuration > 0) {
           // The thread retires lifecycleDuration after it is ready (its own timer, thread/entry.ts).
-          slot.successorTimer = setTimeout(() => this.startSuccessor(slot), Math.max(0, slot.lifecycleDuration - SUCCESSOR_LEAD * this.bootMs));
+          slot.successorTimer = setTimeout(() => this.startSuccessor(slot), Math.max(0, slot.lifecycleDuration - this.successorLeadMs));
           slot.successorTimer.unref();
         }
         this.reportThreads();
@@ -250,7 +274,7 @@ export class Relay {
     }
     slot.trim((id) => this.held.get(id)?.thread === slot);
     // Near the end of its lifecycle (in tasks): start its successor about a boot's time ahead.
-    if (slot.lifecycle > 0 && !slot.successor && (slot.lifecycle - slot.consumed) * slot.runTime.ms <= SUCCESSOR_LEAD * this.bootMs * slot.concurrency) {
+    if (slot.lifecycle > 0 && !slot.successor && (slot.lifecycle - slot.consumed) * slot.runTime.ms <= this.successorLeadMs * slot.concurrency) {
       this.startSuccessor(slot);
     }
     this.assign();
@@ -586,3 +610,7 @@ const WATCHDOG_TICK_MS = 20;
  * enough to be ready in time when boots slow down under load, late enough not to sit idle long.
  */
 const SUCCESSOR_LEAD = 1.5;
+/** A thread's boot in a running child, until one has been measured (tens of ms on a busy 2-core machine). */
+const FIRST_BOOT_GUESS_MS = 50;
+/** Above this event-loop utilization a thread counts as busy (CPU-bound): no successor ahead. */
+const BUSY_UTILIZATION = 0.5;

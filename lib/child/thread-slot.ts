@@ -32,11 +32,15 @@ export class ThreadSlot {
   readonly lifecycle: number;
   readonly lifecycleDuration: number;
   readonly spawnedAt = Date.now();
+  /** Replaces an earlier thread (its boot time is representative: see Relay.bootMs). */
+  isReplacement = false;
   /**
    * A replacement started ahead of this thread's retirement, so that it is ready when this one
    * stops taking tasks; it takes this one's place then (see Relay.startSuccessor).
    */
   successor: ThreadSlot | undefined;
+  /** Set once the relay decided whether to start a successor ahead (it asks once per thread). */
+  aheadDecided = false;
   /** Starts the successor when this thread's lifecycleDuration is about to run out. */
   successorTimer: NodeJS.Timeout | undefined;
 
