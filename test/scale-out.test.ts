@@ -5,7 +5,7 @@
  * the tests skip loudly — but fail when MPMS_REDIS_URL or CI is set.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -13,9 +13,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { MPMS, QueueFullError, TaskTimeoutError, WorkerCrashedError, type Meta } from '../dist/index.js';
 import { bullmqTransport } from '../dist/scale-out/index.js';
 import { jobId, parseJobId } from '../dist/scale-out/wire.js';
+import { withinMs } from '../dist/scale-out/connection.js';
 import { fixture, waitGone } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -48,22 +50,18 @@ function reachable(url: string, ms = 3000): Promise<boolean> {
   });
 }
 
-/** A redis-server of our own, when none was given: started as our child, stopped by pid in afterAll. */
-let ownRedis: ChildProcess | undefined;
-async function findRedis(): Promise<string | undefined> {
-  const given = process.env.MPMS_REDIS_URL;
-  if (given) return (await reachable(given)) ? given : undefined;
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-redis-'));
+/** Starts a redis-server as our child on `port`, storing in `dir`; resolves once it answers, or undefined. */
+async function startRedisServer(port: number, dir: string, extra: string[] = []): Promise<ChildProcess | undefined> {
+  let proc: ChildProcess;
   try {
-    ownRedis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, ...extra], { stdio: 'ignore' });
   } catch {
     return undefined;
   }
   const url = `redis://127.0.0.1:${port}`;
-  const started = await new Promise<boolean>((resolve) => {
-    ownRedis!.once('error', () => resolve(false));
-    ownRedis!.once('exit', () => resolve(false));
+  const up = await new Promise<boolean>((resolve) => {
+    proc.once('error', () => resolve(false));
+    proc.once('exit', () => resolve(false));
     const until = Date.now() + 5000;
     const poll = async () => {
       if (await reachable(url, 500)) return resolve(true);
@@ -72,10 +70,22 @@ async function findRedis(): Promise<string | undefined> {
     };
     void poll();
   });
-  return started ? url : undefined;
+  return up ? proc : undefined;
+}
+
+/** A redis-server of our own, when none was given: started as our child, stopped by pid in afterAll. */
+let ownRedis: ChildProcess | undefined;
+async function findRedis(): Promise<string | undefined> {
+  const given = process.env.MPMS_REDIS_URL;
+  if (given) return (await reachable(given)) ? given : undefined;
+  const port = await freePort();
+  ownRedis = await startRedisServer(port, fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-redis-')), ['--save', '', '--appendonly', 'no']);
+  return ownRedis ? `redis://127.0.0.1:${port}` : undefined;
 }
 
 const REDIS = await findRedis();
+/** The outage test starts and SIGKILLs a redis-server of its own. */
+const HAS_REDIS_SERVER = spawnSync('redis-server', ['--version']).status === 0;
 if (!REDIS) {
   if (process.env.CI || process.env.MPMS_REDIS_URL) throw new Error(`scale-out tests need Redis: ${process.env.MPMS_REDIS_URL ?? 'no redis-server could be started'} is not reachable`);
   console.warn('\n*** test/scale-out.test.ts SKIPPED: no Redis (set MPMS_REDIS_URL or install redis-server). CI never skips these. ***\n');
@@ -95,8 +105,8 @@ function newQueue(): string {
 const logs = new Map<ChildProcess, string>();
 
 /** Starts `mpms worker` in its own process group; resolves once it serves the queue. */
-function startWorker(queue: string, extra: string[] = []): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [CLI, 'worker', WORKER, '--redis', REDIS!, '--queue', queue, '-p', '1', '-t', '2', ...extra], {
+function startWorker(queue: string, extra: string[] = [], redis = REDIS!): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [CLI, 'worker', WORKER, '--redis', redis, '--queue', queue, '-p', '1', '-t', '2', ...extra], {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -344,6 +354,90 @@ describe.skipIf(!REDIS)('scale-out over BullMQ + Redis', () => {
     expect(bLocal).toMatchObject({ total: byWorker.get(bId), ok: byWorker.get(bId) });
     await redis.quit();
   });
+
+  // A Redis of the test's own (never the shared MPMS_REDIS_URL one), SIGKILLed once a third of
+  // the outcomes are in and restarted on its port and data dir once the master and the worker
+  // engine have both noticed. Durable (AOF, fsync always): nothing acknowledged is lost; the
+  // jobs a fetch moved to active whose reply died with Redis are orphaned, and settle crashed
+  // by the stall check (never run; at most one per prefetch slot). Not durable (no AOF, no
+  // RDB: Redis comes back empty): every unsettled job is gone, and settles crashed when the
+  // master's sweep finds it missing — without that check join() waited for ever.
+  for (const durable of [true, false]) {
+    it.skipIf(!HAS_REDIS_SERVER)(`Redis SIGKILLed mid-run and restarted ${durable ? 'with its data (AOF, fsync always)' : 'empty (no persistence)'}: every task gets exactly one outcome, join() returns`, { timeout: 90_000 }, async () => {
+      const port = await freePort();
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-redis-outage-'));
+      const args = durable ? ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'] : ['--save', '', '--appendonly', 'no'];
+      let server = await startRedisServer(port, dir, args);
+      expect(server, 'redis-server did not start').toBeDefined();
+      const url = `redis://127.0.0.1:${port}`;
+      try {
+        const queue = `outage${process.pid}`;
+        const w = await startWorker(queue, ['--lock-duration', '3000', '--stalled-interval', '500'], url);
+        const masterLog: string[] = [];
+        const N = 5000;
+        const seen = new Map<number, string>();
+        const lost: string[] = [];
+        let duplicate = 0;
+        let midway!: () => void;
+        const reachedMidway = new Promise<void>((r) => (midway = r));
+        const m = new MPMS({
+          worker: WORKER,
+          logger: pino({ level: 'warn' }, { write: (line: string) => void masterLog.push(line) }),
+          transport: bullmqTransport({ connection: url, queue, sweepInterval: 200, maxOutstanding: 500 }),
+          collector: (meta, result) => {
+            if (seen.has(meta.taskId)) duplicate++;
+            seen.set(meta.taskId, meta.status);
+            if (meta.status === 'crashed') lost.push(result instanceof WorkerCrashedError ? result.message : String(result));
+            if (seen.size >= N / 3) midway();
+          },
+        });
+        await m.start();
+        const feeding = (async () => {
+          for (let i = 0; i < N; i++) await m.put('add', i);
+        })();
+        await reachedMidway;
+        const seenAtOutage = seen.size;
+        server!.kill('SIGKILL');
+        await exited(server!, 5000);
+        for (const until = Date.now() + 15_000; !(masterLog.some((l) => l.includes('Redis error')) && logs.get(w)!.includes('Redis error')); ) {
+          expect(Date.now() < until, 'the master and the worker engine did not both notice Redis down within 15 s').toBe(true);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        server = await startRedisServer(port, dir, args);
+        expect(server, 'redis-server did not restart on its port').toBeDefined();
+        await feeding;
+        const t0 = Date.now();
+        const summary = await withinMs(m.join(), 30_000, 'join() after the Redis restart');
+        console.log(`scale-out: Redis SIGKILLed after ${seenAtOutage} of ${N} outcomes, restarted ${durable ? 'with' : 'without'} its data; join() ${Date.now() - t0} ms after the last put; ${JSON.stringify(summary)}`);
+
+        expect(duplicate).toBe(0);
+        expect(seen.size).toBe(N);
+        expect(summary).toMatchObject({ total: N, ok: N - lost.length, crashed: lost.length, error: 0, timeout: 0, cancelled: 0 });
+        if (durable) {
+          expect(lost.length).toBeLessThanOrEqual(16);
+          for (const msg of lost) expect(msg).toMatch(/job stalled more than allowable limit/);
+        } else {
+          // Everything unsettled was in Redis (at most maxOutstanding), and some was.
+          expect(lost.length).toBeGreaterThan(0);
+          expect(lost.length).toBeLessThanOrEqual(500);
+          for (const msg of lost) expect(msg).toMatch(/vanished from Redis/);
+          expect(masterLog.join('')).toMatch(/unsettled jobs vanished from Redis/);
+        }
+        w.kill('SIGTERM');
+        expect(await exited(w, 20_000)).toBe(0);
+        const local = JSON.parse(/stopped; (\{.*\})/.exec(logs.get(w)!)![1]!) as { total: number };
+        // Durable: the orphaned jobs never ran. Not durable: some that ran had their outcome lost.
+        if (durable) expect(local.total).toBe(summary.ok);
+        else expect(local.total).toBeGreaterThanOrEqual(summary.ok);
+      } finally {
+        if (server?.pid && server.exitCode === null) {
+          server.kill('SIGKILL');
+          await exited(server, 5000);
+        }
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 
   it('retries per `retries`: a task whose process dies runs again, then settles crashed with attempts 2', { timeout: 60_000 }, async () => {
     const queue = newQueue();
