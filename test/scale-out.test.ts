@@ -303,6 +303,7 @@ describe.skipIf(!REDIS)('scale-out over BullMQ + Redis', () => {
     const aPorts = redisPortsOf(a.pid!);
     process.kill(-a.pid!, 'SIGKILL');
     const killedAt = seen.size;
+    const aAtKill = byWorker.get(aId) ?? 0;
     expect(await exited(a, 5000)).toBe(null);
     // Redis has run everything a sent once it has dropped a's connections.
     const stillConnected = async () => {
@@ -319,7 +320,6 @@ describe.skipIf(!REDIS)('scale-out over BullMQ + Redis', () => {
     const held = active.filter((_, i) => fields[i]![0] === aId);
     expect(fields.filter(([pb, stc]) => pb === aId && stc !== null), 'a stall check ran before the snapshot').toEqual([]);
     const heldTasks = held.map((id) => parseJobId(runId, id)!.taskId).sort((x, y) => x - y);
-    const aAtKill = byWorker.get(aId) ?? 0;
 
     await feeding;
     const summary = await m.join();
@@ -372,7 +372,8 @@ describe.skipIf(!REDIS)('scale-out over BullMQ + Redis', () => {
       const url = `redis://127.0.0.1:${port}`;
       try {
         const queue = `outage${process.pid}`;
-        const w = await startWorker(queue, ['--lock-duration', '3000', '--stalled-interval', '500'], url);
+        // Locks outlast the outage by far: only the orphans (never run) can stall.
+        const w = await startWorker(queue, ['--lock-duration', '8000', '--stalled-interval', '500'], url);
         const masterLog: string[] = [];
         const N = 5000;
         const seen = new Map<number, string>();
