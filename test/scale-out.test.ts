@@ -4,7 +4,7 @@
  * one), or a `redis-server` this file starts on a free port and stops by pid. Without either,
  * the tests skip loudly — but fail when MPMS_REDIS_URL or CI is set.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -275,6 +275,7 @@ describe.skipIf(!REDIS)('scale-out over BullMQ + Redis', () => {
     await m.start();
     const runId = (tr as unknown as { runId: string }).runId;
     const redis = new Redis(REDIS!);
+    onTestFinished(() => redis.disconnect());
     const key = (k: string) => `bull:${queue}:${k}`;
     const t0 = Date.now();
     const feeding = (async () => {
@@ -314,11 +315,13 @@ describe.skipIf(!REDIS)('scale-out over BullMQ + Redis', () => {
       expect(Date.now() < until, "Redis kept the dead engine's connections").toBe(true);
       await new Promise((r) => setTimeout(r, 10));
     }
-    // What a held when it died, per Redis: its jobs still active and not yet touched by a stall check.
-    const active = await redis.lrange(key('active'), 0, -1);
-    const fields = await Promise.all(active.map((id) => redis.hmget(key(id), 'pb', 'stc')));
-    const held = active.filter((_, i) => fields[i]![0] === aId);
-    expect(fields.filter(([pb, stc]) => pb === aId && stc !== null), 'a stall check ran before the snapshot').toEqual([]);
+    // What a held when it died, per Redis: its jobs still active. A stall check that had already
+    // moved some would leave them waiting with a deferred failure, or failed.
+    const [active, waiting, failed] = await Promise.all([redis.lrange(key('active'), 0, -1), redis.lrange(key('wait'), 0, -1), redis.zcard(key('failed'))]);
+    const holders = await Promise.all(active.map((id) => redis.hget(key(id), 'pb')));
+    const held = active.filter((_, i) => holders[i] === aId);
+    const deferred = (await Promise.all(waiting.map((id) => redis.hexists(key(id), 'defa')))).filter((x) => x === 1).length;
+    expect({ deferred, failed }, "the stall check moved a's jobs before they were read").toEqual({ deferred: 0, failed: 0 });
     const heldTasks = held.map((id) => parseJobId(runId, id)!.taskId).sort((x, y) => x - y);
 
     await feeding;
@@ -352,7 +355,6 @@ describe.skipIf(!REDIS)('scale-out over BullMQ + Redis', () => {
     expect(await waitGone(bKids, 5000)).toEqual([]);
     const bLocal = JSON.parse(/stopped; (\{.*\})/.exec(logs.get(b)!)![1]!) as { total: number; ok: number };
     expect(bLocal).toMatchObject({ total: byWorker.get(bId), ok: byWorker.get(bId) });
-    await redis.quit();
   });
 
   // A Redis of the test's own (never the shared MPMS_REDIS_URL one), SIGKILLed once a third of
