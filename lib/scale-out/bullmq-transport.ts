@@ -15,7 +15,7 @@ import crypto from 'node:crypto';
 import { Queue, QueueEvents, type Job } from 'bullmq';
 import type { AdoptedTask, OutgoingTask, Transport, TransportHost } from '../transport/types.js';
 import { CONNECT_TIMEOUT_MS, throttledWarn, toConnection, withinMs, type RedisConnection } from './connection.js';
-import { decodeArgs, decodeOutcome, encodeArgs, JOB_NAME, jobId, parseJobId, type JobData } from './wire.js';
+import { decodeArgs, decodeOutcome, encodeArgs, JOB_NAME, jobId, lostOutcome, parseJobId, type JobData } from './wire.js';
 
 /** Settings of `bullmqTransport()`. */
 export interface BullmqTransportOptions {
@@ -58,8 +58,8 @@ class BullmqTransport implements Transport {
   private queue: Queue | undefined;
   private events: QueueEvents | undefined;
   private host: TransportHost | undefined;
-  /** Job ids sent (or adopted) and not yet settled. */
-  private readonly open = new Map<string, { taskId: number; attempt: number }>();
+  /** Job ids sent (or adopted) and not yet settled; `inRedis` once Redis confirmed the add. */
+  private readonly open = new Map<string, { taskId: number; attempt: number; inRedis: boolean }>();
   private pendingAdds: OutgoingTask[] = [];
   private adding = false;
   private removals: string[] = [];
@@ -67,6 +67,8 @@ class BullmqTransport implements Transport {
   private sweeping = false;
   private sweepAgain = false;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly vanishCheckMs: number;
+  private lastVanishCheck = Date.now();
   private accepting = false;
   /** Set when start() returns: from then on every open job of the run is known. */
   private ready = false;
@@ -86,6 +88,7 @@ class BullmqTransport implements Transport {
     this.runId = options.runId ?? `r${Date.now().toString(36)}${crypto.randomBytes(4).toString('hex')}`;
     this.max = options.maxOutstanding ?? 1000;
     this.sweepMs = options.sweepInterval ?? 1000;
+    this.vanishCheckMs = Math.max(5 * this.sweepMs, 1000);
   }
 
   get credit(): number {
@@ -149,7 +152,7 @@ class BullmqTransport implements Transport {
     void this.flushRemovals();
     const out: AdoptedTask[] = [];
     for (const [taskId, { attempt, job }] of latest) {
-      this.open.set(job.id!, { taskId, attempt });
+      this.open.set(job.id!, { taskId, attempt, inRedis: true });
       out.push({ taskId, attempt, args: decodeArgs(job.data), timeout: job.data.t });
     }
     this.host!.logger.info({ runId: this.runId, adopted: out.length }, 're-attached to a run: adopted its jobs still in Redis');
@@ -158,7 +161,7 @@ class BullmqTransport implements Transport {
 
   send(tasks: OutgoingTask[]): void {
     for (const t of tasks) {
-      this.open.set(jobId(this.runId, t.taskId, t.attempt), { taskId: t.taskId, attempt: t.attempt });
+      this.open.set(jobId(this.runId, t.taskId, t.attempt), { taskId: t.taskId, attempt: t.attempt, inRedis: false });
       this.pendingAdds.push(t);
     }
     void this.flushAdds();
@@ -181,6 +184,10 @@ class BullmqTransport implements Transport {
               opts: { jobId: jobId(this.runId, t.taskId, t.attempt), attempts: 1, removeOnComplete: false, removeOnFail: false },
             })),
           );
+          for (const t of batch) {
+            const entry = this.open.get(jobId(this.runId, t.taskId, t.attempt));
+            if (entry) entry.inRedis = true;
+          }
         } catch (err) {
           this.host!.logger.warn({ err, jobs: batch.length }, 'bullmq: adding jobs failed; retrying in 1 s');
           this.pendingAdds.unshift(...batch);
@@ -249,11 +256,43 @@ class BullmqTransport implements Transport {
           this.sweepAgain = true;
         }
       } while (this.sweepAgain && !this.stopped);
+      if (this.accepting && Date.now() - this.lastVanishCheck >= this.vanishCheckMs) await this.settleVanished();
     } catch (err) {
       this.host!.logger.warn({ err }, 'bullmq: sweeping the outbox failed; the next sweep retries');
     } finally {
       this.sweeping = false;
     }
+  }
+
+  /**
+   * Settles `crashed` the open jobs that Redis no longer has. Only a Redis that lost data
+   * (restarted without persistence, failed over to a replica that lagged) or a hand-made
+   * removal does that; without this check their tasks would wait for ever and `join()` with
+   * them. A job is removed by this master only after it left `open`, so one still open and
+   * missing after Redis confirmed its add was lost. Skipped while stopping: `takeBackWaiting`
+   * removes jobs itself.
+   */
+  private async settleVanished(): Promise<void> {
+    this.lastVanishCheck = Date.now();
+    const client = await this.queue!.getBackend().client;
+    const ids = [...this.open].filter(([, e]) => e.inRedis).map(([id]) => id);
+    const lost: string[] = [];
+    for (let i = 0; i < ids.length && this.accepting; i += BATCH) {
+      const batch = ids.slice(i, i + BATCH);
+      // Sent back to back on one connection: one round trip for the batch.
+      const stamps = await Promise.all(batch.map((id) => client.hget(this.queue!.toKey(id), 'timestamp')));
+      batch.forEach((id, j) => {
+        const entry = this.open.get(id);
+        if (stamps[j] !== null || !entry || !this.accepting) return;
+        this.open.delete(id);
+        lost.push(id);
+        this.host!.settle(lostOutcome(entry.taskId, entry.attempt, 'was lost: its job vanished from Redis (Redis restarted without its data, or the job was removed by hand)'));
+      });
+    }
+    if (lost.length === 0) return;
+    this.host!.logger.warn({ jobs: lost.length, first: lost[0] }, 'bullmq: unsettled jobs vanished from Redis (did Redis lose its data?); their tasks settle crashed');
+    this.host!.wake();
+    if (this.open.size === 0) this.drained?.();
   }
 
   async stop(graceMs: number): Promise<void> {

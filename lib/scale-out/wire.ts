@@ -84,10 +84,15 @@ export function decodeOutcome(taskId: number, attempt: number, completed: boolea
     }
   }
   const reason = typeof payload === 'string' ? payload : completed ? 'a job completed without an mpms result' : 'the job failed outside mpms';
+  return lostOutcome(taskId, attempt, `was lost with the worker engine that held it: BullMQ says "${reason.slice(0, 200)}"`, finishedOn);
+}
+
+/** `crashed`, for a job whose run nobody can report: its machine died, or Redis lost the job. */
+export function lostOutcome(taskId: number, attempt: number, what: string, endedAt = Date.now()): RemoteOutcome {
   const wire: ErrorWire = {
     name: 'WorkerCrashedError',
-    message: `task ${taskId} (attempt ${attempt}) was lost with the worker engine that held it: BullMQ says "${reason.slice(0, 200)}"`,
+    message: `task ${taskId} (attempt ${attempt}) ${what}`,
     props: { exitCode: null, signal: null, scope: 'process' },
   };
-  return { taskId, attempt, code: Code.Crashed, value: wire, startedAt: 0, endedAt: finishedOn ?? Date.now() };
+  return { taskId, attempt, code: Code.Crashed, value: wire, startedAt: 0, endedAt };
 }
