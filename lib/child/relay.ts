@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { startLogFile } from '../shared/start-log.js';
 import { ThreadSlot } from './thread-slot.js';
+import { IdleCores } from './idle-cores.js';
 
 interface Held {
   task: TaskWire;
@@ -38,6 +39,7 @@ export class Relay {
    * successors far too early (measured: a standby booted, never used, at the end of every run).
    */
   private bootMs = 0;
+  private readonly idleCores = new IdleCores();
   private done: ResultWire[] = [];
   private returned: number[] = [];
   private deadLogs: string[] = [];
@@ -186,16 +188,18 @@ export class Relay {
    * ready by then and capacity does not dip for a thread's boot (tens of ms) at every soft
    * restart. It waits on standby, taking no tasks, until `slot` retires (or dies).
    *
-   * Only for a thread that mostly waits (I/O-like tasks): it leaves idle the CPU a boot needs.
-   * A busy thread (CPU-bound tasks) gains nothing — the boot would compete with it for the same
-   * cores — and a successor started early that is never used (the run ends first) is a boot
-   * wasted: measured at P2×T4 with 0.2 ms CPU tasks, a boot took ~200 ms there, successors
-   * were started a whole lifecycle ahead, and recycling cost 2× the CPU per restart.
+   * Only where there is CPU to boot it with: a thread that mostly waits (I/O-like tasks), or a
+   * machine with a core to spare. When every core is busy, a boot ahead gains nothing — it
+   * competes with the work for the same cores — and a successor started early that is never
+   * used (the run ends first) is a boot wasted: measured at P2×T4 with 0.2 ms CPU tasks, a
+   * boot took ~200 ms there, successors were started a whole lifecycle ahead, and recycling
+   * cost 2× the CPU per restart.
    */
   private startSuccessor(slot: ThreadSlot): void {
     if (slot.successor || slot.aheadDecided || slot.retiring || slot.exited || this.stopping || this.threads[slot.index] !== slot) return;
     slot.aheadDecided = true;
-    if (slot.worker.performance.eventLoopUtilization().utilization > BUSY_UTILIZATION) return;
+    const spare = this.idleCores.now() >= SPARE_CORES;
+    if (!spare && slot.worker.performance.eventLoopUtilization().utilization > WAITING_UTILIZATION) return;
     const next = this.startThread(slot.index, slot);
     slot.successor = next;
     this.standby.add(next);
@@ -273,6 +277,7 @@ export class Relay {
       }
     }
     slot.trim((id) => this.held.get(id)?.thread === slot);
+    if (slot.lifecycle > 0 || slot.lifecycleDuration > 0) this.idleCores.tick(Date.now());
     // Near the end of its lifecycle (in tasks): start its successor about a boot's time ahead.
     if (slot.lifecycle > 0 && !slot.successor && (slot.lifecycle - slot.consumed) * slot.runTime.ms <= this.successorLeadMs * slot.concurrency) {
       this.startSuccessor(slot);
@@ -612,5 +617,14 @@ const WATCHDOG_TICK_MS = 20;
 const SUCCESSOR_LEAD = 1.5;
 /** A thread's boot in a running child, until one has been measured (tens of ms on a busy 2-core machine). */
 const FIRST_BOOT_GUESS_MS = 50;
-/** Above this event-loop utilization a thread counts as busy (CPU-bound): no successor ahead. */
-const BUSY_UTILIZATION = 0.5;
+/**
+ * At or below this event-loop utilization a thread mostly waits (I/O-like tasks), and its
+ * successor starts ahead even when no core is idle. Measured: 0.06–0.18 with 2 ms sleeps at
+ * P2×T4; 0.41–0.78 with 0.2 ms CPU tasks there (threads waiting for their next task count as idle).
+ */
+const WAITING_UTILIZATION = 0.25;
+/**
+ * Idle cores (machine-wide, since the last decision) enough to boot a successor on. Measured
+ * at decision time: 0.81–0.91 with one busy thread on 2 cores, 0–0.03 at P2×T4 with CPU tasks.
+ */
+const SPARE_CORES = 0.5;
