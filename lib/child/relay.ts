@@ -624,7 +624,7 @@ const FIRST_BOOT_GUESS_MS = 50;
  */
 const WAITING_UTILIZATION = 0.25;
 /**
- * Idle cores (machine-wide, since the last decision) enough to boot a successor on. Measured
+ * Idle cores (machine-wide, over the last 250–500 ms) enough to boot a successor on. Measured
  * at decision time: 0.81–0.91 with one busy thread on 2 cores, 0–0.03 at P2×T4 with CPU tasks.
  */
 const SPARE_CORES = 0.5;
