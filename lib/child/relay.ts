@@ -33,10 +33,9 @@ export class Relay {
   /** Successors started ahead of their predecessor's retirement, not yet in its place. */
   private readonly standby = new Set<ThreadSlot>();
   /**
-   * How long a replacement thread takes from spawn to ready here (average): how early a
-   * successor starts. Boots at start() do not count: all threads boot at once then, several
-   * times slower than one boot in a running child, and a lead sized from them would start
-   * successors far too early (measured: a standby booted, never used, at the end of every run).
+   * How long a thread takes here from spawn to ready (average): how early a successor starts.
+   * The first boots (all threads at once, at start) run long, so successors start early at
+   * first; that costs only idle CPU (see startSuccessor), and a late one would leave a slot idle.
    */
   private bootMs = 0;
   private readonly idleCores = new IdleCores();
@@ -157,10 +156,7 @@ export class Relay {
     );
     // The replacement inherits what its predecessor learnt of task run times, so its window is
     // right from its first refill instead of ramping up from the pessimistic default.
-    if (before) {
-      slot.runTime.ms = before.runTime.ms;
-      slot.isReplacement = true;
-    }
+    if (before) slot.runTime.ms = before.runTime.ms;
     // Boot + module load + threadInitializer (which bounds itself by hookTimeout).
     const readyBound = this.init.hookTimeout + LOAD_ALLOWANCE_MS;
     const startTimer = setTimeout(() => {
@@ -207,7 +203,7 @@ export class Relay {
 
   /** How much work (ms) a thread has left when its successor starts. */
   private get successorLeadMs(): number {
-    return SUCCESSOR_LEAD * (this.bootMs || FIRST_BOOT_GUESS_MS);
+    return SUCCESSOR_LEAD * this.bootMs;
   }
 
   /** Puts `slot`'s successor in its place, or a new thread when none is alive on standby. */
@@ -231,10 +227,7 @@ export class Relay {
       case 'ready':
         slot.ready = true;
         this.startFailures = 0;
-        if (slot.isReplacement) {
-          const ms = Date.now() - slot.spawnedAt;
-          this.bootMs = this.bootMs ? this.bootMs + (ms - this.bootMs) * 0.3 : ms;
-        }
+        this.bootMs = this.bootMs ? this.bootMs + (Date.now() - slot.spawnedAt - this.bootMs) * 0.3 : Date.now() - slot.spawnedAt;
         if (slot.lifecycleDuration > 0) {
           // The thread retires lifecycleDuration after it is ready (its own timer, thread/entry.ts).
           slot.successorTimer = setTimeout(() => this.startSuccessor(slot), Math.max(0, slot.lifecycleDuration - this.successorLeadMs));
@@ -615,8 +608,6 @@ const WATCHDOG_TICK_MS = 20;
  * enough to be ready in time when boots slow down under load, late enough not to sit idle long.
  */
 const SUCCESSOR_LEAD = 1.5;
-/** A thread's boot in a running child, until one has been measured (tens of ms on a busy 2-core machine). */
-const FIRST_BOOT_GUESS_MS = 50;
 /**
  * At or below this event-loop utilization a thread mostly waits (I/O-like tasks), and its
  * successor starts ahead even when no core is idle. Measured: 0.06–0.18 with 2 ms sleeps at

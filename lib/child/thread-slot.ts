@@ -32,8 +32,6 @@ export class ThreadSlot {
   readonly lifecycle: number;
   readonly lifecycleDuration: number;
   readonly spawnedAt = Date.now();
-  /** Replaces an earlier thread (its boot time is representative: see Relay.bootMs). */
-  isReplacement = false;
   /**
    * A replacement started ahead of this thread's retirement, so that it is ready when this one
    * stops taking tasks; it takes this one's place then (see Relay.startSuccessor).
