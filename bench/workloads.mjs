@@ -413,10 +413,13 @@ export const WORKLOADS = [
     plan() {
       const cfg = { processes: 2, threads: 4 };
       const cpu = { tasks: 10_000, fn: 'spin', arg: 0.2 };
+      const cpu1 = { tasks: 10_000, fn: 'spin', arg: 1 };
       const io = { tasks: 10_000, fn: 'sleep', arg: 2 };
       return [
         { key: 'mpms:plain', peer: 'mpms', label: 'mpms P2×T4, 0.2 ms CPU, no lifecycle', config: cfg, params: cpu },
         { key: 'mpms:lc1000', peer: 'mpms', label: 'mpms P2×T4, 0.2 ms CPU, lifecycle 1000 ± 20%', config: { ...cfg, mpms: { lifecycle: 1000, lifecycleJitter: 0.2 } }, params: cpu },
+        { key: 'mpms:cpu1-plain', peer: 'mpms', label: 'mpms P2×T4, 1 ms CPU, no lifecycle', config: cfg, params: cpu1 },
+        { key: 'mpms:cpu1-lc500', peer: 'mpms', label: 'mpms P2×T4, 1 ms CPU, lifecycle 500 ± 20%', config: { ...cfg, mpms: { lifecycle: 500, lifecycleJitter: 0.2 } }, params: cpu1 },
         { key: 'mpms:io-plain', peer: 'mpms', label: 'mpms P2×T4, 2 ms sleeps, no lifecycle', config: cfg, params: io },
         { key: 'mpms:io-lc300', peer: 'mpms', label: 'mpms P2×T4, 2 ms sleeps, lifecycle 300 ± 20%', config: { ...cfg, mpms: { lifecycle: 300, lifecycleJitter: 0.2 } }, params: io },
       ];
@@ -432,9 +435,9 @@ export const WORKLOADS = [
       return { tasksPerSec: flood.tasksPerSec, restarts, warm, problems: flood.problems };
     },
     report(cases, runs) {
-      const [plain, lc, ioPlain, ioLc] = cases;
+      const [plain, lc, cpu1Plain, cpu1Lc, ioPlain, ioLc] = cases;
       const md = [
-        '10,000 tasks each: 0.2 ms of CPU (every core busy: a restart costs its CPU), and 2 ms sleeps (I/O-like: cores to spare, so a restart costs only if capacity dips). `bench/restart-storm.mjs` sweeps more lifecycles and task sizes and reports the CPU each restart costs. *Warm* restarts found their successor ready (started ahead of time).',
+        '10,000 tasks each: CPU tasks (every core busy: a restart costs its CPU — 35–45 ms — taken from the work; at 0.2 ms × lifecycle 1000 a thread does only ~200 ms of work between restarts, the edge), and 2 ms sleeps (I/O-like: cores to spare, so a restart costs only if capacity dips). `bench/restart-storm.mjs` sweeps more lifecycles and task sizes and reports the CPU each restart costs. *Warm* restarts found their successor ready (started ahead of time).',
         '',
         ...table(cases, runs, [
           ['tasks/s', 'tasksPerSec', fmt.int],
@@ -442,10 +445,11 @@ export const WORKLOADS = [
           ['warm', 'warm', fmt.int],
         ]),
         '',
-        `- CPU tasks, with lifecycle / without, per rep: ${span(ratios(runs, lc, plain, 'tasksPerSec'), fmt.x2)}`,
+        `- 0.2 ms CPU tasks, with lifecycle / without, per rep: ${span(ratios(runs, lc, plain, 'tasksPerSec'), fmt.x2)}`,
+        `- 1 ms CPU tasks, with lifecycle / without, per rep: ${span(ratios(runs, cpu1Lc, cpu1Plain, 'tasksPerSec'), fmt.x2)}`,
         `- I/O tasks, with lifecycle / without, per rep: ${span(ratios(runs, ioLc, ioPlain, 'tasksPerSec'), fmt.x2)}`,
       ];
-      return { md, charts: [], facts: { lifecycleRatio: medRatio(runs, lc, plain, 'tasksPerSec'), lifecycleIoRatio: medRatio(runs, ioLc, ioPlain, 'tasksPerSec') } };
+      return { md, charts: [], facts: { lifecycleRatio: medRatio(runs, lc, plain, 'tasksPerSec'), lifecycleCpu1Ratio: medRatio(runs, cpu1Lc, cpu1Plain, 'tasksPerSec'), lifecycleIoRatio: medRatio(runs, ioLc, ioPlain, 'tasksPerSec') } };
     },
   },
   {
