@@ -33,9 +33,10 @@ export class Relay {
   /** Successors started ahead of their predecessor's retirement, not yet in its place. */
   private readonly standby = new Set<ThreadSlot>();
   /**
-   * How long a thread takes here from spawn to ready (average): how early a successor starts.
-   * The first boots (all threads at once, at start) run long, so successors start early at
-   * first; that costs only idle CPU (see startSuccessor), and a late one would leave a slot idle.
+   * How long a thread's boot (spawn to ready) takes here, pessimistically: a slow boot counts
+   * at once, faster ones lower it slowly. It sets how early a successor starts, and a late one
+   * leaves a slot idle while one standing by a little longer costs only memory and idle CPU
+   * (see startSuccessor). Boots vary several-fold under load.
    */
   private bootMs = 0;
   private readonly idleCores = new IdleCores();
@@ -191,11 +192,17 @@ export class Relay {
    * boot took ~200 ms there, successors were started a whole lifecycle ahead, and recycling
    * cost 2× the CPU per restart.
    */
-  private startSuccessor(slot: ThreadSlot): void {
-    if (slot.successor || slot.aheadDecided || slot.retiring || slot.exited || this.stopping || this.threads[slot.index] !== slot) return;
+  private startSuccessor(slot: ThreadSlot, utilization = slot.utilization()): void {
+    if (slot.successor || slot.aheadDecided || slot.retiring || slot.exited || this.stopping) return;
+    // Itself still on standby (its lifecycleDuration runs from its ready): asked again when it
+    // takes its place, see replace().
+    if (this.threads[slot.index] !== slot) {
+      slot.successorDue = true;
+      return;
+    }
     slot.aheadDecided = true;
     const spare = this.idleCores.now() >= SPARE_CORES;
-    if (!spare && slot.worker.performance.eventLoopUtilization().utilization > WAITING_UTILIZATION) return;
+    if (!spare && utilization > WAITING_UTILIZATION) return;
     const next = this.startThread(slot.index, slot);
     slot.successor = next;
     this.standby.add(next);
@@ -203,7 +210,7 @@ export class Relay {
 
   /** How much work (ms) a thread has left when its successor starts. */
   private get successorLeadMs(): number {
-    return SUCCESSOR_LEAD * this.bootMs;
+    return Math.max(SUCCESSOR_LEAD * this.bootMs, MIN_SUCCESSOR_LEAD_MS);
   }
 
   /** Puts `slot`'s successor in its place, or a new thread when none is alive on standby. */
@@ -214,6 +221,9 @@ export class Relay {
     if (next && !next.exited && !next.retiring) {
       this.standby.delete(next);
       this.threads[slot.index] = next;
+      if (next.ready) next.markWorking();
+      // Its own successor came due while it stood by: the work it takes over is its predecessor's.
+      if (next.successorDue) this.startSuccessor(next, slot.utilization());
       return next.ready;
     }
     this.spawn(slot.index);
@@ -226,8 +236,9 @@ export class Relay {
         return this.onDone(slot, msg.done);
       case 'ready':
         slot.ready = true;
+        slot.markWorking();
         this.startFailures = 0;
-        this.bootMs = this.bootMs ? this.bootMs + (Date.now() - slot.spawnedAt - this.bootMs) * 0.3 : Date.now() - slot.spawnedAt;
+        this.bootMs = Math.max(Date.now() - slot.spawnedAt, this.bootMs * 0.9);
         if (slot.lifecycleDuration > 0) {
           // The thread retires lifecycleDuration after it is ready (its own timer, thread/entry.ts).
           slot.successorTimer = setTimeout(() => this.startSuccessor(slot), Math.max(0, slot.lifecycleDuration - this.successorLeadMs));
@@ -604,10 +615,14 @@ export class Relay {
 
 const WATCHDOG_TICK_MS = 20;
 /**
- * A successor starts when its predecessor has about this many boot times of work left: ahead
- * enough to be ready in time when boots slow down under load, late enough not to sit idle long.
+ * A successor starts when its predecessor has about this many boot times of work left, and
+ * never less than MIN_SUCCESSOR_LEAD_MS: boots vary several-fold under load (25 ms to 700 ms
+ * within seconds, measured with four test files beside a CPU-bound benchmark on 2 cores), and
+ * 1.5 × an average boot left restarts cold there. Starting early costs a standby's memory for
+ * a while, and only idle CPU (see startSuccessor).
  */
-const SUCCESSOR_LEAD = 1.5;
+const SUCCESSOR_LEAD = 2;
+const MIN_SUCCESSOR_LEAD_MS = 500;
 /**
  * At or below this event-loop utilization a thread mostly waits (I/O-like tasks), and its
  * successor starts ahead even when no core is idle. Measured: 0.06–0.18 with 2 ms sleeps at

@@ -3,6 +3,7 @@
  * tasks handed to it in order (so that, if it dies, the child knows which of them had started).
  */
 import { Worker } from 'node:worker_threads';
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { SLOTS, type ErrorWire, type StartPhase, type ThreadInit, type TaskWire } from '../protocol.js';
 import { RunTimeAverage, threadWindow } from '../shared/windows.js';
 
@@ -39,8 +40,12 @@ export class ThreadSlot {
   successor: ThreadSlot | undefined;
   /** Set once the relay decided whether to start a successor ahead (it asks once per thread). */
   aheadDecided = false;
+  /** Its successor came due while it was itself on standby: decided when it takes its place. */
+  successorDue = false;
   /** Starts the successor when this thread's lifecycleDuration is about to run out. */
   successorTimer: NodeJS.Timeout | undefined;
+
+  private workingSince: EventLoopUtilization | undefined;
 
   /** Run times of its tasks, which size its window (shared/windows.ts). */
   readonly runTime = new RunTimeAverage();
@@ -59,6 +64,16 @@ export class ThreadSlot {
       workerData: { ...init, threadIndex: index, slots } satisfies ThreadInit,
       name: `${init.name}:p${init.processIndex}:t${index}`,
     });
+  }
+
+  /** Starts the span `utilization()` covers: its boot and any standby wait must not count. */
+  markWorking(): void {
+    this.workingSince = this.worker.performance.eventLoopUtilization();
+  }
+
+  /** Event-loop utilization since markWorking(): near 1 for CPU-bound work, low for I/O waits. */
+  utilization(): number {
+    return this.worker.performance.eventLoopUtilization(this.workingSince).utilization;
   }
 
   /** Tasks it may hold: what it runs plus a prefetch sized by how long its tasks take. */
