@@ -192,7 +192,7 @@ export class Relay {
    * boot took ~200 ms there, successors were started a whole lifecycle ahead, and recycling
    * cost 2× the CPU per restart.
    */
-  private startSuccessor(slot: ThreadSlot, utilization = slot.utilization()): void {
+  private startSuccessor(slot: ThreadSlot, utilization?: number): void {
     if (slot.successor || slot.aheadDecided || slot.retiring || slot.exited || this.stopping) return;
     // Itself still on standby (its lifecycleDuration runs from its ready): asked again when it
     // takes its place, see replace().
@@ -202,7 +202,7 @@ export class Relay {
     }
     slot.aheadDecided = true;
     const spare = this.idleCores.now() >= SPARE_CORES;
-    if (!spare && utilization > WAITING_UTILIZATION) return;
+    if (!spare && (utilization ?? slot.utilization()) > WAITING_UTILIZATION) return;
     const next = this.startThread(slot.index, slot);
     slot.successor = next;
     this.standby.add(next);
@@ -283,7 +283,7 @@ export class Relay {
     slot.trim((id) => this.held.get(id)?.thread === slot);
     if (slot.lifecycle > 0 || slot.lifecycleDuration > 0) this.idleCores.tick(Date.now());
     // Near the end of its lifecycle (in tasks): start its successor about a boot's time ahead.
-    if (slot.lifecycle > 0 && !slot.successor && (slot.lifecycle - slot.consumed) * slot.runTime.ms <= this.successorLeadMs * slot.concurrency) {
+    if (slot.lifecycle > 0 && !slot.aheadDecided && (slot.lifecycle - slot.consumed) * slot.runTime.ms <= this.successorLeadMs * slot.concurrency) {
       this.startSuccessor(slot);
     }
     this.assign();
