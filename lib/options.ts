@@ -4,6 +4,7 @@
  * in docs/api.md are all derived from `OPTION_SPECS`, so they cannot drift apart.
  */
 import os from 'node:os';
+import v8 from 'node:v8';
 import { ConfigError } from './errors.js';
 import type { Logger } from 'pino';
 import type { Meta } from './types.js';
@@ -108,7 +109,7 @@ export interface ResolvedOptions {
   transport: Transport | undefined;
 }
 
-type Kind = 'transport' | 'stdout' | 'int>=1' | 'int>=0' | 'ms' | 'fraction' | 'mib' | 'string' | 'string[]' | 'function' | 'object' | 'boolean' | 'module' | 'any' | 'logger';
+type Kind = 'transport' | 'stdout' | 'int>=1' | 'int>=0' | 'ms' | 'fraction' | 'mib' | 'string' | 'string[]' | 'function' | 'object' | 'boolean' | 'module' | 'any' | 'cloneable' | 'logger';
 
 /** One setting: how it is checked, its default, and how the CLI exposes it. */
 export interface OptionSpec {
@@ -152,7 +153,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { name: 'workerGracefulDieTimeout', kind: 'ms', defaultText: '5000', description: 'ms a gracefully dying process lets its running tasks finish' },
   { name: 'workerGracefulDieErrors', kind: 'string[]', defaultText: "['WorkerGracefulDie']", description: 'error names that trigger graceful die' },
   { name: 'hookTimeout', kind: 'ms', defaultText: '30000', description: 'ms each initializer or finalizer may run', cli: { flag: 'hook-timeout' } },
-  { name: 'initArgs', kind: 'any', defaultText: 'undefined', description: 'structured-cloneable value handed to every hook as ctx.initArgs' },
+  { name: 'initArgs', kind: 'cloneable', defaultText: 'undefined', description: 'structured-cloneable value handed to every hook as ctx.initArgs' },
   { name: 'name', kind: 'string', defaultText: "'mpms'", description: 'base name for process titles, thread names and logs', cli: { flag: 'name' } },
   { name: 'logger', kind: 'logger', defaultText: "pino at level 'warn' to stderr", description: 'a pino logger' },
   { name: 'workerStdout', kind: 'stdout', defaultText: "'inherit'", description: "where workers' stdout goes: 'inherit' (the master's stdout) or 'stderr'" },
@@ -191,6 +192,15 @@ function problemFor(kind: Kind, value: unknown): string | undefined {
         : `must be a pino logger, got ${show(value)}`;
     case 'any':
       return undefined;
+    case 'cloneable':
+      // What crosses to a child (IPC, advanced serialization) and on to its threads: checked
+      // here, so a bad value fails at new MPMS() instead of as children that never become ready.
+      try {
+        v8.serialize(value);
+        return undefined;
+      } catch (err) {
+        return `cannot be sent to a child process (it must be structured-cloneable): ${(err as Error).message}`;
+      }
     case 'transport':
       return value !== null && typeof value === 'object' && typeof (value as { start?: unknown }).start === 'function' && typeof (value as { send?: unknown }).send === 'function'
         ? undefined

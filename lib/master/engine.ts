@@ -17,7 +17,7 @@ import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../optio
 import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, taskIdFields, type ChildInit, type ErrorWire, type FromChild, type ToChild, type WireArgs } from '../protocol.js';
 import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
-import { takeStartLogs } from '../shared/start-log.js';
+import { makeStartLogDir, takeStartLogs } from '../shared/start-log.js';
 import type { Meta, Metrics, RestartReason, SubmitOptions, Summary, TaskResult } from '../types.js';
 import type { OutgoingTask, RemoteOutcome, RemotePlace, Transport, TransportHost } from '../transport/types.js';
 import { ChildHandle } from './child-handle.js';
@@ -138,7 +138,12 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.state = 'starting';
     this.startedAt = Date.now();
     if (this.transport) return this.startTransport(this.transport);
-    this.startLogDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-'));
+    try {
+      this.startLogDir = makeStartLogDir();
+    } catch (err) {
+      this.state = 'stopped';
+      throw new WorkerStartError(`mpms cannot start: ${(err as Error).message}`, { cause: err });
+    }
     this.startFailure = deferred<never>();
     for (let i = 0; i < this.opts.processes; i++) this.spawnChild(i);
     const allReady = Promise.all(this.children.map((c) => c!.ready.promise));
