@@ -53,7 +53,11 @@ export interface MPMSOptions {
   resultQueueMaxsize?: number;
   /** ms between health checks of the children. Default 1000. */
   subprocCheckInterval?: number;
-  /** ms a process that got a graceful-die error lets its running tasks finish. Default 5000. */
+  /**
+   * A graceful die is a soft restart: the process takes no more tasks and lets every running
+   * one finish (only `taskTimeout` / `lifecycleDurationHard` can cut them). If it still runs
+   * tasks this many ms after the graceful-die error, it logs a warning, once. Default 5000.
+   */
   workerGracefulDieTimeout?: number;
   /** Error names that trigger graceful die. Default `['WorkerGracefulDie']`. */
   workerGracefulDieErrors?: string[];
@@ -150,7 +154,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { name: 'retries', kind: 'int>=0', defaultText: '0', description: 're-runs of a task whose worker crashed or timed out', cli: { flag: 'retries' } },
   { name: 'resultQueueMaxsize', kind: 'int>=1', defaultText: 'taskQueueMaxsize', description: 'outcomes waiting for the collector/iterator; dispatch pauses while full' },
   { name: 'subprocCheckInterval', kind: 'ms', defaultText: '1000', description: 'ms between health checks of the children' },
-  { name: 'workerGracefulDieTimeout', kind: 'ms', defaultText: '5000', description: 'ms a gracefully dying process lets its running tasks finish' },
+  { name: 'workerGracefulDieTimeout', kind: 'ms', defaultText: '5000', description: 'ms after which a gracefully dying process that still runs tasks logs a warning (its tasks are never cut: a soft restart)' },
   { name: 'workerGracefulDieErrors', kind: 'string[]', defaultText: "['WorkerGracefulDie']", description: 'error names that trigger graceful die' },
   { name: 'hookTimeout', kind: 'ms', defaultText: '30000', description: 'ms each initializer or finalizer may run', cli: { flag: 'hook-timeout' } },
   { name: 'initArgs', kind: 'cloneable', defaultText: 'undefined', description: 'structured-cloneable value handed to every hook as ctx.initArgs' },

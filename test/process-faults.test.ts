@@ -48,6 +48,21 @@ describe('soft restarts let running tasks finish (item 7)', () => {
     expect(m.metrics().restarts.gracefulDie).toBe(1);
   });
 
+  // Thread-level soft limits, with two tasks at once per thread: one ends (and retires its
+  // thread) while the other still runs for seconds, well past hookTimeout.
+  it.each([
+    ['lifecycle', { lifecycle: 1 }],
+    ['lifecycleDuration', { lifecycleDuration: 300 }],
+    ['lifecycleMemory', { lifecycleMemory: 1 }],
+  ])('%s retires a thread with a 3 s task still running: every task ok', async (_name, limit) => {
+    const m = new MPMS({ worker, processes: 1, threads: 1, concurrency: 2, hookTimeout: 1000, ...limit });
+    await m.start();
+    const { metas, summary } = await runAll(m, [['sleep', 3000], ['sleep', 500], ['sleep', 3000], ['sleep', 500]]);
+    expect(metas.filter((x) => x.status !== 'ok').map((x) => `${x.taskId} ${x.status}`)).toEqual([]);
+    expect(summary).toMatchObject({ total: 4, ok: 4 });
+    expect(m.metrics().restarts.lifecycle).toBeGreaterThanOrEqual(1);
+  });
+
   it('a soft retirement is still bounded by lifecycleDurationHard: a hanging task ends timeout', async () => {
     const m = new MPMS({ worker, processes: 1, threads: 1, processMemoryLimit: 1, hookTimeout: 1000, lifecycleDurationHard: 4000 });
     await m.start();

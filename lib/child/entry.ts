@@ -8,7 +8,7 @@
  * (its threads' grandchildren too) at once: nothing outlives the master.
  */
 import v8 from 'node:v8';
-import { Code, toErrorWire, type ChildInit, type FromChild, type LogLevel, type StartPhase, type ToChild } from '../protocol.js';
+import { Code, toErrorWire, type ChildInit, type FromChild, type LogLevel, type Reason, type StartPhase, type ToChild } from '../protocol.js';
 import { loadWorkerModule, taskFunction } from '../shared/worker-module.js';
 import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { Relay } from './relay.js';
@@ -75,7 +75,9 @@ async function boot(init: ChildInit): Promise<void> {
   const relay = new Relay(init, processData, send, log);
   let stopping: Promise<void> | undefined;
   const stop = (graceMs: number, leftover: typeof Code.Timeout | typeof Code.Crashed | typeof Code.Cancelled, reason: string) => {
-    stopping ??= (async () => {
+    // Already stopping (a soft retirement, say): a shutdown or a hard limit may bring its deadline forward.
+    if (stopping) return void relay.stop(graceMs, leftover, reason);
+    stopping = (async () => {
       await relay.stop(graceMs, leftover, reason);
       const finalizer = mod.hook('processFinalizer');
       if (finalizer) {
@@ -91,11 +93,22 @@ async function boot(init: ChildInit): Promise<void> {
     })();
   };
   onStop = stop;
-  relay.onRetire = (reason, detail) => {
+  /**
+   * A soft retirement of the whole process: it takes no more tasks and hands back the unstarted
+   * ones (its replacement starts at once), and lets every running task finish — only the task's
+   * own time limit, or the master's `lifecycleDurationHard`, can cut it. Past `warnAfterMs` it
+   * says so in the log, once, so a process held by a task that never ends is not silent.
+   */
+  const retire = (reason: Reason, detail: string, warnAfterMs: number) => {
     if (stopping) return;
     send({ t: 'retiring', reason, detail });
-    stop(init.gracefulDieTimeout, Code.Crashed, `graceful die: ${detail}`);
+    stop(Infinity, Code.Crashed, detail);
+    setTimeout(() => {
+      if (relay.threadsAlive === 0) return;
+      log('warn', `process ${init.processIndex} retired (${detail}) ${warnAfterMs} ms ago and still has ${relay.threadsAlive} thread(s) running tasks or finalizers; they are let finish (bound tasks with taskTimeout or lifecycleDurationHard)`);
+    }, warnAfterMs).unref();
   };
+  relay.onRetire = (reason, detail) => retire(reason, detail, init.gracefulDieTimeout);
   onMessage = (msg) => relay.handle(msg);
 
   try {
@@ -115,8 +128,7 @@ async function boot(init: ChildInit): Promise<void> {
     const timer = setInterval(() => {
       if (process.memoryUsage.rss() <= limit || stopping) return;
       clearInterval(timer);
-      send({ t: 'retiring', reason: 'lifecycle', detail: `RSS above ${init.processMemoryLimit} MiB` });
-      stop(init.hookTimeout, Code.Crashed, 'process memory limit');
+      retire('lifecycle', `RSS above ${init.processMemoryLimit} MiB`, init.hookTimeout);
     }, 1000);
     timer.unref();
   }

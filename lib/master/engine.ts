@@ -540,12 +540,15 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     const hard = this.opts.lifecycleDurationHard;
     if (!hard) return;
     const now = Date.now();
-    for (const c of this.children) {
-      if (!c || c.state !== 'ready' || now - c.spawnedAt < hard) continue;
+    for (const c of this.liveChildren()) {
+      // A retiring child (a soft limit) lets its tasks run, but the hard limit still applies to it.
+      if ((c.state !== 'ready' && c.state !== 'retiring') || now - c.spawnedAt < hard) continue;
       // Drained briefly, then killed: unstarted tasks come back, running ones settle `timeout`.
+      if (c.state === 'ready') {
+        this.noteRestart(c.index, 'hard');
+        this.replace(c, 0);
+      }
       c.state = 'stopping';
-      this.noteRestart(c.index, 'hard');
-      this.replace(c, 0);
       const grace = Math.min(5000, Math.max(100, Math.round(hard / 10)));
       c.post({ t: 'stop', graceMs: grace, reason: 'hard', leftover: Code.Timeout });
       setTimeout(() => c.killTree(), grace + ABORT_GRACE_MS + 2000).unref();
