@@ -23,7 +23,7 @@ import type { OutgoingTask, RemoteOutcome, RemotePlace, Transport, TransportHost
 import { ChildHandle } from './child-handle.js';
 import { Ledger, type TaskRecord } from './ledger.js';
 import { buildMeta, fromErrorWire } from './outcome.js';
-import { RestartPolicy } from './restart-policy.js';
+import { RestartPolicy, type RestartDecision } from './restart-policy.js';
 import { metricsText } from './metrics-text.js';
 import { ResultSink } from './results.js';
 import { TaskQueue } from './task-queue.js';
@@ -145,8 +145,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       throw new WorkerStartError(`mpms cannot start: ${(err as Error).message}`, { cause: err });
     }
     this.startFailure = deferred<never>();
-    for (let i = 0; i < this.opts.processes; i++) this.spawnChild(i);
-    const allReady = Promise.all(this.children.map((c) => c!.ready.promise));
     // Module load and processInitializer in the child, then thread boot and threadInitializer.
     const bound = 2 * (this.opts.hookTimeout + LOAD_ALLOWANCE_MS) + 5_000;
     let timer: NodeJS.Timeout | undefined;
@@ -154,13 +152,17 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       timer = setTimeout(() => reject(new WorkerStartError(`children did not become ready within ${bound} ms`)), bound);
     });
     try {
+      for (let i = 0; i < this.opts.processes; i++) this.spawnChild(i);
+      const allReady = Promise.all(this.children.map((c) => c!.ready.promise));
       await Promise.race([allReady, this.startFailure.promise, timeout]);
     } catch (err) {
       this.state = 'stopped';
       for (const c of this.children) c?.killTree();
       await this.waitExits([...this.children].filter((c): c is ChildHandle => !!c), 3000);
       this.removeStartLogs();
-      throw err;
+      // A fork that failed (EAGAIN, ENOMEM) throws here raw: every start-up failure is a WorkerStartError.
+      if (err instanceof WorkerStartError || err instanceof EngineStateError) throw err;
+      throw new WorkerStartError(`mpms cannot start: ${(err as Error)?.message}`, { cause: err });
     } finally {
       clearTimeout(timer);
     }
@@ -454,7 +456,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (c.state === 'exited' || c.state === 'stopping') return;
     c.state = 'retiring';
     this.noteRestart(c.index, reason, undefined, detail);
-    this.replace(c, 0);
+    this.follow(c, this.policy.retiring());
   }
 
   private onChildExit(c: ChildHandle): void {
@@ -482,17 +484,22 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (this.state === 'starting') this.startFailure?.reject(c.fatal ?? new WorkerStartError(`process ${c.index} ${how} during start-up`));
     const planned = c.state === 'retiring' || c.state === 'stopping' || stopping;
     if (this.children[c.index] === c && !stopping) {
-      const reason: RestartReason = c.fatal ? 'initFailure' : 'crash';
       if (!planned) {
         c.log.warn({ exitCode: c.exitCode, signal: c.signal, ...taskIdFields(crashed.map((r) => r.id)) }, `process ${c.index} ${how}; replacing it`);
-        this.noteRestart(c.index, reason);
+        this.noteRestart(c.index, c.fatal ? 'initFailure' : 'crash');
       }
-      const delay = this.policy.failed(c.settledCount > 0 && !c.fatal);
-      if (delay === undefined) this.giveUp(c.fatal ?? new WorkerStartError(`process ${c.index} died ${this.policy.failures} times in a row before finishing a task (last: ${how})`));
-      else this.replace(c, delay);
+      // The tasks it was running are charged above (retried or crashed); the policy decides about the process.
+      const decision = planned ? this.policy.retiring() : this.policy.died({ settled: c.settledCount, blamed: crashed.length, fatal: !!c.fatal });
+      this.follow(c, decision, how);
     }
     this.pump();
     this.checkDone();
+  }
+
+  /** Does what the restart policy decided about `c`: replace it (after a delay), or give up. */
+  private follow(c: ChildHandle, decision: RestartDecision, how = 'could not be started'): void {
+    if (decision.replace) return this.replace(c, decision.delayMs);
+    this.giveUp(c.fatal ?? new WorkerStartError(`${decision.why} (last: process ${c.index} ${how})`));
   }
 
   /** Starts a replacement for `old` after `delay` ms; `old` keeps serving what it holds until it exits. */
@@ -500,7 +507,14 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (old.state !== 'exited') this.leaving.add(old);
     const go = () => {
       if (this.children[old.index] !== old || this.state === 'stopping' || this.state === 'stopped' || this.broken) return;
-      this.spawnChild(old.index);
+      try {
+        this.spawnChild(old.index);
+      } catch (err) {
+        // fork() itself failed (EAGAIN, ENOMEM): a start that failed, with nothing to blame.
+        this.logger.error({ err, processIndex: old.index }, `process ${old.index} could not be forked: ${(err as Error)?.message}`);
+        this.follow(old, this.policy.died({ settled: 0, blamed: 0, fatal: true }), `could not be forked: ${(err as Error)?.message}`);
+        this.checkDone();
+      }
     };
     if (delay === 0) return go();
     // Kept referenced: while a replacement is pending it may be the only thing alive, and the
@@ -546,7 +560,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       // Drained briefly, then killed: unstarted tasks come back, running ones settle `timeout`.
       if (c.state === 'ready') {
         this.noteRestart(c.index, 'hard');
-        this.replace(c, 0);
+        this.follow(c, this.policy.retiring());
       }
       c.state = 'stopping';
       const grace = Math.min(5000, Math.max(100, Math.round(hard / 10)));
@@ -600,7 +614,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if ((code === Code.Crashed || code === Code.Timeout) && rec.attempts <= this.opts.retries && !rec.cancelled && (this.state === 'running' || this.state === 'closed') && !this.broken) {
       this.logger.info({ taskId: rec.id, attempts: rec.attempts }, `task ${rec.id} will be retried after ${code === Code.Crashed ? 'a crash' : 'a timeout'}`);
       rec.child = null;
-      this.queue.unshift(rec);
+      // At the back: a task that keeps killing its worker must not be the next thing every
+      // replacement runs, ahead of the tasks that wait behind it.
+      this.queue.push(rec);
       return;
     }
     const runMs = startedAt > 0 ? endedAt - startedAt : -1;
