@@ -256,8 +256,9 @@ interface ScriptRun {
 }
 
 /** Runs the script fixture in `mode`; SIGKILLed (by its pid) after `ms` so a hang fails the test. */
-function runScript(mode: string, log: string, ms = 50_000): ScriptRun {
+function runScript(mode: string, log: string, ms = 50_000, readStdout = true): ScriptRun {
   const proc = spawn(process.execPath, [script, mode, log], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (!readStdout) proc.stdout!.pause();
   let bytes = 0;
   let err = '';
   const waiters: { prefix: string; resolve: (l: string) => void }[] = [];
@@ -313,6 +314,12 @@ describe('workers\' stdout reaches the master (item 12)', () => {
     await r.closed;
     expect(r.stderr()).toMatch(/SUMMARY .*"ok":4/);
     expect(r.stdoutBytes()).toBe(4 * 8 * 1048576);
+  });
+
+  it('the same when nobody reads the script\'s stdout: it still ends, every task ok', async () => {
+    const r = runScript('stdout-unread', '', 50_000, false);
+    expect(await r.exit).toBe(0);
+    expect(r.stderr()).toMatch(/SUMMARY .*"ok":4/);
   });
 });
 

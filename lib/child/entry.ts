@@ -12,6 +12,7 @@ import { Code, toErrorWire, type ChildInit, type FromChild, type LogLevel, type 
 import { loadWorkerModule, taskFunction } from '../shared/worker-module.js';
 import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { Relay } from './relay.js';
+import { threadOutputPassedOn } from './thread-slot.js';
 import type { HookContext } from '../types.js';
 
 const send = (msg: FromChild, cb?: (err: Error | null) => void): void => {
@@ -27,6 +28,16 @@ const log = (level: LogLevel, msg: string, fields?: Record<string, unknown>): vo
 };
 
 let exiting = false;
+
+/** The longest a stopping child waits for its threads' output to be written (less if hookTimeout is shorter). */
+const OUTPUT_DRAIN_MS = 10_000;
+
+/** Resolves once every thread's stdout/stderr has been passed on and written to our own fds. */
+async function outputWritten(): Promise<void> {
+  await threadOutputPassedOn();
+  const written = (s: NodeJS.WriteStream) => new Promise<void>((resolve) => (s.writableLength === 0 ? resolve() : s.write('', () => resolve())));
+  await Promise.all([written(process.stdout), written(process.stderr)]);
+}
 
 /** The master is gone: nothing we run may outlive it. */
 function orphaned(): void {
@@ -88,6 +99,9 @@ async function boot(init: ChildInit): Promise<void> {
         }
       }
       await relay.drainOutbox(2000);
+      // process.exit() drops what is still on its way out: the threads' output (piped through
+      // this process) and our own unwritten stdout/stderr. Bounded: nobody may be reading.
+      await withTimeout(outputWritten(), Math.min(init.hookTimeout, OUTPUT_DRAIN_MS), 'writing the threads\' stdout/stderr').catch((err) => log('warn', (err as Error).message));
       exiting = true;
       process.exit(0);
     })();
