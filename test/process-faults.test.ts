@@ -307,6 +307,31 @@ async function logLines(file: string, prefix: string, n: number, ms = 30_000): P
 
 const pidsOf = (lines: string[]) => lines.map((l) => Number(l.split(' ')[1]));
 
+/** Still running: alive and not a zombie (a dead process whose new parent, init, has not reaped it yet). */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return process.platform === 'linux' ? false : isAlive(pid);
+  }
+}
+
+/**
+ * Waits (bounded) until none of `pids` runs; returns those still running at the deadline, after
+ * SIGKILLing them by pid (processes this test's scripts started), so a failure does not leak.
+ */
+async function waitDead(pids: number[], ms: number): Promise<number[]> {
+  const until = Date.now() + ms;
+  let running = pids.filter(isRunning);
+  while (running.length && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 5));
+    running = running.filter(isRunning);
+  }
+  await reap(running, 0);
+  return running;
+}
+
 describe('workers\' stdout reaches the master (item 12)', () => {
   it('four tasks writing 8 MiB each: all 32 MiB reach the script\'s stdout before it ends', async () => {
     const r = runScript('stdout', '');
@@ -331,9 +356,9 @@ describe('no orphans (item 9)', () => {
     expect(isAlive(child!)).toBe(true);
     const t0 = Date.now();
     r.kill();
+    const left = await waitDead([child!], 10_000);
+    console.log(`spinning child dead ${Date.now() - t0} ms after the master's SIGKILL`);
     await r.exit;
-    const left = await reap([child!], 10_000);
-    console.log(`spinning child gone ${Date.now() - t0} ms after the master's SIGKILL`);
     expect(left).toEqual([]);
   });
 
@@ -345,9 +370,9 @@ describe('no orphans (item 9)', () => {
     expect(pidsOf(await logLines(log, 'blocked ', 1))).toEqual([child]);
     const t0 = Date.now();
     r.kill();
+    const left = await waitDead([child!], 10_000);
+    console.log(`blocked child dead ${Date.now() - t0} ms after the master's SIGKILL`);
     await r.exit;
-    const left = await reap([child!], 10_000);
-    console.log(`blocked child gone ${Date.now() - t0} ms after the master's SIGKILL`);
     expect(left).toEqual([]);
   });
 
@@ -357,7 +382,26 @@ describe('no orphans (item 9)', () => {
     expect(await r.exit).toBe(0);
     const grandchildren = pidsOf(await logLines(log, 'grandchild ', 2));
     expect(grandchildren.length).toBe(2);
-    expect(await reap(grandchildren, 3000)).toEqual([]);
+    expect(await waitDead(grandchildren, 3000)).toEqual([]);
+  });
+
+  it('a grandchild re-parented to init, in the process group of a detached shell that exited, does not survive join()', async () => {
+    const log = path.join(scratch(), 'log');
+    const r = runScript('orphan-join', log);
+    expect(await r.exit).toBe(0);
+    expect(r.stderr()).toMatch(/SUMMARY .*"ok":1/);
+    const grandchildren = pidsOf(await logLines(log, 'grandchild ', 1));
+    expect(await waitDead(grandchildren, 3000)).toEqual([]);
+  });
+
+  it('a detached grandchild of a child that is SIGKILLed does not survive it: the master kills it', async () => {
+    const log = path.join(scratch(), 'log');
+    const m = new MPMS({ worker, processes: 1, threads: 1 });
+    await m.start();
+    const { summary } = await runAll(m, [['detached-then-die', log], ['sleep', 1]]);
+    expect(summary).toMatchObject({ total: 2, ok: 1, crashed: 1 });
+    const grandchildren = pidsOf(await logLines(log, 'grandchild ', 1));
+    expect(await waitDead(grandchildren, 3000)).toEqual([]);
   });
 
   it('detached grandchildren do not survive the master\'s SIGKILL', async () => {
@@ -366,7 +410,7 @@ describe('no orphans (item 9)', () => {
     const grandchildren = pidsOf(await logLines(log, 'grandchild ', 2));
     expect(grandchildren.every(isAlive)).toBe(true);
     r.kill();
+    expect(await waitDead(grandchildren, 5000)).toEqual([]);
     await r.exit;
-    expect(await reap(grandchildren, 5000)).toEqual([]);
   });
 });

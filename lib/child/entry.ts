@@ -1,14 +1,17 @@
 /**
- * Entry of every child process. Start-up, in order: receive `init`, load the worker module,
- * check the export, run `processInitializer`, start the threads, report `ready`.
- * Shutdown, in reverse: threads finish and run `threadFinalizer`, then `processFinalizer`,
- * then the last outcomes are written, then the process exits. Every step is bounded.
+ * Entry of every child process. Start-up, in order: start the watchdog thread, receive `init`,
+ * load the worker module, check the export, run `processInitializer`, start the threads, report
+ * `ready`. Shutdown, in reverse: threads finish and run `threadFinalizer`, then
+ * `processFinalizer`, then the last outcomes and the threads' output are written, then the
+ * descendants are killed, then the process exits. Every step is bounded.
  *
- * If the master disappears (its IPC channel closes), this child kills its whole process group
- * (its threads' grandchildren too) at once: nothing outlives the master.
+ * If the master disappears, this child kills its descendants and its whole process group at
+ * once: nothing outlives the master. The watchdog thread (child/watchdog.ts) notices it even
+ * while this thread is stuck in synchronous code; the IPC channel closing is the other sign.
  */
 import v8 from 'node:v8';
-import { Code, toErrorWire, type ChildInit, type FromChild, type LogLevel, type Reason, type StartPhase, type ToChild } from '../protocol.js';
+import { Worker } from 'node:worker_threads';
+import { Code, toErrorWire, type ChildInit, type FromChild, type LogLevel, type Reason, type StartPhase, type ToChild, type ToWatchdog, type WatchdogData } from '../protocol.js';
 import { loadWorkerModule, taskFunction } from '../shared/worker-module.js';
 import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { Relay } from './relay.js';
@@ -39,28 +42,84 @@ async function outputWritten(): Promise<void> {
   await Promise.all([written(process.stdout), written(process.stderr)]);
 }
 
+/**
+ * ms between the watchdog's checks that the master lives: about the longest a child outlives a
+ * SIGKILLed master (docs/guarantees.md). A check is one getppid() in a thread.
+ */
+const WATCHDOG_POLL_MS = 100;
+/**
+ * ms between records of this child's descendants. A descendant that leaves the tree (re-parented
+ * to init) before a record saw it or its process group is not found at exit; a record costs
+ * one /proc read per thread of this process (docs/guarantees.md).
+ */
+const DESCENDANT_SCAN_MS = 250;
+/** The longest an exiting child waits for the watchdog to kill its descendants. */
+const REAP_MS = 1000;
+
+const watchdog = startWatchdog();
+
+function startWatchdog(): Worker | undefined {
+  try {
+    const w = new Worker(new URL('./watchdog.js', import.meta.url), {
+      workerData: { masterPid: process.ppid, childPid: process.pid, pollMs: WATCHDOG_POLL_MS, scanMs: DESCENDANT_SCAN_MS } satisfies WatchdogData,
+      name: 'mpms:watchdog',
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
+    });
+    w.unref();
+    // If it fails, the IPC channel's 'disconnect' is left to notice a lost master.
+    w.on('error', () => {});
+    return w;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Kills this child's descendants (the watchdog's record and what lives now); bounded. */
+function reapDescendants(): Promise<void> {
+  if (!watchdog) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, REAP_MS);
+    const done = () => (clearTimeout(timer), resolve());
+    watchdog.once('message', done).once('exit', done);
+    watchdog.postMessage({ t: 'reap' } satisfies ToWatchdog);
+  });
+}
+
+async function exitAfterReap(code: number): Promise<never> {
+  exiting = true;
+  await reapDescendants();
+  process.exit(code);
+}
+
 /** The master is gone: nothing we run may outlive it. */
 function orphaned(): void {
   if (exiting) return;
   exiting = true;
-  try {
-    process.kill(-process.pid, 'SIGKILL');
-  } catch {
-    process.exit(1);
-  }
+  const killGroup = () => {
+    try {
+      process.kill(-process.pid, 'SIGKILL');
+    } catch {
+      process.exit(1);
+    }
+  };
+  if (!watchdog) return killGroup();
+  // The watchdog kills the descendants, then the group; if it cannot, we do.
+  watchdog.postMessage({ t: 'orphaned' } satisfies ToWatchdog);
+  setTimeout(killGroup, REAP_MS);
 }
 process.on('disconnect', orphaned);
 
 function fail(phase: StartPhase, err: unknown): never {
   exiting = true;
-  send({ t: 'fatal', phase, error: toErrorWire(err) }, () => process.exit(1));
+  send({ t: 'fatal', phase, error: toErrorWire(err) }, () => void exitAfterReap(1));
   // If the write cannot complete, do not linger.
-  setTimeout(() => process.exit(1), 1000);
+  setTimeout(() => process.exit(1), REAP_MS + 1000);
   return undefined as never;
 }
 
 async function boot(init: ChildInit): Promise<void> {
   process.title = `${init.name}:p${init.processIndex}`;
+  watchdog?.postMessage({ t: 'dir', dir: init.startLogDir } satisfies ToWatchdog);
   let mod;
   try {
     mod = await withTimeout(loadWorkerModule(init.module), init.hookTimeout + LOAD_ALLOWANCE_MS, `loading ${init.module}`);
@@ -102,8 +161,7 @@ async function boot(init: ChildInit): Promise<void> {
       // process.exit() drops what is still on its way out: the threads' output (piped through
       // this process) and our own unwritten stdout/stderr. Bounded: nobody may be reading.
       await withTimeout(outputWritten(), Math.min(init.hookTimeout, OUTPUT_DRAIN_MS), 'writing the threads\' stdout/stderr').catch((err) => log('warn', (err as Error).message));
-      exiting = true;
-      process.exit(0);
+      await exitAfterReap(0);
     })();
   };
   onStop = stop;
@@ -130,8 +188,8 @@ async function boot(init: ChildInit): Promise<void> {
   } catch (failure) {
     const f = failure as { phase: StartPhase; error: ReturnType<typeof toErrorWire> };
     exiting = true;
-    send({ t: 'fatal', phase: f.phase, error: f.error }, () => process.exit(1));
-    setTimeout(() => process.exit(1), 1000);
+    send({ t: 'fatal', phase: f.phase, error: f.error }, () => void exitAfterReap(1));
+    setTimeout(() => process.exit(1), REAP_MS + 1000);
     return;
   }
   send({ t: 'ready', pid: process.pid });

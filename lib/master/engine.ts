@@ -18,6 +18,7 @@ import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, taskIdFields, type ChildIn
 import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
 import { makeStartLogDir, takeStartLogs } from '../shared/start-log.js';
+import { killRecorded, recordsFile, takeRecords } from '../shared/descendants.js';
 import type { Meta, Metrics, RestartReason, SubmitOptions, Summary, TaskResult } from '../types.js';
 import type { OutgoingTask, RemoteOutcome, RemotePlace, Transport, TransportHost } from '../transport/types.js';
 import { ChildHandle } from './child-handle.js';
@@ -463,6 +464,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.leaving.delete(c);
     c.killGroup();
     const stopping = this.state === 'stopping' || this.state === 'stopped';
+    // Its descendants that left its process group (`detached`), as its watchdog last recorded
+    // them: the group kill above does not reach them, and a child killed outright could not.
+    killRecorded(takeRecords(recordsFile(this.startLogDir, c.pid)), c.pid);
     // Which of its tasks had started: the threads' start logs say, exactly.
     const started = takeStartLogs(this.startLogDir, c.pid);
     const crashed: TaskRecord[] = [];
