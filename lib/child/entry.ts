@@ -56,6 +56,7 @@ const DESCENDANT_SCAN_MS = 250;
 /** The longest an exiting child waits for the watchdog to kill its descendants. */
 const REAP_MS = 1000;
 
+let watchdogGone = false;
 const watchdog = startWatchdog();
 
 function startWatchdog(): Worker | undefined {
@@ -68,6 +69,7 @@ function startWatchdog(): Worker | undefined {
     w.unref();
     // If it fails, the IPC channel's 'disconnect' is left to notice a lost master.
     w.on('error', () => {});
+    w.once('exit', () => (watchdogGone = true));
     return w;
   } catch {
     return undefined;
@@ -76,7 +78,7 @@ function startWatchdog(): Worker | undefined {
 
 /** Kills this child's descendants (the watchdog's record and what lives now); bounded. */
 function reapDescendants(): Promise<void> {
-  if (!watchdog) return Promise.resolve();
+  if (!watchdog || watchdogGone) return Promise.resolve();
   return new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, REAP_MS);
     const done = () => (clearTimeout(timer), resolve());
@@ -102,7 +104,7 @@ function orphaned(): void {
       process.exit(1);
     }
   };
-  if (!watchdog) return killGroup();
+  if (!watchdog || watchdogGone) return killGroup();
   // The watchdog kills the descendants, then the group; if it cannot, we do.
   watchdog.postMessage({ t: 'orphaned' } satisfies ToWatchdog);
   setTimeout(killGroup, REAP_MS);
