@@ -11,7 +11,18 @@
  */
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import { Code, toErrorWire, type ChildInit, type FromChild, type LogLevel, type Reason, type StartPhase, type ToChild, type ToWatchdog, type WatchdogData } from '../protocol.js';
+import {
+  Code,
+  toErrorWire,
+  type ChildInit,
+  type FromChild,
+  type LogLevel,
+  type Reason,
+  type StartPhase,
+  type ToChild,
+  type ToWatchdog,
+  type WatchdogData,
+} from '../protocol.js';
 import { loadWorkerModule, taskFunction } from '../shared/worker-module.js';
 import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { Relay } from './relay.js';
@@ -38,7 +49,8 @@ const OUTPUT_DRAIN_MS = 10_000;
 /** Resolves once every thread's stdout/stderr has been passed on and written to our own fds. */
 async function outputWritten(): Promise<void> {
   await threadOutputPassedOn();
-  const written = (s: NodeJS.WriteStream) => new Promise<void>((resolve) => (s.writableLength === 0 ? resolve() : s.write('', () => resolve())));
+  const written = (s: NodeJS.WriteStream) =>
+    new Promise<void>((resolve) => (s.writableLength === 0 ? resolve() : s.write('', () => resolve())));
   await Promise.all([written(process.stdout), written(process.stderr)]);
 }
 
@@ -62,7 +74,12 @@ const watchdog = startWatchdog();
 function startWatchdog(): Worker | undefined {
   try {
     const w = new Worker(new URL('./watchdog.js', import.meta.url), {
-      workerData: { masterPid: process.ppid, childPid: process.pid, pollMs: WATCHDOG_POLL_MS, scanMs: DESCENDANT_SCAN_MS } satisfies WatchdogData,
+      workerData: {
+        masterPid: process.ppid,
+        childPid: process.pid,
+        pollMs: WATCHDOG_POLL_MS,
+        scanMs: DESCENDANT_SCAN_MS,
+      } satisfies WatchdogData,
       name: 'mpms:watchdog',
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
     });
@@ -162,7 +179,10 @@ async function boot(init: ChildInit): Promise<void> {
       await relay.drainOutbox(2000);
       // process.exit() drops what is still on its way out: the threads' output (piped through
       // this process) and our own unwritten stdout/stderr. Bounded: nobody may be reading.
-      await withTimeout(outputWritten(), Math.min(init.hookTimeout, OUTPUT_DRAIN_MS), 'writing the threads\' stdout/stderr').catch((err) => log('warn', (err as Error).message));
+      const outputMs = Math.min(init.hookTimeout, OUTPUT_DRAIN_MS);
+      await withTimeout(outputWritten(), outputMs, 'writing the threads\' stdout/stderr').catch((err) => {
+        log('warn', (err as Error).message);
+      });
       await exitAfterReap(0);
     })();
   };
@@ -179,7 +199,12 @@ async function boot(init: ChildInit): Promise<void> {
     stop(Infinity, Code.Crashed, detail);
     setTimeout(() => {
       if (relay.threadsAlive === 0) return;
-      log('warn', `process ${init.processIndex} retired (${detail}) ${warnAfterMs} ms ago and still has ${relay.threadsAlive} thread(s) running tasks or finalizers; they are let finish (bound tasks with taskTimeout or lifecycleDurationHard)`);
+      log(
+        'warn',
+        `process ${init.processIndex} retired (${detail}) ${warnAfterMs} ms ago and still has ` +
+          `${relay.threadsAlive} thread(s) running tasks or finalizers; they are let finish ` +
+          '(bound tasks with taskTimeout or lifecycleDurationHard)',
+      );
     }, warnAfterMs).unref();
   };
   relay.onRetire = (reason, detail) => retire(reason, detail, init.gracefulDieTimeout);

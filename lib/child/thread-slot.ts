@@ -85,7 +85,9 @@ export class ThreadSlot {
       workerData: { ...init, threadIndex: index, slots } satisfies ThreadInit,
       name: `${init.name}:p${init.processIndex}:t${index}`,
     });
-    const output: Promise<void> = Promise.all([ended(this.worker.stdout), ended(this.worker.stderr)]).then(() => void pendingOutput.delete(output));
+    const output: Promise<void> = Promise.all([ended(this.worker.stdout), ended(this.worker.stderr)]).then(() => {
+      pendingOutput.delete(output);
+    });
     pendingOutput.add(output);
   }
 

@@ -12,7 +12,14 @@
  * - On `reap` (the child exits cleanly) it kills what it recorded and what lives now, and answers.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { descendantsOf, isGone, killRecorded, recordsFile, writeRecords, type ProcRecord } from '../shared/descendants.js';
+import {
+  descendantsOf,
+  isGone,
+  killRecorded,
+  recordsFile,
+  writeRecords,
+  type ProcRecord,
+} from '../shared/descendants.js';
 import type { ToWatchdog, WatchdogData } from '../protocol.js';
 
 const { masterPid, childPid, pollMs, scanMs } = workerData as WatchdogData;

@@ -491,7 +491,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         this.noteRestart(c.index, c.fatal ? 'initFailure' : 'crash');
       }
       // The tasks it was running are charged above (retried or crashed); the policy decides about the process.
-      const decision = planned ? this.policy.retiring() : this.policy.died({ settled: c.settledCount, blamed: crashed.length, fatal: !!c.fatal });
+      const decision = planned
+        ? this.policy.retiring()
+        : this.policy.died({ settled: c.settledCount, blamed: crashed.length, fatal: !!c.fatal });
       this.follow(c, decision, how);
     }
     this.pump();
@@ -513,8 +515,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         this.spawnChild(old.index);
       } catch (err) {
         // fork() itself failed (EAGAIN, ENOMEM): a start that failed, with nothing to blame.
-        this.logger.error({ err, processIndex: old.index }, `process ${old.index} could not be forked: ${(err as Error)?.message}`);
-        this.follow(old, this.policy.died({ settled: 0, blamed: 0, fatal: true }), `could not be forked: ${(err as Error)?.message}`);
+        const how = `could not be forked: ${(err as Error)?.message}`;
+        this.logger.error({ err, processIndex: old.index }, `process ${old.index} ${how}`);
+        this.follow(old, this.policy.died({ settled: 0, blamed: 0, fatal: true }), how);
         this.checkDone();
       }
     };

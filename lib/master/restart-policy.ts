@@ -56,9 +56,11 @@ export class RestartPolicy {
     }
     this.consecutiveFailures++;
     if (this.consecutiveFailures >= this.maxFailures) {
-      return { replace: false, why: `${this.consecutiveFailures} child processes in a row died before finishing a task, with no task running to blame` };
+      const why = `${this.consecutiveFailures} child processes in a row died before finishing a task, with no task to blame`;
+      return { replace: false, why };
     }
-    return { replace: true, delayMs: Math.min(this.baseDelayMs * 2 ** (this.consecutiveFailures - 1), this.maxDelayMs) };
+    const delayMs = Math.min(this.baseDelayMs * 2 ** (this.consecutiveFailures - 1), this.maxDelayMs);
+    return { replace: true, delayMs };
   }
 
   get failures(): number {

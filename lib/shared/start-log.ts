@@ -65,7 +65,8 @@ export function makeStartLogDir(): string {
   try {
     dir = fs.mkdtempSync(path.join(base, 'mpms-'));
   } catch (err) {
-    throw new Error(`cannot create the start-log directory in ${base} (the temporary directory, TMPDIR): ${(err as Error).message}`, { cause: err });
+    const what = `cannot create the start-log directory in ${base} (the temporary directory, TMPDIR)`;
+    throw new Error(`${what}: ${(err as Error).message}`, { cause: err });
   }
   const probe = path.join(dir, 'probe');
   let fd: number | undefined;
@@ -74,7 +75,8 @@ export function makeStartLogDir(): string {
     writeZeros(fd);
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });
-    throw new Error(`cannot write a start log in ${dir} (the temporary directory, TMPDIR): ${(err as Error).message}`, { cause: err });
+    const what = `cannot write a start log in ${dir} (the temporary directory, TMPDIR)`;
+    throw new Error(`${what}: ${(err as Error).message}`, { cause: err });
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }
