@@ -64,7 +64,14 @@ describe('soft restarts let running tasks finish (item 7)', () => {
   });
 
   it('a soft retirement is still bounded by lifecycleDurationHard: a hanging task ends timeout', async () => {
-    const m = new MPMS({ worker, processes: 1, threads: 1, processMemoryLimit: 1, hookTimeout: 1000, lifecycleDurationHard: 4000 });
+    const m = new MPMS({
+      worker,
+      processes: 1,
+      threads: 1,
+      processMemoryLimit: 1,
+      hookTimeout: 1000,
+      lifecycleDurationHard: 4000,
+    });
     await m.start();
     const restarted = new Promise((r) => m.once('restart', r));
     await m.put('hang');
@@ -201,7 +208,8 @@ describe('bad initArgs or a bad temporary directory (item 11)', () => {
   });
   const canMount = (() => {
     try {
-      return process.getuid?.() === 0 && fs.existsSync('/proc/filesystems') && fs.readFileSync('/proc/filesystems', 'utf8').includes('tmpfs');
+      if (process.getuid?.() !== 0) return false;
+      return fs.readFileSync('/proc/filesystems', 'utf8').includes('tmpfs');
     } catch {
       return false;
     }
@@ -299,7 +307,8 @@ function runScript(mode: string, log: string, ms = 50_000, readStdout = true): S
 async function logLines(file: string, prefix: string, n: number, ms = 30_000): Promise<string[]> {
   const until = Date.now() + ms;
   for (;;) {
-    const lines = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith(prefix)) : [];
+    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    const lines = text.split('\n').filter((l) => l.startsWith(prefix));
     if (lines.length >= n || Date.now() > until) return lines;
     await new Promise((r) => setTimeout(r, 20));
   }
