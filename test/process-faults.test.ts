@@ -16,9 +16,16 @@ const script = fixture('process-faults-script.mjs');
 
 guardChildren();
 
+const scratchDirs: string[] = [];
 function scratch(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-faults-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-faults-'));
+  scratchDirs.push(dir);
+  return dir;
 }
+afterAll(() => {
+  // Mounted ones are unmounted (and removed) by their own afterAll first.
+  for (const dir of scratchDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 /** Runs tasks to the end; every outcome's meta, in order, and the summary. */
 async function runAll(m: MPMS, tasks: unknown[][]) {
