@@ -10,7 +10,10 @@
  * - Every SCAN_MS it records the child's descendants (shared/descendants.ts), and writes the
  *   record beside the start logs, where the master reads it if the child is killed.
  * - On `reap` (the child exits cleanly) it kills what it recorded and what lives now, and answers.
+ * - When the master is gone it also removes the engine's start-log directory, which the master's
+ *   teardown would have removed.
  */
+import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import {
   descendantsOf,
@@ -27,6 +30,8 @@ const port = parentPort!;
 /** Every descendant seen, by pid and start time (a pid reused later is a different entry). */
 const recorded = new Map<string, ProcRecord>();
 let file: string | undefined;
+/** The engine's start-log directory, once the child knows it. */
+let dir: string | undefined;
 
 function scan(): void {
   let changed = false;
@@ -58,6 +63,8 @@ function reap(): void {
 
 function orphaned(): void {
   reap();
+  // The master would have removed the engine's directory at its teardown; it no longer can.
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
   try {
     process.kill(-childPid, 'SIGKILL');
   } catch {
@@ -73,6 +80,7 @@ setInterval(scan, scanMs);
 port.on('message', (msg: ToWatchdog) => {
   switch (msg.t) {
     case 'dir':
+      dir = msg.dir;
       file = recordsFile(msg.dir, childPid);
       return scan();
     case 'reap':
