@@ -4,6 +4,7 @@
  * in docs/api.md are all derived from `OPTION_SPECS`, so they cannot drift apart.
  */
 import os from 'node:os';
+import v8 from 'node:v8';
 import { ConfigError } from './errors.js';
 import type { Logger } from 'pino';
 import type { Meta } from './types.js';
@@ -52,7 +53,11 @@ export interface MPMSOptions {
   resultQueueMaxsize?: number;
   /** ms between health checks of the children. Default 1000. */
   subprocCheckInterval?: number;
-  /** ms a process that got a graceful-die error lets its running tasks finish. Default 5000. */
+  /**
+   * A graceful die is a soft restart: the process takes no more tasks and lets every running
+   * one finish (only `taskTimeout` / `lifecycleDurationHard` can cut them). If it still runs
+   * tasks this many ms after the graceful-die error, it logs a warning, once. Default 5000.
+   */
   workerGracefulDieTimeout?: number;
   /** Error names that trigger graceful die. Default `['WorkerGracefulDie']`. */
   workerGracefulDieErrors?: string[];
@@ -108,7 +113,7 @@ export interface ResolvedOptions {
   transport: Transport | undefined;
 }
 
-type Kind = 'transport' | 'stdout' | 'int>=1' | 'int>=0' | 'ms' | 'fraction' | 'mib' | 'string' | 'string[]' | 'function' | 'object' | 'boolean' | 'module' | 'any' | 'logger';
+type Kind = 'transport' | 'stdout' | 'int>=1' | 'int>=0' | 'ms' | 'fraction' | 'mib' | 'string' | 'string[]' | 'function' | 'object' | 'boolean' | 'module' | 'any' | 'cloneable' | 'logger';
 
 /** One setting: how it is checked, its default, and how the CLI exposes it. */
 export interface OptionSpec {
@@ -149,10 +154,10 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { name: 'retries', kind: 'int>=0', defaultText: '0', description: 're-runs of a task whose worker crashed or timed out', cli: { flag: 'retries' } },
   { name: 'resultQueueMaxsize', kind: 'int>=1', defaultText: 'taskQueueMaxsize', description: 'outcomes waiting for the collector/iterator; dispatch pauses while full' },
   { name: 'subprocCheckInterval', kind: 'ms', defaultText: '1000', description: 'ms between health checks of the children' },
-  { name: 'workerGracefulDieTimeout', kind: 'ms', defaultText: '5000', description: 'ms a gracefully dying process lets its running tasks finish' },
+  { name: 'workerGracefulDieTimeout', kind: 'ms', defaultText: '5000', description: 'ms after which a gracefully dying process that still runs tasks logs a warning (its tasks are never cut: a soft restart)' },
   { name: 'workerGracefulDieErrors', kind: 'string[]', defaultText: "['WorkerGracefulDie']", description: 'error names that trigger graceful die' },
   { name: 'hookTimeout', kind: 'ms', defaultText: '30000', description: 'ms each initializer or finalizer may run', cli: { flag: 'hook-timeout' } },
-  { name: 'initArgs', kind: 'any', defaultText: 'undefined', description: 'structured-cloneable value handed to every hook as ctx.initArgs' },
+  { name: 'initArgs', kind: 'cloneable', defaultText: 'undefined', description: 'structured-cloneable value handed to every hook as ctx.initArgs' },
   { name: 'name', kind: 'string', defaultText: "'mpms'", description: 'base name for process titles, thread names and logs', cli: { flag: 'name' } },
   { name: 'logger', kind: 'logger', defaultText: "pino at level 'warn' to stderr", description: 'a pino logger' },
   { name: 'workerStdout', kind: 'stdout', defaultText: "'inherit'", description: "where workers' stdout goes: 'inherit' (the master's stdout) or 'stderr'" },
@@ -191,6 +196,15 @@ function problemFor(kind: Kind, value: unknown): string | undefined {
         : `must be a pino logger, got ${show(value)}`;
     case 'any':
       return undefined;
+    case 'cloneable':
+      // What crosses to a child (IPC, advanced serialization) and on to its threads: checked
+      // here, so a bad value fails at new MPMS() instead of as children that never become ready.
+      try {
+        v8.serialize(value);
+        return undefined;
+      } catch (err) {
+        return `cannot be sent to a child process (it must be structured-cloneable): ${(err as Error).message}`;
+      }
     case 'transport':
       return value !== null && typeof value === 'object' && typeof (value as { start?: unknown }).start === 'function' && typeof (value as { send?: unknown }).send === 'function'
         ? undefined

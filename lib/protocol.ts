@@ -243,6 +243,27 @@ export type FromThread =
   | { t: 'fatal'; phase: StartPhase; error: ErrorWire }
   | LogMessage;
 
+// ---- child <-> its watchdog thread (child/watchdog.ts) --------------------------------------
+
+/** What the child's watchdog thread is started with. */
+export interface WatchdogData {
+  /** The master's pid: once `process.ppid` differs, the master is gone. */
+  masterPid: number;
+  childPid: number;
+  /** ms between checks of `process.ppid`. */
+  pollMs: number;
+  /** ms between records of the child's descendants. */
+  scanMs: number;
+}
+
+export type ToWatchdog =
+  /** Where to write the descendant record (the start-log directory), once the child knows it. */
+  | { t: 'dir'; dir: string }
+  /** The child exits cleanly: kill its descendants, then answer `'reaped'`. */
+  | { t: 'reap' }
+  /** The child saw its IPC channel close: do what a lost master calls for. */
+  | { t: 'orphaned' };
+
 // ---- errors across the boundary --------------------------------------------------------------
 
 /** Flattens any thrown value so that it survives structured clone with its name and cause. */

@@ -1,17 +1,32 @@
 /**
- * Entry of every child process. Start-up, in order: receive `init`, load the worker module,
- * check the export, run `processInitializer`, start the threads, report `ready`.
- * Shutdown, in reverse: threads finish and run `threadFinalizer`, then `processFinalizer`,
- * then the last outcomes are written, then the process exits. Every step is bounded.
+ * Entry of every child process. Start-up, in order: start the watchdog thread, receive `init`,
+ * load the worker module, check the export, run `processInitializer`, start the threads, report
+ * `ready`. Shutdown, in reverse: threads finish and run `threadFinalizer`, then
+ * `processFinalizer`, then the last outcomes and the threads' output are written, then the
+ * descendants are killed, then the process exits. Every step is bounded.
  *
- * If the master disappears (its IPC channel closes), this child kills its whole process group
- * (its threads' grandchildren too) at once: nothing outlives the master.
+ * If the master disappears, this child kills its descendants and its whole process group at
+ * once: nothing outlives the master. The watchdog thread (child/watchdog.ts) notices it even
+ * while this thread is stuck in synchronous code; the IPC channel closing is the other sign.
  */
 import v8 from 'node:v8';
-import { Code, toErrorWire, type ChildInit, type FromChild, type LogLevel, type StartPhase, type ToChild } from '../protocol.js';
+import { Worker } from 'node:worker_threads';
+import {
+  Code,
+  toErrorWire,
+  type ChildInit,
+  type FromChild,
+  type LogLevel,
+  type Reason,
+  type StartPhase,
+  type ToChild,
+  type ToWatchdog,
+  type WatchdogData,
+} from '../protocol.js';
 import { loadWorkerModule, taskFunction } from '../shared/worker-module.js';
 import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { Relay } from './relay.js';
+import { threadOutputPassedOn } from './thread-slot.js';
 import type { HookContext } from '../types.js';
 
 const send = (msg: FromChild, cb?: (err: Error | null) => void): void => {
@@ -28,28 +43,102 @@ const log = (level: LogLevel, msg: string, fields?: Record<string, unknown>): vo
 
 let exiting = false;
 
+/** The longest a stopping child waits for its threads' output to be written (less if hookTimeout is shorter). */
+const OUTPUT_DRAIN_MS = 10_000;
+
+/** Resolves once every thread's stdout/stderr has been passed on and written to our own fds. */
+async function outputWritten(): Promise<void> {
+  await threadOutputPassedOn();
+  const written = (s: NodeJS.WriteStream) =>
+    new Promise<void>((resolve) => (s.writableLength === 0 ? resolve() : s.write('', () => resolve())));
+  await Promise.all([written(process.stdout), written(process.stderr)]);
+}
+
+/**
+ * ms between the watchdog's checks that the master lives: about the longest a child outlives a
+ * SIGKILLed master (docs/guarantees.md). A check is one getppid() in a thread.
+ */
+const WATCHDOG_POLL_MS = 100;
+/**
+ * ms between records of this child's descendants. A descendant that leaves the tree (re-parented
+ * to init) before a record saw it or its process group is not found at exit; a record costs
+ * one /proc read per thread of this process (docs/guarantees.md).
+ */
+const DESCENDANT_SCAN_MS = 250;
+/** The longest an exiting child waits for the watchdog to kill its descendants. */
+const REAP_MS = 1000;
+
+let watchdogGone = false;
+const watchdog = startWatchdog();
+
+function startWatchdog(): Worker | undefined {
+  try {
+    const w = new Worker(new URL('./watchdog.js', import.meta.url), {
+      workerData: {
+        masterPid: process.ppid,
+        childPid: process.pid,
+        pollMs: WATCHDOG_POLL_MS,
+        scanMs: DESCENDANT_SCAN_MS,
+      } satisfies WatchdogData,
+      name: 'mpms:watchdog',
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
+    });
+    w.unref();
+    // If it fails, the IPC channel's 'disconnect' is left to notice a lost master.
+    w.on('error', () => {});
+    w.once('exit', () => (watchdogGone = true));
+    return w;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Kills this child's descendants (the watchdog's record and what lives now); bounded. */
+function reapDescendants(): Promise<void> {
+  if (!watchdog || watchdogGone) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, REAP_MS);
+    const done = () => (clearTimeout(timer), resolve());
+    watchdog.once('message', done).once('exit', done);
+    watchdog.postMessage({ t: 'reap' } satisfies ToWatchdog);
+  });
+}
+
+async function exitAfterReap(code: number): Promise<never> {
+  exiting = true;
+  await reapDescendants();
+  process.exit(code);
+}
+
 /** The master is gone: nothing we run may outlive it. */
 function orphaned(): void {
   if (exiting) return;
   exiting = true;
-  try {
-    process.kill(-process.pid, 'SIGKILL');
-  } catch {
-    process.exit(1);
-  }
+  const killGroup = () => {
+    try {
+      process.kill(-process.pid, 'SIGKILL');
+    } catch {
+      process.exit(1);
+    }
+  };
+  if (!watchdog || watchdogGone) return killGroup();
+  // The watchdog kills the descendants, then the group; if it cannot, we do.
+  watchdog.postMessage({ t: 'orphaned' } satisfies ToWatchdog);
+  setTimeout(killGroup, REAP_MS);
 }
 process.on('disconnect', orphaned);
 
 function fail(phase: StartPhase, err: unknown): never {
   exiting = true;
-  send({ t: 'fatal', phase, error: toErrorWire(err) }, () => process.exit(1));
+  send({ t: 'fatal', phase, error: toErrorWire(err) }, () => void exitAfterReap(1));
   // If the write cannot complete, do not linger.
-  setTimeout(() => process.exit(1), 1000);
+  setTimeout(() => process.exit(1), REAP_MS + 1000);
   return undefined as never;
 }
 
 async function boot(init: ChildInit): Promise<void> {
   process.title = `${init.name}:p${init.processIndex}`;
+  watchdog?.postMessage({ t: 'dir', dir: init.startLogDir } satisfies ToWatchdog);
   let mod;
   try {
     mod = await withTimeout(loadWorkerModule(init.module), init.hookTimeout + LOAD_ALLOWANCE_MS, `loading ${init.module}`);
@@ -75,7 +164,9 @@ async function boot(init: ChildInit): Promise<void> {
   const relay = new Relay(init, processData, send, log);
   let stopping: Promise<void> | undefined;
   const stop = (graceMs: number, leftover: typeof Code.Timeout | typeof Code.Crashed | typeof Code.Cancelled, reason: string) => {
-    stopping ??= (async () => {
+    // Already stopping (a soft retirement, say): a shutdown or a hard limit may bring its deadline forward.
+    if (stopping) return void relay.stop(graceMs, leftover, reason);
+    stopping = (async () => {
       await relay.stop(graceMs, leftover, reason);
       const finalizer = mod.hook('processFinalizer');
       if (finalizer) {
@@ -86,16 +177,37 @@ async function boot(init: ChildInit): Promise<void> {
         }
       }
       await relay.drainOutbox(2000);
-      exiting = true;
-      process.exit(0);
+      // process.exit() drops what is still on its way out: the threads' output (piped through
+      // this process) and our own unwritten stdout/stderr. Bounded: nobody may be reading.
+      const outputMs = Math.min(init.hookTimeout, OUTPUT_DRAIN_MS);
+      await withTimeout(outputWritten(), outputMs, 'writing the threads\' stdout/stderr').catch((err) => {
+        log('warn', (err as Error).message);
+      });
+      await exitAfterReap(0);
     })();
   };
   onStop = stop;
-  relay.onRetire = (reason, detail) => {
+  /**
+   * A soft retirement of the whole process: it takes no more tasks and hands back the unstarted
+   * ones (its replacement starts at once), and lets every running task finish — only the task's
+   * own time limit, or the master's `lifecycleDurationHard`, can cut it. Past `warnAfterMs` it
+   * says so in the log, once, so a process held by a task that never ends is not silent.
+   */
+  const retire = (reason: Reason, detail: string, warnAfterMs: number) => {
     if (stopping) return;
     send({ t: 'retiring', reason, detail });
-    stop(init.gracefulDieTimeout, Code.Crashed, `graceful die: ${detail}`);
+    stop(Infinity, Code.Crashed, detail);
+    setTimeout(() => {
+      if (relay.threadsAlive === 0) return;
+      log(
+        'warn',
+        `process ${init.processIndex} retired (${detail}) ${warnAfterMs} ms ago and still has ` +
+          `${relay.threadsAlive} thread(s) running tasks or finalizers; they are let finish ` +
+          '(bound tasks with taskTimeout or lifecycleDurationHard)',
+      );
+    }, warnAfterMs).unref();
   };
+  relay.onRetire = (reason, detail) => retire(reason, detail, init.gracefulDieTimeout);
   onMessage = (msg) => relay.handle(msg);
 
   try {
@@ -103,8 +215,8 @@ async function boot(init: ChildInit): Promise<void> {
   } catch (failure) {
     const f = failure as { phase: StartPhase; error: ReturnType<typeof toErrorWire> };
     exiting = true;
-    send({ t: 'fatal', phase: f.phase, error: f.error }, () => process.exit(1));
-    setTimeout(() => process.exit(1), 1000);
+    send({ t: 'fatal', phase: f.phase, error: f.error }, () => void exitAfterReap(1));
+    setTimeout(() => process.exit(1), REAP_MS + 1000);
     return;
   }
   send({ t: 'ready', pid: process.pid });
@@ -115,8 +227,7 @@ async function boot(init: ChildInit): Promise<void> {
     const timer = setInterval(() => {
       if (process.memoryUsage.rss() <= limit || stopping) return;
       clearInterval(timer);
-      send({ t: 'retiring', reason: 'lifecycle', detail: `RSS above ${init.processMemoryLimit} MiB` });
-      stop(init.hookTimeout, Code.Crashed, 'process memory limit');
+      retire('lifecycle', `RSS above ${init.processMemoryLimit} MiB`, init.hookTimeout);
     }, 1000);
     timer.unref();
   }

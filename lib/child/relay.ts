@@ -111,6 +111,12 @@ export class Relay {
   handle(msg: ToChild): void {
     switch (msg.t) {
       case 'tasks':
+        // Sent before the master learnt that this child stops: handed straight back, unstarted.
+        if (this.stopping) {
+          for (const task of fromTaskColumns(msg.tasks)) this.returned.push(task[0]);
+          this.flush();
+          return;
+        }
         for (const task of fromTaskColumns(msg.tasks)) {
           this.held.set(task[0], { task, thread: null });
           this.queue.push(task);
@@ -549,9 +555,16 @@ export class Relay {
    * The child's part of a shutdown, as ordered steps: hand back unstarted tasks, let threads
    * finish and run their finalizers within `graceMs`, then abort and terminate what is left.
    * Resolves once every thread is gone.
+   *
+   * A soft retirement (graceful die, processMemoryLimit) passes `Infinity`: running tasks are
+   * never cut, only their own time limits apply. A later call (a shutdown, a hard limit) may
+   * bring the deadline forward, never push it back.
    */
   stop(graceMs: number, leftover: Code, reason: string): Promise<void> {
-    if (this.stopping) return this.stopped!;
+    if (this.stopping) {
+      this.setDeadline(graceMs, leftover, reason);
+      return this.stopped!;
+    }
     let resolveGone!: () => void;
     const gone = new Promise<void>((r) => (resolveGone = r));
     this.stopping = { leftover, onThreadsGone: resolveGone };
@@ -566,14 +579,20 @@ export class Relay {
     }
     this.flush();
     if (this.threadsAlive === 0) resolveGone();
-    this.stopped = (async () => {
-      const timer = setTimeout(() => this.deadline(leftover, reason), graceMs);
-      await gone;
-      clearTimeout(timer);
-    })();
+    this.setDeadline(graceMs, leftover, reason);
+    this.stopped = gone.then(() => clearTimeout(this.deadlineTimer));
     return this.stopped;
   }
   private stopped: Promise<void> | undefined;
+  private deadlineAt = Infinity;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+
+  private setDeadline(graceMs: number, leftover: Code, reason: string): void {
+    if (!Number.isFinite(graceMs) || Date.now() + graceMs >= this.deadlineAt) return;
+    this.deadlineAt = Date.now() + graceMs;
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(() => this.deadline(leftover, reason), graceMs);
+  }
 
   private deadline(leftover: Code, reason: string): void {
     const message = `task was still running when its process stopped (${reason})`;

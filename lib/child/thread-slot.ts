@@ -3,11 +3,32 @@
  * tasks handed to it in order (so that, if it dies, the child knows which of them had started).
  */
 import { Worker } from 'node:worker_threads';
+import type { Readable } from 'node:stream';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { SLOTS, type ErrorWire, type StartPhase, type ThreadInit, type TaskWire } from '../protocol.js';
 import { RunTimeAverage, threadWindow } from '../shared/windows.js';
 
 const THREAD_ENTRY = new URL('../thread/entry.js', import.meta.url);
+
+/**
+ * What threads wrote to stdout/stderr and this process has not yet passed on: a Worker's output
+ * reaches its parent as messages and is piped to the parent's own stdout/stderr from there, so
+ * it may still be in flight after the thread has exited. One entry per thread, gone once both
+ * its streams have ended (everything it wrote was handed to this process's stdout/stderr).
+ */
+const pendingOutput = new Set<Promise<void>>();
+
+/** Resolves once every thread started so far has had all of its output passed on (see pendingOutput). */
+export function threadOutputPassedOn(): Promise<void> {
+  return Promise.all(pendingOutput).then(() => undefined);
+}
+
+function ended(stream: Readable): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.readableEnded || stream.destroyed) return resolve();
+    stream.once('end', resolve).once('close', resolve).once('error', () => resolve());
+  });
+}
 
 export class ThreadSlot {
   readonly worker: Worker;
@@ -64,6 +85,10 @@ export class ThreadSlot {
       workerData: { ...init, threadIndex: index, slots } satisfies ThreadInit,
       name: `${init.name}:p${init.processIndex}:t${index}`,
     });
+    const output: Promise<void> = Promise.all([ended(this.worker.stdout), ended(this.worker.stderr)]).then(() => {
+      pendingOutput.delete(output);
+    });
+    pendingOutput.add(output);
   }
 
   /** Starts the span `utilization()` covers: its boot and any standby wait must not count. */

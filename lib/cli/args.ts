@@ -105,6 +105,7 @@ export function convertValue(spec: OptionSpec & { cli: NonNullable<OptionSpec['c
       return raw;
     case 'object':
     case 'any':
+    case 'cloneable':
       try {
         return JSON.parse(raw);
       } catch {

@@ -8,8 +8,6 @@
  */
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import v8 from 'node:v8';
 import { pino, type Logger } from 'pino';
 import { ConfigError, EngineStateError, SerializationError, WorkerStartError } from '../errors.js';
@@ -17,13 +15,14 @@ import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../optio
 import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, taskIdFields, type ChildInit, type ErrorWire, type FromChild, type ToChild, type WireArgs } from '../protocol.js';
 import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
-import { takeStartLogs } from '../shared/start-log.js';
+import { makeStartLogDir, takeStartLogs } from '../shared/start-log.js';
+import { killRecorded, recordsFile, takeRecords } from '../shared/descendants.js';
 import type { Meta, Metrics, RestartReason, SubmitOptions, Summary, TaskResult } from '../types.js';
 import type { OutgoingTask, RemoteOutcome, RemotePlace, Transport, TransportHost } from '../transport/types.js';
 import { ChildHandle } from './child-handle.js';
 import { Ledger, type TaskRecord } from './ledger.js';
 import { buildMeta, fromErrorWire } from './outcome.js';
-import { RestartPolicy } from './restart-policy.js';
+import { RestartPolicy, type RestartDecision } from './restart-policy.js';
 import { metricsText } from './metrics-text.js';
 import { ResultSink } from './results.js';
 import { TaskQueue } from './task-queue.js';
@@ -138,10 +137,13 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.state = 'starting';
     this.startedAt = Date.now();
     if (this.transport) return this.startTransport(this.transport);
-    this.startLogDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-'));
+    try {
+      this.startLogDir = makeStartLogDir();
+    } catch (err) {
+      this.state = 'stopped';
+      throw new WorkerStartError(`mpms cannot start: ${(err as Error).message}`, { cause: err });
+    }
     this.startFailure = deferred<never>();
-    for (let i = 0; i < this.opts.processes; i++) this.spawnChild(i);
-    const allReady = Promise.all(this.children.map((c) => c!.ready.promise));
     // Module load and processInitializer in the child, then thread boot and threadInitializer.
     const bound = 2 * (this.opts.hookTimeout + LOAD_ALLOWANCE_MS) + 5_000;
     let timer: NodeJS.Timeout | undefined;
@@ -149,13 +151,17 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       timer = setTimeout(() => reject(new WorkerStartError(`children did not become ready within ${bound} ms`)), bound);
     });
     try {
+      for (let i = 0; i < this.opts.processes; i++) this.spawnChild(i);
+      const allReady = Promise.all(this.children.map((c) => c!.ready.promise));
       await Promise.race([allReady, this.startFailure.promise, timeout]);
     } catch (err) {
       this.state = 'stopped';
       for (const c of this.children) c?.killTree();
       await this.waitExits([...this.children].filter((c): c is ChildHandle => !!c), 3000);
       this.removeStartLogs();
-      throw err;
+      // A fork that failed (EAGAIN, ENOMEM) throws here raw: every start-up failure is a WorkerStartError.
+      if (err instanceof WorkerStartError || err instanceof EngineStateError) throw err;
+      throw new WorkerStartError(`mpms cannot start: ${(err as Error)?.message}`, { cause: err });
     } finally {
       clearTimeout(timer);
     }
@@ -449,13 +455,16 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (c.state === 'exited' || c.state === 'stopping') return;
     c.state = 'retiring';
     this.noteRestart(c.index, reason, undefined, detail);
-    this.replace(c, 0);
+    this.follow(c, this.policy.retiring());
   }
 
   private onChildExit(c: ChildHandle): void {
     this.leaving.delete(c);
     c.killGroup();
     const stopping = this.state === 'stopping' || this.state === 'stopped';
+    // Its descendants that left its process group (`detached`), as its watchdog last recorded
+    // them: the group kill above does not reach them, and a child killed outright could not.
+    killRecorded(takeRecords(recordsFile(this.startLogDir, c.pid)), c.pid);
     // Which of its tasks had started: the threads' start logs say, exactly.
     const started = takeStartLogs(this.startLogDir, c.pid);
     const crashed: TaskRecord[] = [];
@@ -477,17 +486,24 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (this.state === 'starting') this.startFailure?.reject(c.fatal ?? new WorkerStartError(`process ${c.index} ${how} during start-up`));
     const planned = c.state === 'retiring' || c.state === 'stopping' || stopping;
     if (this.children[c.index] === c && !stopping) {
-      const reason: RestartReason = c.fatal ? 'initFailure' : 'crash';
       if (!planned) {
         c.log.warn({ exitCode: c.exitCode, signal: c.signal, ...taskIdFields(crashed.map((r) => r.id)) }, `process ${c.index} ${how}; replacing it`);
-        this.noteRestart(c.index, reason);
+        this.noteRestart(c.index, c.fatal ? 'initFailure' : 'crash');
       }
-      const delay = this.policy.failed(c.settledCount > 0 && !c.fatal);
-      if (delay === undefined) this.giveUp(c.fatal ?? new WorkerStartError(`process ${c.index} died ${this.policy.failures} times in a row before finishing a task (last: ${how})`));
-      else this.replace(c, delay);
+      // The tasks it was running are charged above (retried or crashed); the policy decides about the process.
+      const decision = planned
+        ? this.policy.retiring()
+        : this.policy.died({ settled: c.settledCount, blamed: crashed.length, fatal: !!c.fatal });
+      this.follow(c, decision, how);
     }
     this.pump();
     this.checkDone();
+  }
+
+  /** Does what the restart policy decided about `c`: replace it (after a delay), or give up. */
+  private follow(c: ChildHandle, decision: RestartDecision, how = 'could not be started'): void {
+    if (decision.replace) return this.replace(c, decision.delayMs);
+    this.giveUp(c.fatal ?? new WorkerStartError(`${decision.why} (last: process ${c.index} ${how})`));
   }
 
   /** Starts a replacement for `old` after `delay` ms; `old` keeps serving what it holds until it exits. */
@@ -495,7 +511,15 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (old.state !== 'exited') this.leaving.add(old);
     const go = () => {
       if (this.children[old.index] !== old || this.state === 'stopping' || this.state === 'stopped' || this.broken) return;
-      this.spawnChild(old.index);
+      try {
+        this.spawnChild(old.index);
+      } catch (err) {
+        // fork() itself failed (EAGAIN, ENOMEM): a start that failed, with nothing to blame.
+        const how = `could not be forked: ${(err as Error)?.message}`;
+        this.logger.error({ err, processIndex: old.index }, `process ${old.index} ${how}`);
+        this.follow(old, this.policy.died({ settled: 0, blamed: 0, fatal: true }), how);
+        this.checkDone();
+      }
     };
     if (delay === 0) return go();
     // Kept referenced: while a replacement is pending it may be the only thing alive, and the
@@ -535,12 +559,15 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     const hard = this.opts.lifecycleDurationHard;
     if (!hard) return;
     const now = Date.now();
-    for (const c of this.children) {
-      if (!c || c.state !== 'ready' || now - c.spawnedAt < hard) continue;
+    for (const c of this.liveChildren()) {
+      // A retiring child (a soft limit) lets its tasks run, but the hard limit still applies to it.
+      if ((c.state !== 'ready' && c.state !== 'retiring') || now - c.spawnedAt < hard) continue;
       // Drained briefly, then killed: unstarted tasks come back, running ones settle `timeout`.
+      if (c.state === 'ready') {
+        this.noteRestart(c.index, 'hard');
+        this.follow(c, this.policy.retiring());
+      }
       c.state = 'stopping';
-      this.noteRestart(c.index, 'hard');
-      this.replace(c, 0);
       const grace = Math.min(5000, Math.max(100, Math.round(hard / 10)));
       c.post({ t: 'stop', graceMs: grace, reason: 'hard', leftover: Code.Timeout });
       setTimeout(() => c.killTree(), grace + ABORT_GRACE_MS + 2000).unref();
@@ -592,7 +619,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if ((code === Code.Crashed || code === Code.Timeout) && rec.attempts <= this.opts.retries && !rec.cancelled && (this.state === 'running' || this.state === 'closed') && !this.broken) {
       this.logger.info({ taskId: rec.id, attempts: rec.attempts }, `task ${rec.id} will be retried after ${code === Code.Crashed ? 'a crash' : 'a timeout'}`);
       rec.child = null;
-      this.queue.unshift(rec);
+      // At the back: a task that keeps killing its worker must not be the next thing every
+      // replacement runs, ahead of the tasks that wait behind it.
+      this.queue.push(rec);
       return;
     }
     const runMs = startedAt > 0 ? endedAt - startedAt : -1;

@@ -1,10 +1,30 @@
 /**
- * When to replace a child, after how long, and when to give up: every supervision decision
- * about restarts lives here, not in the message handlers.
+ * Whether to replace a child process, after how long, and when to give up: every such decision
+ * of the master is taken here. The engine reports what happened (a child retires, is stopped
+ * by a hard limit, died — and what its start logs blame) and does what this returns.
  *
- * Like an OTP supervisor's restart intensity: a child that dies before settling a single task
- * counts as a failed start; after `maxFailures` in a row the engine stops trying.
+ * Like an OTP supervisor's restart intensity, with blame. A child that dies while its start
+ * logs show a task running died of that task (a task that SIGKILLs its process, a native
+ * crash, the OOM killer taking a task's allocation): the task is charged — it is retried or
+ * settles `crashed` — and the death does not count towards giving up, so one poison task
+ * cannot stop the engine for every other task. The breaker is for children that die with no
+ * task to blame, before settling any: a module that exits at import, a failing initializer, a
+ * child killed at boot. After `maxFailures` of those in a row the engine gives up.
  */
+
+/** How a child ended, as far as the master can tell. */
+export interface ChildEnd {
+  /** Outcomes it settled before it died. */
+  settled: number;
+  /** Tasks its threads' start logs show running when it died: the death is theirs. */
+  blamed: number;
+  /** It said it could not start (`fatal`: a failing initializer, a missing module). */
+  fatal: boolean;
+}
+
+/** What to do about a child that died: replace it after `delayMs`, or give up (`why`). */
+export type RestartDecision = { replace: true; delayMs: number } | { replace: false; why: string };
+
 export class RestartPolicy {
   private consecutiveFailures = 0;
 
@@ -14,23 +34,33 @@ export class RestartPolicy {
     private readonly maxDelayMs = 5000,
   ) {}
 
-  /** A child became ready and settled work: the streak of failures is over. */
+  /** A child settled work: the streak of failures is over. */
   succeeded(): void {
     this.consecutiveFailures = 0;
   }
 
   /**
-   * A child died. Returns the delay before its replacement, or `undefined` when the engine
-   * should stop replacing (a crash loop).
+   * A child is being retired (a soft limit, a graceful die) or stopped by a hard limit: it was
+   * healthy, and its replacement starts at once (it serves while the old one drains).
    */
-  failed(wasHealthy: boolean): number | undefined {
-    if (wasHealthy) {
+  retiring(): RestartDecision {
+    return { replace: true, delayMs: 0 };
+  }
+
+  /** A child died unasked (or could not be forked at all: `{ settled: 0, blamed: 0, fatal: true }`). */
+  died(end: ChildEnd): RestartDecision {
+    if (!end.fatal && end.blamed > 0) return { replace: true, delayMs: 0 };
+    if (!end.fatal && end.settled > 0) {
       this.consecutiveFailures = 0;
-      return 0;
+      return { replace: true, delayMs: 0 };
     }
     this.consecutiveFailures++;
-    if (this.consecutiveFailures >= this.maxFailures) return undefined;
-    return Math.min(this.baseDelayMs * 2 ** (this.consecutiveFailures - 1), this.maxDelayMs);
+    if (this.consecutiveFailures >= this.maxFailures) {
+      const why = `${this.consecutiveFailures} child processes in a row died before finishing a task, with no task to blame`;
+      return { replace: false, why };
+    }
+    const delayMs = Math.min(this.baseDelayMs * 2 ** (this.consecutiveFailures - 1), this.maxDelayMs);
+    return { replace: true, delayMs };
   }
 
   get failures(): number {

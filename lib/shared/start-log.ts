@@ -8,10 +8,13 @@
  * than a child can hold unsettled, so every task a dead child held and had started is still there.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 const RECORD = 16;
 const CAPACITY = 4096;
+/** One thread's log in bytes: written in full when it is opened (see StartLog). */
+const LOG_BYTES = RECORD * CAPACITY;
 
 /** The thread's writer. */
 export class StartLog {
@@ -19,8 +22,23 @@ export class StartLog {
   private readonly buf = Buffer.alloc(RECORD);
   private seq = 0;
 
+  /**
+   * Opens the log and writes it in full (zeros, which the reader skips), so the disk space it
+   * needs is taken now: a full or read-only disk fails this thread's start, with the error
+   * named, instead of the `pwrite` before some task — which would end that task, and the
+   * tasks queued behind it, as crashes they had no part in.
+   * @throws Error naming the file and the system error.
+   */
   constructor(file: string) {
-    this.fd = fs.openSync(file, 'w');
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(file, 'w');
+      writeZeros(fd);
+    } catch (err) {
+      if (fd !== undefined) fs.closeSync(fd);
+      throw new Error(`cannot write the start log ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    this.fd = fd;
   }
 
   record(id: number, attempt: number): void {
@@ -28,6 +46,42 @@ export class StartLog {
     this.buf.writeDoubleLE(attempt, 8);
     fs.writeSync(this.fd, this.buf, 0, RECORD, (this.seq++ % CAPACITY) * RECORD);
   }
+}
+
+function writeZeros(fd: number): void {
+  const zeros = Buffer.alloc(LOG_BYTES);
+  for (let off = 0; off < LOG_BYTES; ) off += fs.writeSync(fd, zeros, off, LOG_BYTES - off, off);
+}
+
+/**
+ * Makes the directory for an engine's start logs in the OS temporary directory (`TMPDIR`) and
+ * checks that a thread's log fits there, so that a missing, read-only or full temporary
+ * directory fails `start()` with its cause named, before any process is started.
+ * @throws Error naming the directory and the system error (ENOENT, EROFS, ENOSPC, EACCES...).
+ */
+export function makeStartLogDir(): string {
+  const base = os.tmpdir();
+  let dir: string;
+  try {
+    dir = fs.mkdtempSync(path.join(base, 'mpms-'));
+  } catch (err) {
+    const what = `cannot create the start-log directory in ${base} (the temporary directory, TMPDIR)`;
+    throw new Error(`${what}: ${(err as Error).message}`, { cause: err });
+  }
+  const probe = path.join(dir, 'probe');
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(probe, 'w');
+    writeZeros(fd);
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    const what = `cannot write a start log in ${dir} (the temporary directory, TMPDIR)`;
+    throw new Error(`${what}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+  fs.rmSync(probe, { force: true });
+  return dir;
 }
 
 /** File name of a thread's start log; the prefix ties it to its child's pid. */

@@ -27,6 +27,13 @@ function fatal(phase: StartPhase, err: unknown): void {
 const kept = new Set<Promise<unknown>>();
 
 async function main(): Promise<void> {
+  // First: a disk that cannot hold the start log fails this thread's start, with the cause named.
+  let startLog: StartLog;
+  try {
+    startLog = new StartLog(init.startLog);
+  } catch (err) {
+    return fatal('threadStart', err);
+  }
   let mod;
   try {
     mod = await loadWorkerModule(init.module);
@@ -66,7 +73,7 @@ async function main(): Promise<void> {
   const runner = new Runner(port, init.slots, {
     fn,
     threadIndex: init.threadIndex,
-    startLog: new StartLog(init.startLog),
+    startLog,
     concurrency: init.concurrency,
     lifecycle: init.lifecycle,
     lifecycleMemory: init.lifecycleMemory,
