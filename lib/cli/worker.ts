@@ -12,10 +12,11 @@ import { usageError } from './run.js';
 const WORKER_ONLY = {
   redis: { type: 'string', valueName: 'URL', help: 'Redis to take jobs from, e.g. redis://127.0.0.1:6379 (required)' },
   queue: { type: 'string', valueName: 'NAME', help: 'BullMQ queue name, as given to bullmqTransport({ queue }) (required)' },
-  prefetch: { type: 'string', valueName: 'N', help: 'jobs held at once (default: processes x threads x concurrency x 4 + 8)' },
-  'lock-duration': { type: 'string', valueName: 'MS', help: 'ms a job lock lasts unrenewed; a silent machine loses its jobs after it (default 30000)' },
-  'stalled-interval': { type: 'string', valueName: 'MS', help: 'ms between checks for jobs of silent machines (default 30000)' },
-  'drain-timeout': { type: 'string', valueName: 'MS', help: 'on SIGTERM, ms held jobs may finish before the rest go back to the queue (default 30000)' },
+  prefetch: { type: 'string', valueName: 'N', help: 'jobs held at once, started or not (default: processes x threads x concurrency x 4 + 8)' },
+  'lock-duration': { type: 'string', valueName: 'MS', help: 'how long this engine may stay silent (it beats every second) before it counts as dead: its unstarted jobs go back to the queue, its started ones settle crashed (default 3s)' },
+  'stalled-interval': { type: 'string', valueName: 'MS', help: 'ms between the fleet\'s checks for silent worker engines (default 1s)' },
+  'drain-timeout': { type: 'string', valueName: 'MS', help: 'on SIGTERM, how long started jobs may finish before the rest go back to the queue (default 30s)' },
+  fingerprint: { type: 'string', valueName: 'ID', help: 'what this engine serves, as bullmqTransport({ fingerprint }) on the master (default: a hash of the worker module file)' },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } as const;
 
@@ -35,10 +36,12 @@ function help(): string {
   ].join('\n');
 }
 
-function positiveInt(flag: string, raw: string | undefined): number | undefined {
+/** A worker flag's value, parsed as the engine flags of the same kind are (`30s` works where `30000` does). */
+function flagValue(flag: string, kind: 'int>=1' | 'ms', raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${flag} expects an integer >= 1, got ${JSON.stringify(raw)}`);
+  const spec = { name: flag, kind, defaultText: '', description: '', cli: { flag } } as unknown as Parameters<typeof convertValue>[0];
+  const n = convertValue(spec, raw) as number;
+  if (!(n >= (kind === 'ms' ? 0 : 1))) throw new UsageError(`--${flag} expects ${kind === 'ms' ? 'a duration >= 0' : 'an integer >= 1'}, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -93,14 +96,16 @@ export async function workerCommand(argv: readonly string[]): Promise<number> {
       worker,
       connection: values.redis as string,
       queue: values.queue as string,
-      prefetch: positiveInt('prefetch', values.prefetch as string | undefined),
-      lockDuration: positiveInt('lock-duration', values['lock-duration'] as string | undefined),
-      stalledInterval: positiveInt('stalled-interval', values['stalled-interval'] as string | undefined),
-      drainTimeout: positiveInt('drain-timeout', values['drain-timeout'] as string | undefined),
+      prefetch: flagValue('prefetch', 'int>=1', values.prefetch as string | undefined),
+      lockDuration: flagValue('lock-duration', 'ms', values['lock-duration'] as string | undefined),
+      stalledInterval: flagValue('stalled-interval', 'ms', values['stalled-interval'] as string | undefined),
+      drainTimeout: flagValue('drain-timeout', 'ms', values['drain-timeout'] as string | undefined),
+      ...(typeof values.fingerprint === 'string' ? { fingerprint: values.fingerprint } : {}),
     });
   } catch (err) {
     if (err instanceof UsageError) return usageError(err.message, 'worker');
     if (err instanceof ConfigError) return usageError(describeConfigError(err), 'worker');
+    if (err instanceof TypeError && /^serveQueue: /.test(err.message)) return usageError(err.message.replace(/^serveQueue: /, ''), 'worker');
     // Cannot start (a module that does not load, Redis that does not answer): say so plainly.
     process.stderr.write(`mpms worker: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
