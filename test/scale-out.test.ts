@@ -340,7 +340,7 @@ describe.skipIf(!REDIS)('scale-out over BullMQ + Redis', () => {
     const queue = newQueue();
     const runId = `run${process.pid}`;
     const N = 1500;
-    const first = spawn(process.execPath, [fixture('scale-out-master.mjs'), REDIS!, queue, runId, String(N), 'echo', '7', '2000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const first = spawn(process.execPath, [fixture('scale-out-master.mjs'), REDIS!, queue, runId, `${N}xecho:7`, '2000'], { stdio: ['ignore', 'pipe', 'inherit'] });
     suite.started.push(first);
     const deliveredByFirst = new Set<number>();
     let sent = false;

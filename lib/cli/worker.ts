@@ -111,7 +111,7 @@ export async function workerCommand(argv: readonly string[]): Promise<number> {
     return 1;
   }
   // A supervisor or test waits for this line before it sends jobs.
-  process.stderr.write(`mpms worker: ${served.id} serving queue ${JSON.stringify(values.queue)}\n`);
+  process.stderr.write(`mpms worker: ${served.id} serving queue ${JSON.stringify(values.queue)} (jobs for ${served.serves})\n`);
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     if (++signals === 1) {
@@ -127,6 +127,7 @@ export async function workerCommand(argv: readonly string[]): Promise<number> {
   const summary = await served.done;
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
-  process.stderr.write(`mpms worker: stopped; ${JSON.stringify({ total: summary.total, ok: summary.ok, error: summary.error, timeout: summary.timeout, crashed: summary.crashed, cancelled: summary.cancelled })}\n`);
+  const { refused, handedBack } = served.serveStats();
+  process.stderr.write(`mpms worker: stopped; ${JSON.stringify({ total: summary.total, ok: summary.ok, error: summary.error, timeout: summary.timeout, crashed: summary.crashed, cancelled: summary.cancelled, refused, handedBack })}\n`);
   return 0;
 }

@@ -134,6 +134,7 @@ class RedisTransport implements BullmqTransport {
     try {
       this.cmd = withScripts(await openRedis(this.options.connection, { name: `mpms:master:${this.runId}`, what, warn }));
       this.blk = await openRedis(this.options.connection, { name: `mpms:master:${this.runId}:bell`, what, warn });
+      await this.checkFleet();
       const adopted = this.reattach ? await withinMs(this.adopt(), CONNECT_TIMEOUT_MS * 3, `reading run ${this.runId}`) : [];
       this.accepting = true;
       this.checkTimer = setInterval(() => void this.check(), this.checkMs);
@@ -146,6 +147,25 @@ class RedisTransport implements BullmqTransport {
       await this.disconnect();
       throw err;
     }
+  }
+
+  /**
+   * Says so at once when worker engines serve the queue and none serves this master's module:
+   * each would refuse every job (an `error` per task), which is better learnt before the run.
+   */
+  private async checkFleet(): Promise<void> {
+    const infos = Object.values(await this.cmd!.hgetall(this.keys.workers)).map((v) => {
+      try {
+        return JSON.parse(v) as { serves?: string; host?: string; pid?: number };
+      } catch {
+        return {};
+      }
+    });
+    if (infos.length === 0 || infos.some((i) => i.serves === this.name)) return;
+    this.host!.logger.warn(
+      { queue: this.options.queue, sends: this.name, workersServe: [...new Set(infos.map((i) => i.serves))] },
+      'bullmq: no worker engine registered on this queue serves this master\'s worker module (fingerprint, export or mpms version differ): they will refuse its jobs',
+    );
   }
 
   /** The run's jobs left by an earlier master: the latest attempt of each task is adopted. */
