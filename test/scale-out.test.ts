@@ -420,7 +420,8 @@ it('keeps Redis clients out of the local path: only lib/scale-out imports bullmq
 it('mpms worker: bad usage exits 2 with a hint; a Redis that refuses the connection fails start-up at once with that cause (exit 1), leaving no process', { timeout: 30_000 }, async () => {
   const run = (args: string[]) =>
     new Promise<{ code: number | null; err: string; pid: number; kids: number[] }>((resolve) => {
-      const p = spawn(process.execPath, [CLI, 'worker', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      // No Redis from the environment (CI sets MPMS_REDIS_URL): the flags alone decide.
+      const p = spawn(process.execPath, [CLI, 'worker', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, MPMS_REDIS_URL: '' } });
       let err = '';
       const kids = new Set<number>();
       // The local engine starts before Redis is tried: remember its children to check they are gone.
@@ -433,7 +434,7 @@ it('mpms worker: bad usage exits 2 with a hint; a Redis that refuses the connect
     });
   const usage = await run([WORKER, '--queue', 'q']);
   expect(usage.code).toBe(2);
-  expect(usage.err).toMatch(/--redis/);
+  expect(usage.err).toMatch(/no Redis given: --redis URL/);
   const badDuration = await run([WORKER, '--redis', 'redis://127.0.0.1:1', '--queue', 'q', '--lock-duration', 'soon']);
   expect(badDuration.code).toBe(2);
   expect(badDuration.err).toMatch(/--lock-duration expects a duration/);

@@ -3,6 +3,7 @@
  * start-up that names the real cause of a failure (auth, TLS, refused, timeout) at once, and
  * error logging that does not flood while Redis is away.
  */
+import fs from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 
 /** A connection as given by a user: ioredis options, an ioredis client (duplicated, never used itself), or a redis:// URL. */
@@ -27,6 +28,62 @@ export function toConnection(c: RedisOptions | string): RedisOptions {
     ...(db ? { db } : {}),
     ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
   };
+}
+
+/** Where a command line takes its Redis settings from (`mpms worker`, `mpms status`). */
+export interface RedisSources {
+  /** `--redis URL` */
+  url?: string;
+  /** `--redis-file PATH`: a file holding the URL (first line), e.g. a mounted secret. */
+  urlFile?: string;
+  /** `--redis-password-file PATH`: a file holding the password; wins over the URL's. */
+  passwordFile?: string;
+  /** `--tls-ca`, `--tls-cert`, `--tls-key`: PEM files; any of them turns TLS on. */
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+/** Environment variables read when the flags do not say: the URL, then the password. */
+export const REDIS_URL_ENV = 'MPMS_REDIS_URL';
+export const REDIS_PASSWORD_ENV = 'MPMS_REDIS_PASSWORD';
+
+function readSecret(file: string, what: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').split(/\r?\n/)[0]!.trim();
+  } catch (err) {
+    throw new TypeError(`cannot read ${what} from ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/**
+ * Redis settings from a command line's flags, files and environment, so that no secret needs
+ * to be on the command line (where `ps` shows it). The URL: `--redis`, else `--redis-file`,
+ * else `$MPMS_REDIS_URL`. The password: `--redis-password-file`, else `$MPMS_REDIS_PASSWORD`,
+ * else the URL's. Returns the options and the URL with its password hidden, for messages.
+ * @throws TypeError saying what is missing or unreadable.
+ */
+export function redisFromSources(src: RedisSources, env: NodeJS.ProcessEnv = process.env): { options: RedisOptions; shown: string } {
+  const url = src.url ?? (src.urlFile ? readSecret(src.urlFile, 'the Redis URL') : env[REDIS_URL_ENV]);
+  if (!url) throw new TypeError(`no Redis given: --redis URL, --redis-file PATH or $${REDIS_URL_ENV}`);
+  const options = toConnection(url);
+  const password = src.passwordFile ? readSecret(src.passwordFile, 'the Redis password') : env[REDIS_PASSWORD_ENV];
+  if (password) options.password = password;
+  if (src.tlsCa || src.tlsCert || src.tlsKey) {
+    const file = (p: string | undefined, what: string) => {
+      if (!p) return undefined;
+      try {
+        return fs.readFileSync(p);
+      } catch (err) {
+        throw new TypeError(`cannot read the TLS ${what} from ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    };
+    const ca = file(src.tlsCa, 'CA');
+    const cert = file(src.tlsCert, 'certificate');
+    const key = file(src.tlsKey, 'key');
+    options.tls = { ...(typeof options.tls === 'object' ? options.tls : {}), ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+  }
+  return { options, shown: redactUrl(url) + (password && !/:[^@/]*@/.test(url) ? ' (password from file/env)' : '') };
 }
 
 /** A URL with its password replaced by `***`, for messages and logs. */

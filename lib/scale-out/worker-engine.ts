@@ -82,6 +82,20 @@ export interface WorkerEngine {
   /** The local engine's metrics. */
   metrics(): Metrics;
   serveStats(): ServeStats;
+  /** Whether this engine serves: Redis connected, its last heartbeat recent, not stopping. */
+  health(): WorkerHealth;
+}
+
+/** `WorkerEngine.health()`: what a supervisor's health check needs. */
+export interface WorkerHealth {
+  ok: boolean;
+  /** Why not ok: `stopping`, `redis <status>`, or `heartbeat <ms> ms ago`. */
+  reason?: string;
+  /** ioredis' status of the command connection (`ready` when connected). */
+  redis: string;
+  /** ms since the last heartbeat Redis confirmed. */
+  lastBeatMs: number;
+  stopping: boolean;
 }
 
 /** The package version, for the fleet registry (`mpms status`). */
@@ -142,7 +156,7 @@ export async function serveQueue(options: WorkerEngineOptions): Promise<WorkerEn
     logger.error({ err }, `worker engine ${s.id}: the local engine gave up; stopping`);
     void s.stop();
   });
-  return { id: s.id, serves, stop: () => s.stop(), done: s.done, metrics: () => engine.metrics(), serveStats: () => s.stats() };
+  return { id: s.id, serves, stop: () => s.stop(), done: s.done, metrics: () => engine.metrics(), serveStats: () => s.stats(), health: () => s.health() };
 }
 
 interface ServerSettings {
@@ -193,6 +207,7 @@ class QueueServer {
   private readonly counts: Omit<ServeStats, 'held' | 'running'> = { fetched: 0, started: 0, published: 0, refused: 0, handedBack: 0, reaped: 0 };
   private readonly outcomes: Record<TaskStatus, number> = { ok: 0, error: 0, timeout: 0, crashed: 0, cancelled: 0 };
   private lastRefusalLog = 0;
+  private lastBeatOk = 0;
   private idle: (() => void) | undefined;
 
   constructor(
@@ -204,6 +219,13 @@ class QueueServer {
     this.held = heldKey(s.keys, this.id);
     this.runSet = runSetKey(s.keys, this.id);
     this.maxRunning = s.slots * 2;
+  }
+
+  health(): WorkerHealth {
+    const redis = this.cmd?.status ?? 'none';
+    const lastBeatMs = Date.now() - this.lastBeatOk;
+    const reason = this.stopping ? 'stopping' : redis !== 'ready' ? `redis ${redis}` : lastBeatMs > this.s.deadline ? `heartbeat ${lastBeatMs} ms ago` : undefined;
+    return { ok: reason === undefined, ...(reason ? { reason } : {}), redis, lastBeatMs, stopping: this.stopping };
   }
 
   stats(): ServeStats {
@@ -246,6 +268,7 @@ class QueueServer {
         this.pump();
       }
       this.registered = true;
+      this.lastBeatOk = Date.now();
     } catch (err) {
       this.logger.warn({ err }, `worker engine ${this.id}: heartbeat failed`);
     }
