@@ -88,7 +88,7 @@ export function parseCommand(argv: readonly string[], own: Record<string, Flag>,
 }
 
 /** Redis flags → the settings `serveQueue`/`readFleet` take (URL from flag, file or env; password; TLS files). */
-export async function redisOf(values: Values): Promise<{ options: import('ioredis').RedisOptions; shown: string }> {
+export async function redisOf(values: Values): Promise<ReturnType<typeof import('../scale-out/connection.js').redisFromSources>> {
   const { redisFromSources } = await import('../scale-out/connection.js');
   const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
   const url = str('redis');

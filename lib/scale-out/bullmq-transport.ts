@@ -90,6 +90,7 @@ class RedisTransport implements BullmqTransport {
   private readonly open = new Map<string, OpenJob>();
   private pendingAdds: OutgoingTask[] = [];
   private adding = false;
+  private addScheduled = false;
   /** Ids of outbox entries settled here and not yet acked to Redis (the next drain acks them). */
   private acks: string[] = [];
   private draining: Promise<void> | undefined;
@@ -211,7 +212,14 @@ class RedisTransport implements BullmqTransport {
       this.open.set(jobId(this.runId, t.taskId, t.attempt), { taskId: t.taskId, attempt: t.attempt, inRedis: false });
       this.pendingAdds.push(t);
     }
-    void this.flushAdds();
+    // On the next turn: the tasks sent as one drained batch settles (one send each) go in one add.
+    if (!this.addScheduled) {
+      this.addScheduled = true;
+      setImmediate(() => {
+        this.addScheduled = false;
+        void this.flushAdds();
+      });
+    }
   }
 
   /** Adds pending jobs in batches, one batch in flight; a failed batch is retried (re-adding an id is a no-op). */
@@ -263,7 +271,9 @@ class RedisTransport implements BullmqTransport {
         continue;
       }
       for (const e of entries) this.onEntry(e);
-      if (entries.length > 0) continue;
+      // A full batch: more may wait. Else the bell says when there is more (it is rung by every
+      // finish that lands on an empty bell, so none is missed between this read and the wait).
+      if (entries.length === BATCH) continue;
       try {
         // The bell rings (one token) when an outcome lands; at most a second's wait otherwise.
         await this.blk!.blpop(bell, 1);

@@ -18,7 +18,8 @@ export interface FleetWorker {
   processes?: number;
   threads?: number;
   concurrency?: number;
-  prefetch?: number;
+  /** A number, or 'adaptive' (the default: see `serveQueue({ prefetch })`). */
+  prefetch?: number | 'adaptive';
   /** ms of silence after which it counts as dead. */
   deadline?: number;
   startedAt?: number;

@@ -32,7 +32,10 @@ export interface WorkerEngineOptions extends Omit<MPMSOptions, 'collector' | 'tr
   connection: RedisConnection;
   /** BullMQ queue name, as given to `bullmqTransport({ queue })`. */
   queue: string;
-  /** Jobs held at once, started or not. Default `processes × threads × concurrency × 4 + 8`. */
+  /**
+   * Jobs held at once, started or not. Default: adaptive — `processes × threads × concurrency ×
+   * 4 + 8`, growing to what the engine finishes in 50 ms (at most 512) when tasks are short.
+   */
   prefetch?: number;
   /**
    * ms this engine may stay silent (no heartbeat; one is sent every second) before it counts as
@@ -137,7 +140,7 @@ export async function serveQueue(options: WorkerEngineOptions): Promise<WorkerEn
     queue,
     serves,
     slots,
-    prefetch: prefetch ?? slots * 4 + 8,
+    prefetch,
     deadline: lockDuration ?? 3000,
     reapEvery: stalledInterval ?? 1000,
     drainTimeout: drainTimeout ?? 30_000,
@@ -165,7 +168,8 @@ interface ServerSettings {
   queue: string;
   serves: string;
   slots: number;
-  prefetch: number;
+  /** Given by the user: fixed. Else adaptive (`QueueServer.prefetch()`). */
+  prefetch: number | undefined;
   deadline: number;
   reapEvery: number;
   drainTimeout: number;
@@ -173,6 +177,16 @@ interface ServerSettings {
 }
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/**
+ * How much work an engine keeps ahead of its slots, in ms of its own throughput: fetched
+ * (unstarted: handed back if it dies, so it may be generous) and marked started (counted
+ * `crashed` if it dies before they start: kept to what it finishes in a few ms).
+ */
+const FETCH_AHEAD_MS = 50;
+const MARK_AHEAD_MS = 20;
+const MAX_PREFETCH = 512;
+const RATE_EVERY_MS = 250;
 
 class QueueServer {
   readonly id = `${os.hostname()}:${process.pid}`;
@@ -191,7 +205,10 @@ class QueueServer {
   private finishing: [string, string][] = [];
   private publishing: [string, string][] = [];
   /** Jobs the engine may have started or queued at once: the slots plus as many waiting behind them. */
-  private readonly maxRunning: number;
+  /** Outcomes per ms, smoothed: how deep the pipeline must be to keep the slots busy. */
+  private rate = 0;
+  private doneSinceTick = 0;
+  private rateTimer: NodeJS.Timeout | undefined;
   private fetchCall = false;
   private waitingForJobs = false;
   private markCall = false;
@@ -208,6 +225,7 @@ class QueueServer {
   private readonly outcomes: Record<TaskStatus, number> = { ok: 0, error: 0, timeout: 0, crashed: 0, cancelled: 0 };
   private lastRefusalLog = 0;
   private lastBeatOk = 0;
+  private pumpScheduled = false;
   private idle: (() => void) | undefined;
 
   constructor(
@@ -218,7 +236,6 @@ class QueueServer {
     this.done = new Promise((r) => (this.resolveDone = r));
     this.held = heldKey(s.keys, this.id);
     this.runSet = runSetKey(s.keys, this.id);
-    this.maxRunning = s.slots * 2;
   }
 
   health(): WorkerHealth {
@@ -226,6 +243,17 @@ class QueueServer {
     const lastBeatMs = Date.now() - this.lastBeatOk;
     const reason = this.stopping ? 'stopping' : redis !== 'ready' ? `redis ${redis}` : lastBeatMs > this.s.deadline ? `heartbeat ${lastBeatMs} ms ago` : undefined;
     return { ok: reason === undefined, ...(reason ? { reason } : {}), redis, lastBeatMs, stopping: this.stopping };
+  }
+
+  /** Jobs to hold: the user's `prefetch`, or slots × 4 + 8 growing to FETCH_AHEAD_MS of work. */
+  private prefetch(): number {
+    if (this.s.prefetch !== undefined) return this.s.prefetch;
+    return Math.min(MAX_PREFETCH, this.s.slots * 4 + 8 + Math.ceil(this.rate * FETCH_AHEAD_MS));
+  }
+
+  /** Jobs marked and unfinished at most: twice the slots plus MARK_AHEAD_MS of work, within the prefetch. */
+  private markWindow(): number {
+    return Math.min(this.prefetch(), this.s.slots * 2 + Math.ceil(this.rate * MARK_AHEAD_MS));
   }
 
   stats(): ServeStats {
@@ -242,19 +270,24 @@ class QueueServer {
     this.cmd.on('ready', () => {
       this.needReconcile = true;
       void this.beat();
-      this.pump();
+      this.schedulePump();
     });
     this.beatTimer = setInterval(() => void this.beat().then(() => this.reap()), BEAT_MS);
-    this.pump();
+    this.rateTimer = setInterval(() => {
+      this.rate = 0.5 * this.rate + (0.5 * this.doneSinceTick) / RATE_EVERY_MS;
+      this.doneSinceTick = 0;
+    }, RATE_EVERY_MS);
+    this.rateTimer.unref();
+    this.schedulePump();
   }
 
   private info(): string {
-    return JSON.stringify({ ...this.s.info, host: os.hostname(), pid: process.pid, version: mpmsVersion(), wire: WIRE_VERSION, serves: this.s.serves, prefetch: this.s.prefetch, deadline: this.s.deadline, startedAt: Date.now() });
+    return JSON.stringify({ ...this.s.info, host: os.hostname(), pid: process.pid, version: mpmsVersion(), wire: WIRE_VERSION, serves: this.s.serves, prefetch: this.s.prefetch ?? 'adaptive', deadline: this.s.deadline, startedAt: Date.now() });
   }
 
   private load(): string {
     const m = this.engine.metrics();
-    return JSON.stringify({ ...this.stats(), outcomes: this.outcomes, processesAlive: m.processesAlive, threadsAlive: m.threadsAlive, slots: this.s.slots, stopping: this.stopping, at: Date.now() });
+    return JSON.stringify({ ...this.stats(), prefetch: this.prefetch(), markWindow: this.markWindow(), outcomes: this.outcomes, processesAlive: m.processesAlive, threadsAlive: m.threadsAlive, slots: this.s.slots, stopping: this.stopping, at: Date.now() });
   }
 
   private async beat(): Promise<void> {
@@ -265,7 +298,7 @@ class QueueServer {
       if (fresh === 1 && this.registered) {
         this.logger.warn(`worker engine ${this.id}: registered again (it was declared dead while silent, or Redis lost its data); its unstarted jobs went back to the queue`);
         this.needReconcile = true;
-        this.pump();
+        this.schedulePump();
       }
       this.registered = true;
       this.lastBeatOk = Date.now();
@@ -289,6 +322,19 @@ class QueueServer {
     }
   }
 
+  /**
+   * Runs `pump()` on the next turn of the event loop, once however often it is asked for: the
+   * outcomes of one IPC batch, or the jobs of one reply, then go to Redis in one call.
+   */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
   /** Decides what to ask Redis next; each kind of call has at most one in flight. */
   private pump(): void {
     if (this.needReconcile && !this.fetchCall && !this.markCall && !this.reconcileCall) void this.reconcile();
@@ -302,9 +348,10 @@ class QueueServer {
 
   private maybeFetch(): void {
     if (this.fetchCall || this.waitingForJobs) return;
-    const want = this.s.prefetch - this.unmarked.size - this.marking.size - this.running.size;
+    const prefetch = this.prefetch();
+    const want = prefetch - this.unmarked.size - this.marking.size - this.running.size;
     // Refill in batches, unless the engine is about to run dry.
-    if (want <= 0 || (want < this.s.prefetch / 4 && this.unmarked.size > this.s.slots)) return;
+    if (want <= 0 || (want < prefetch / 4 && this.unmarked.size > this.s.slots)) return;
     this.fetchCall = true;
     const k = this.s.keys;
     this.cmd!.mpmsFetch(k.wait, k.meta, k.marker, this.held, k.workers, k.beats, k.clock, k.base, this.id, want, CLOCK_GAP_MS).then(
@@ -312,18 +359,18 @@ class QueueServer {
         this.fetchCall = false;
         const res = r as string[];
         if (res[0] === 'unknown') {
-          void this.beat().then(() => this.pump());
+          void this.beat().then(() => this.schedulePump());
           return;
         }
         for (let i = 1; i + 2 < res.length; i += 3) this.took(res[i]!, res[i + 1]!, res[i + 2]!);
         if (res.length <= 1) void this.waitForJobs();
-        this.pump();
+        this.schedulePump();
       },
       (err: unknown) => {
         this.logger.warn({ err }, `worker engine ${this.id}: fetching jobs failed; retrying in 1 s`);
         void delay(1000).then(() => {
           this.fetchCall = false;
-          this.pump();
+          this.schedulePump();
         });
       },
     );
@@ -338,7 +385,7 @@ class QueueServer {
       if (!this.stopping) await delay(200);
     }
     this.waitingForJobs = false;
-    this.pump();
+    this.schedulePump();
   }
 
   private took(id: string, name: string, data: string): void {
@@ -367,7 +414,7 @@ class QueueServer {
   private maybeMark(): void {
     if (this.markCall || this.unmarked.size === 0) return;
     const inFlight = this.running.size + this.marking.size;
-    const room = this.maxRunning - inFlight;
+    const room = this.markWindow() - inFlight;
     // In batches, unless the engine's slots would idle.
     if (room <= 0 || (room < Math.min(this.unmarked.size, this.s.slots) && inFlight >= this.s.slots)) return;
     const ids: string[] = [];
@@ -389,7 +436,7 @@ class QueueServer {
           else this.submit(id, data);
         });
         this.markCall = false;
-        this.pump();
+        this.schedulePump();
       },
       (err: unknown) => {
         this.logger.warn({ err }, `worker engine ${this.id}: marking jobs started failed; retrying in 1 s`);
@@ -399,7 +446,7 @@ class QueueServer {
         }
         void delay(1000).then(() => {
           this.markCall = false;
-          this.pump();
+          this.schedulePump();
         });
       },
     );
@@ -419,12 +466,12 @@ class QueueServer {
     this.engine.submit(args, { meta: { job: id }, ...(timeout > 0 ? { timeout } : {}) }).then(
       (taskId) => {
         // Not accepted (the engine is shutting down): it never started here.
-        if (taskId === undefined && this.running.delete(id)) void this.release([id]).then(() => this.pump());
+        if (taskId === undefined && this.running.delete(id)) void this.release([id]).then(() => this.schedulePump());
       },
       (err: unknown) => {
         if (!this.running.delete(id)) return;
         this.logger.warn({ err, jobId: id }, `worker engine ${this.id}: the local engine refused a job; handing it back to the queue`);
-        void this.release([id]).then(() => this.pump());
+        void this.release([id]).then(() => this.schedulePump());
       },
     );
   }
@@ -434,10 +481,11 @@ class QueueServer {
     const id = meta.job as string;
     if (!this.running.delete(id)) return;
     if (this.abandoning && meta.status === 'cancelled') {
-      void this.release([id]).then(() => this.pump());
+      void this.release([id]).then(() => this.schedulePump());
       return;
     }
     this.outcomes[meta.status]++;
+    this.doneSinceTick++;
     const code = CODE_BY_STATUS[meta.status];
     const payload = encodeOutcome({
       code,
@@ -450,7 +498,7 @@ class QueueServer {
       pid: meta.pid,
     });
     this.finishing.push([id, payload]);
-    this.pump();
+    this.schedulePump();
   }
 
   private maybeFinish(): void {
@@ -463,7 +511,7 @@ class QueueServer {
         this.counts.published += Number(n);
         this.publishing = [];
         this.finishCall = false;
-        this.pump();
+        this.schedulePump();
       },
       (err: unknown) => {
         this.logger.warn({ err }, `worker engine ${this.id}: publishing outcomes failed; retrying in 1 s`);
@@ -471,7 +519,7 @@ class QueueServer {
         this.publishing = [];
         void delay(1000).then(() => {
           this.finishCall = false;
-          this.pump();
+          this.schedulePump();
         });
       },
     );
@@ -494,7 +542,7 @@ class QueueServer {
       await delay(1000);
     }
     this.reconcileCall = false;
-    this.pump();
+    this.schedulePump();
   }
 
   private async release(ids: string[]): Promise<void> {
@@ -520,7 +568,7 @@ class QueueServer {
         this.idle = undefined;
         resolve(true);
       };
-      this.pump();
+      this.schedulePump();
     });
   }
 
@@ -551,6 +599,7 @@ class QueueServer {
 
   async close(): Promise<void> {
     clearInterval(this.beatTimer);
+    clearInterval(this.rateTimer);
     await Promise.all([closeRedis(this.cmd), closeRedis(this.blk, 100)]);
   }
 }
