@@ -6,6 +6,10 @@
 //
 //   node bench/bullmq.mjs [--reps 5] [--only noop,cpu,scale] [--redis redis://127.0.0.1:6379]
 //                         [--noop-tasks 20000] [--cpu-tasks 4000] [--scale-tasks 4000] [--bullmq-concurrency 24]
+//                         [--write docs/benchmarks.md]
+//
+// --write replaces the section between the markers <!-- bench/bullmq.mjs --> and
+// <!-- /bench/bullmq.mjs --> of that file (appending it when absent) with this run's report.
 //
 // Workloads: no-op jobs and 1 ms CPU jobs at P2×T2 (vs a Worker of concurrency 24), and the
 // scaling of 1 → 2 `mpms worker`s at P1×T2 on 5 ms sleeps. Besides tasks/s it reports the CPU
@@ -86,6 +90,7 @@ const { values } = parseArgs({
     'cpu-tasks': { type: 'string', default: '4000' },
     'scale-tasks': { type: 'string', default: '4000' },
     'bullmq-concurrency': { type: 'string', default: String(PREFETCH) },
+    write: { type: 'string' },
   },
 });
 const REPS = Number(values.reps);
@@ -267,12 +272,40 @@ const SCENARIOS = [
   { id: 'scale', title: '5 ms sleep jobs, `mpms worker -p 1 -t 2` × 1 and × 2', n: Number(values['scale-tasks']), sides: { one: (u, r, q, n) => runMpms(u, r, q, 'sleep', n, 1, 1, 2), two: (u, r, q, n) => runMpms(u, r, q, 'sleep', n, 2, 1, 2) }, ratio: ['two', 'one'] },
 ].filter((s) => ONLY.has(s.id));
 
+const report = [];
+const say = (line) => {
+  console.log(line);
+  report.push(line);
+};
+
+const INTRO = [
+  'mpms: a master with `bullmqTransport` and `mpms worker` engines. BullMQ: a producer (`addBulk`, the same bound',
+  'of 1,000 outstanding jobs) and one `Worker` process running the same job. Same Redis, same run, reps',
+  'interleaved; a ratio pairs the two sides of one rep. CPU per task: the master or producer process',
+  '(`process.cpuUsage`), the worker side (the worker process and all its descendants, from /proc), Redis',
+  '(`INFO cpu`). Targets (issue 18): mpms ≥ 1.0× BullMQ on no-op jobs and ≥ 1.5× on 1 ms CPU jobs at P2×T2,',
+  'master ≤ 60 µs CPU per no-op task; the 1 → 2 engine scaling is reported. The machine is shared: the load',
+  'average says how busy it was; compare ratios, not absolute figures across runs.',
+].join('\n');
+
+/** Replaces this bench's section of `file` (between its markers), or appends one. */
+function writeSection(file) {
+  const begin = '<!-- bench/bullmq.mjs -->';
+  const end = '<!-- /bench/bullmq.mjs -->';
+  const section = [begin, '## Scale-out over Redis: mpms vs BullMQ\'s own Worker (bench/bullmq.mjs)', '', `Written by \`node bench/bullmq.mjs --write ${file}\` on ${new Date().toISOString().slice(0, 10)}.`, '', INTRO, '', ...report, end].join('\n');
+  const doc = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  const a = doc.indexOf(begin);
+  const b = doc.indexOf(end);
+  const out = a >= 0 && b > a ? doc.slice(0, a) + section + doc.slice(b + end.length) : `${doc.trimEnd()}\n\n${section}\n`;
+  fs.writeFileSync(file, out);
+}
+
 const url = await redisUrl();
 const redis = new Redis(url);
 const LABEL = { mpms: 'mpms (bullmqTransport + `mpms worker -p 2 -t 2`)', bullmq: `BullMQ Worker (concurrency ${BULLMQ_CONCURRENCY}) + producer`, one: 'one `mpms worker -p 1 -t 2`', two: 'two `mpms worker -p 1 -t 2`' };
 try {
   const load = os.loadavg().map((x) => x.toFixed(1)).join(' ');
-  console.log(`bench/bullmq.mjs: ${REPS} reps interleaved; Node ${process.version}; ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}); load average at start ${load}; ${(await redis.info('server')).match(/redis_version:(\S+)/)?.[1] ?? '?'} Redis on ${new URL(url).hostname}; ${OUTSTANDING} jobs outstanding at most`);
+  say(`${REPS} reps interleaved; Node ${process.version}; ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}); load average at start ${load}; ${(await redis.info('server')).match(/redis_version:(\S+)/)?.[1] ?? '?'} Redis on ${new URL(url).hostname}; ${OUTSTANDING} jobs outstanding at most`);
   for (const sc of SCENARIOS) {
     const names = Object.keys(sc.sides);
     const res = Object.fromEntries(names.map((k) => [k, []]));
@@ -289,17 +322,18 @@ try {
     }
     const [a, b] = sc.ratio;
     const ratios = res[a].map((x, i) => x.rate / res[b][i].rate);
-    console.log(`\n### ${sc.title}, ${sc.n} tasks per rep\n`);
-    console.log('| | tasks/s | CPU µs/task: master / producer | worker side | Redis | total |');
-    console.log('|---|---|---|---|---|---|');
+    say(`\n### ${sc.title}, ${sc.n} tasks per rep\n`);
+    say('| | tasks/s | CPU µs/task: master / producer | worker side | Redis | total |');
+    say('|---|---|---|---|---|---|');
     for (const k of names) {
       const xs = res[k];
       const us = (f) => span(xs.map(f), (v) => v.toFixed(0));
-      console.log(`| ${LABEL[k]} | ${span(xs.map((x) => x.rate), fmt.int)} | ${us((x) => x.masterUs)} | ${us((x) => x.workerUs)} | ${us((x) => x.redisUs)} | ${us((x) => x.masterUs + x.workerUs + x.redisUs)} |`);
+      say(`| ${LABEL[k]} | ${span(xs.map((x) => x.rate), fmt.int)} | ${us((x) => x.masterUs)} | ${us((x) => x.workerUs)} | ${us((x) => x.redisUs)} | ${us((x) => x.masterUs + x.workerUs + x.redisUs)} |`);
     }
-    console.log(`| ${a} / ${b}, rep by rep | ${span(ratios, fmt.x2)} | | | | |`);
+    say(`| ${a} / ${b}, rep by rep | ${span(ratios, fmt.x2)} | | | | |`);
   }
-  console.log(`\nload average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  say(`\nLoad average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}. Each ratio pairs the two sides of one rep; a rep's sides run back to back, in alternating order.`);
+  if (values.write) writeSection(values.write);
 } finally {
   redis.disconnect();
   if (redisProc) redisProc.kill('SIGTERM');

@@ -191,6 +191,8 @@ const RATE_EVERY_MS = 250;
 class QueueServer {
   readonly id = `${os.hostname()}:${process.pid}`;
   readonly done: Promise<FinalSummary>;
+  private readonly startedAt = Date.now();
+  private readonly version = mpmsVersion();
   private resolveDone!: (s: FinalSummary) => void;
   private cmd: ScriptedRedis | undefined;
   private blk: Redis | undefined;
@@ -204,7 +206,6 @@ class QueueServer {
   /** Outcomes to publish: [job id, payload]. */
   private finishing: [string, string][] = [];
   private publishing: [string, string][] = [];
-  /** Jobs the engine may have started or queued at once: the slots plus as many waiting behind them. */
   /** Outcomes per ms, smoothed: how deep the pipeline must be to keep the slots busy. */
   private rate = 0;
   private doneSinceTick = 0;
@@ -282,7 +283,7 @@ class QueueServer {
   }
 
   private info(): string {
-    return JSON.stringify({ ...this.s.info, host: os.hostname(), pid: process.pid, version: mpmsVersion(), wire: WIRE_VERSION, serves: this.s.serves, prefetch: this.s.prefetch ?? 'adaptive', deadline: this.s.deadline, startedAt: Date.now() });
+    return JSON.stringify({ ...this.s.info, host: os.hostname(), pid: process.pid, version: this.version, wire: WIRE_VERSION, serves: this.s.serves, prefetch: this.s.prefetch ?? 'adaptive', deadline: this.s.deadline, startedAt: this.startedAt });
   }
 
   private load(): string {
