@@ -31,7 +31,7 @@ describe.skipIf(!REDIS)('scale-out faults', () => {
     const redis = suite.redis();
     const key = (k: string) => `bull:${queue}:${k}`;
     // W will hold jobs of both runs when it dies: 4 of A's (started: 2 × its 2 slots), then 4 of B's (unstarted).
-    const w = await startWorker(queue, ['--prefetch', '8', '--lock-duration', '2s']);
+    const w = await startWorker(queue, ['--prefetch', '8', '--lock-duration', '2500ms']);
     const wId = workerId(w);
     const holds = async () => [...(await redis.smembers(key(`mpms:w:${wId}:run`))), ...(await redis.smembers(key(`mpms:w:${wId}:held`)))];
     const runA = `a${process.pid}`;

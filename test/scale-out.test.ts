@@ -93,7 +93,7 @@ describe.skipIf(!REDIS)('scale-out over BullMQ + Redis', () => {
 
   it('fault: two worker engines, 20,000 tasks, one SIGKILLed while it holds jobs: its started jobs settle crashed within seconds, its unstarted ones run on the other, each task once', { timeout: 90_000 }, async () => {
     const queue = newQueue();
-    // Default liveness (a heartbeat a second, dead after 3 s): what a fleet gets without tuning.
+    // Default liveness (a heartbeat every 500 ms, dead after 3 s): what a fleet gets without tuning.
     const [a, b] = await Promise.all([startWorker(queue), startWorker(queue)]);
     const aKids = engineChildren(a.pid!);
     const aId = workerId(a);
@@ -195,7 +195,7 @@ describe.skipIf(!REDIS)('scale-out over BullMQ + Redis', () => {
   // lost. Not durable (Redis comes back empty): every unsettled job is gone, and settles
   // crashed when the master finds it missing — without that check join() waited for ever.
   for (const durable of [true, false]) {
-    it.skipIf(!HAS_REDIS_SERVER)(`fault: Redis SIGKILLed mid-run and restarted ${durable ? 'with its data (AOF, fsync always)' : 'empty (no persistence)'}: every task gets exactly one outcome, join() returns`, { timeout: 90_000 }, async () => {
+    it.skipIf(!HAS_REDIS_SERVER)(`fault: Redis SIGKILLed mid-run and restarted ${durable ? 'with its data (AOF, fsync always)' : 'empty (no persistence)'}: every task gets exactly one outcome, join() returns`, { timeout: 150_000 }, async () => {
       const port = await freePort();
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-redis-outage-'));
       const args = durable ? ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'] : ['--save', '', '--appendonly', 'no'];
@@ -235,7 +235,8 @@ describe.skipIf(!REDIS)('scale-out over BullMQ + Redis', () => {
         expect(server, 'redis-server did not restart on its port').toBeDefined();
         const restartedAt = Date.now();
         await feeding;
-        const summary = await withinMs(m.join(), 30_000, 'join() after the Redis restart');
+        // A bound far above the few seconds it takes, so a loaded machine cannot fail it: the point is that join() returns.
+        const summary = await withinMs(m.join(), 90_000, 'join() after the Redis restart');
         console.log(`scale-out fault (Redis SIGKILL, restarted ${durable ? 'with' : 'without'} its data): after ${seenAtOutage} of ${N} outcomes; join() returned ${Date.now() - restartedAt} ms after the restart; ${JSON.stringify(summary)}`);
 
         expect(log.duplicates).toBe(0);

@@ -26,7 +26,7 @@ export const REDIS_FLAGS = {
 const WORKER_ONLY = {
   ...REDIS_FLAGS,
   prefetch: { type: 'string', valueName: 'N', kind: 'int>=1', help: 'jobs held at once, started or not (default: adaptive, processes x threads x concurrency x 4 + 8 plus 50 ms of throughput, at most 512)' },
-  'lock-duration': { type: 'string', valueName: 'MS', kind: 'ms', help: 'how long this engine may stay silent (it beats every second) before it counts as dead: its unstarted jobs go back to the queue, its started ones settle crashed (default 3s)' },
+  'lock-duration': { type: 'string', valueName: 'MS', kind: 'ms', help: 'how long this engine may stay silent (it beats every 500 ms) before it counts as dead: its unstarted jobs go back to the queue, its started ones settle crashed (default 3s, at least 2.5s)' },
   'stalled-interval': { type: 'string', valueName: 'MS', kind: 'ms', help: "how often the fleet checks for silent worker engines (default 1s)" },
   'drain-timeout': { type: 'string', valueName: 'MS', kind: 'ms', help: 'on SIGTERM, how long started jobs may finish before the rest go back to the queue (default 30s)' },
   fingerprint: { type: 'string', valueName: 'ID', help: 'what this engine serves, as bullmqTransport({ fingerprint }) on the master (default: a hash of the worker module file)' },

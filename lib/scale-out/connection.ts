@@ -144,8 +144,9 @@ export async function openRedis(conn: RedisConnection, o: OpenRedisOptions): Pro
     maxRetriesPerRequest: null,
     connectionName: o.name,
     connectTimeout: CONNECT_TIMEOUT_MS,
-    // Back within a second of Redis coming back (the default backs off to 2 s, longer than a heartbeat).
-    retryStrategy: (times: number) => Math.min(times * 100, 1000),
+    // Back within half a second of Redis coming back (the default backs off to 2 s: longer
+    // than a worker engine's liveness allows).
+    retryStrategy: (times: number) => Math.min(times * 50, 500),
     lazyConnect: true,
   };
   const client = conn instanceof Redis ? conn.duplicate(base) : new Redis({ ...toConnection(conn), ...base });

@@ -90,7 +90,7 @@ export async function readFleet(redis: Redis, queue: string, prefix = 'bull'): P
   const workers: FleetWorker[] = Object.entries(infos).map(([id, raw]) => {
     const info = parse<Omit<FleetWorker, 'id' | 'alive' | 'silentMs' | 'load'>>(raw);
     // Plain silence: a reaper also forgives a gap in all mpms traffic (scripts.ts), a reader need not.
-    const silentMs = now - Number(beats[id] ?? 0);
+    const silentMs = now - Number((beats[id] ?? '0').split(':')[0]);
     return { ...info, id, alive: silentMs <= Number(info.deadline ?? 3000), silentMs, load: parse<FleetWorker['load']>(loads[id]) };
   });
   workers.sort((a, b) => a.id.localeCompare(b.id));

@@ -19,8 +19,8 @@
  *   which then deletes the job (it settles first, then deletes: at-least-once across restarts).
  * - `run:<runId>:jobs` (set): the run's jobs in Redis (re-attach reads it).
  * - `run:<runId>:bell` (list): a doorbell the master blocks on while the outbox is empty.
- * - `clock` (hash): the last time any mpms script ran; a gap means Redis was paused or
- *   unreachable for everyone, and liveness is then counted from the end of the gap, so a Redis
+ * - `clock` (hash): the last time any mpms script ran, and the total time Redis was away for
+ *   everyone (gaps in mpms traffic); an engine's silence does not count that time, so a Redis
  *   paused 10 s does not make every worker engine look dead.
  */
 import type { Redis } from 'ioredis';
@@ -64,26 +64,32 @@ export const outKey = (k: QueueKeys, runId: string) => `${k.m}run:${runId}:out`;
 export const jobsKey = (k: QueueKeys, runId: string) => `${k.m}run:${runId}:jobs`;
 export const bellKey = (k: QueueKeys, runId: string) => `${k.m}run:${runId}:bell`;
 
-/** ms without any mpms script call after which Redis counts as having been paused (see `clock`). */
-export const CLOCK_GAP_MS = 2500;
-/** ms between a worker engine's heartbeats (and the reap checks). */
-export const BEAT_MS = 1000;
+/**
+ * ms without any mpms script call that count as Redis having been away for everyone (paused,
+ * restarting, unreachable): twice the heartbeat, so a fleet that merely beats never looks away.
+ */
+export const CLOCK_GAP_MS = 1000;
+/** ms between a worker engine's heartbeats (and its reap checks). */
+export const BEAT_MS = 500;
 
 /**
- * Sets `now` (Redis time, ms) and `since`: the end of the last gap in mpms traffic. Needs
- * `clockKey` and `gap` in scope.
+ * Sets `now` (Redis time, ms) and `down`: the total ms Redis was away for everyone (every gap
+ * in mpms traffic longer than `gap`, summed). A heartbeat records `now:down`; a reaper counts
+ * an engine's silence as the time since its beat minus the time Redis was away meanwhile, so
+ * an outage of any length never makes live engines look dead. Needs `clockKey` and `gap`.
  */
 const CLOCK = `
 local rcall = redis.call
 local t = rcall('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local last = tonumber(rcall('HGET', clockKey, 'last') or '0')
-local since = tonumber(rcall('HGET', clockKey, 'since') or '0')
+local last = tonumber(rcall('HGET', clockKey, 'last') or now)
+local down = tonumber(rcall('HGET', clockKey, 'down') or '0')
 if now - last > gap then
-  since = now
-  rcall('HSET', clockKey, 'since', now)
+  down = down + (now - last)
+  rcall('HSET', clockKey, 'down', down)
 end
 rcall('HSET', clockKey, 'last', now)
+local stamp = now .. ':' .. down
 `;
 
 /** `<runId>` of a job id `<runId>.<taskId>.<attempt>`. */
@@ -128,7 +134,7 @@ return #ids`,
 local clockKey, gap = KEYS[7], tonumber(ARGV[4])
 ${CLOCK}
 if rcall('HEXISTS', KEYS[5], ARGV[2]) == 0 then return {'unknown'} end
-rcall('HSET', KEYS[6], ARGV[2], now)
+rcall('HSET', KEYS[6], ARGV[2], stamp)
 if rcall('HGET', KEYS[2], 'paused') then return {'paused'} end
 local out = {'ok'}
 local max, n = tonumber(ARGV[3]), 0
@@ -244,7 +250,7 @@ return n`,
     lua: `
 local clockKey, gap = KEYS[4], tonumber(ARGV[4])
 ${CLOCK}
-rcall('HSET', KEYS[2], ARGV[1], now)
+rcall('HSET', KEYS[2], ARGV[1], stamp)
 rcall('HSET', KEYS[3], ARGV[1], ARGV[3])
 return rcall('HSETNX', KEYS[1], ARGV[1], ARGV[2])`,
   },
@@ -263,8 +269,8 @@ rcall('HDEL', KEYS[3], ARGV[1])
 return 1`,
   },
   /**
-   * Declares dead every worker engine silent for longer than its own deadline (counted from
-   * the later of its last heartbeat and the end of the last gap in mpms traffic): its held jobs
+   * Declares dead every worker engine silent for longer than its own deadline (the time since
+   * its last heartbeat, less the time Redis was away for everyone meanwhile): its held jobs
    * go back to the queue, its started ones get a "lost" outcome in their run's outbox. With a
    * run filter (a master) only that run's jobs are touched. With a lock time (worker engines)
    * one caller per period does the work. Returns [worker, requeued, lost, silentMs, ...].
@@ -283,7 +289,8 @@ local out, requeued = {}, 0
 for _, w in ipairs(rcall('HKEYS', KEYS[1])) do
   local ok, info = pcall(cjson.decode, rcall('HGET', KEYS[1], w) or '{}')
   local deadline = (ok and type(info) == 'table' and tonumber(info.deadline)) or 3000
-  local silent = now - math.max(tonumber(rcall('HGET', KEYS[2], w) or '0'), since)
+  local at, downAt = string.match(rcall('HGET', KEYS[2], w) or '0:0', '^(%d+):?(%d*)$')
+  local silent = (now - tonumber(at or '0')) - (down - tonumber(downAt ~= '' and downAt or down))
   if silent > deadline then
     local held, run = mb .. 'w:' .. w .. ':held', mb .. 'w:' .. w .. ':run'
     local nh, nl = 0, 0

@@ -9,7 +9,7 @@
  *    the mark is written (and confirmed) before a task can start, so a job without it never
  *    ran here;
  * 3. finish: the outcome goes to the run's outbox, and the job leaves the started set.
- * A heartbeat every second proves the engine alive. When it goes silent for `lockDuration`, a
+ * A heartbeat every 500 ms proves the engine alive. When it goes silent for `lockDuration`, a
  * reaper (any live worker engine, or the master of the job's run) hands its held jobs back to
  * the queue — they run elsewhere — and settles its started ones `crashed`.
  */
@@ -38,8 +38,9 @@ export interface WorkerEngineOptions extends Omit<MPMSOptions, 'collector' | 'tr
    */
   prefetch?: number;
   /**
-   * ms this engine may stay silent (no heartbeat; one is sent every second) before it counts as
-   * dead: then its unstarted jobs go back to the queue and its started ones settle `crashed`. Default 3000.
+   * ms this engine may stay silent (no heartbeat; one is sent every 500 ms) before it counts as
+   * dead: then its unstarted jobs go back to the queue and its started ones settle `crashed`.
+   * Time Redis was away for everyone does not count. Default 3000, at least 2500.
    */
   lockDuration?: number;
   /** ms between this fleet's checks for silent worker engines (one engine checks per period). Default 1000. */
@@ -110,6 +111,13 @@ function mpmsVersion(): string {
   }
 }
 
+/**
+ * The shortest liveness deadline: a live engine through a short Redis outage (one too short to
+ * count as Redis away, CLOCK_GAP_MS) can be silent for a beat, the outage and a reconnect
+ * (≤ 500 ms, connection.ts), 2 s; the margin keeps it from being declared dead.
+ */
+const MIN_LOCK_MS = 2500;
+
 const CODE_BY_STATUS = Object.fromEntries(STATUS_BY_CODE.map((s, i) => [s, i])) as Record<TaskStatus, number>;
 
 /**
@@ -121,7 +129,7 @@ export async function serveQueue(options: WorkerEngineOptions): Promise<WorkerEn
   const problems: string[] = [];
   if (typeof queue !== 'string' || !queue || queue.includes(':')) problems.push('`queue` must be a non-empty string without ":"');
   if (prefetch !== undefined && !(Number.isInteger(prefetch) && prefetch >= 1)) problems.push('`prefetch` must be an integer >= 1');
-  if (lockDuration !== undefined && !(Number.isFinite(lockDuration) && lockDuration >= 2 * BEAT_MS)) problems.push(`\`lockDuration\` must be at least ${2 * BEAT_MS} ms (two heartbeats)`);
+  if (lockDuration !== undefined && !(Number.isFinite(lockDuration) && lockDuration >= MIN_LOCK_MS)) problems.push(`\`lockDuration\` must be at least ${MIN_LOCK_MS} ms`);
   if (stalledInterval !== undefined && !(Number.isFinite(stalledInterval) && stalledInterval >= 100)) problems.push('`stalledInterval` must be at least 100 ms');
   if (drainTimeout !== undefined && !(Number.isFinite(drainTimeout) && drainTimeout >= 0)) problems.push('`drainTimeout` must be a number >= 0');
   if (fingerprint !== undefined && !validFingerprint(fingerprint)) problems.push('`fingerprint` must be 1-64 letters, digits or "_.+-"');
