@@ -146,8 +146,8 @@ function allLongFlags(): string[] {
   return [...CLI_SPECS.map((s) => s.cli.flag), ...Object.keys(CLI_ONLY)];
 }
 
-/** Rewrites node:util parseArgs errors into short, precise messages. */
-export function usageFromParseError(err: unknown): UsageError {
+/** Rewrites node:util parseArgs errors into short, precise messages; `flags`: the command's long flags, for "did you mean". */
+export function usageFromParseError(err: unknown, flags: readonly string[] = allLongFlags()): UsageError {
   const e = err as { code?: string; message?: string };
   const msg = e.message ?? String(err);
   if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
@@ -156,7 +156,7 @@ export function usageFromParseError(err: unknown): UsageError {
     let hint = '';
     if (given.startsWith('--')) {
       const name = given.slice(2).split('=')[0]!;
-      const best = allLongFlags()
+      const best = flags
         .map((f) => [f, distance(name, f)] as const)
         .sort((x, y) => x[1] - y[1])[0];
       if (best && best[1] <= Math.max(2, Math.floor(name.length / 3))) hint = ` (did you mean --${best[0]}?)`;

@@ -12,6 +12,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runCommand, usageError } from './run.js';
 import { workerCommand } from './worker.js';
+import { statusCommand } from './status.js';
 
 /** Package root: this file is dist/cli/main.js (or lib/cli/main.ts), two levels down. */
 const ROOT = new URL('../../', import.meta.url);
@@ -30,6 +31,7 @@ Commands:
   run <worker-module> [options]   run the worker once per JSONL input line; JSONL results out
   worker <worker-module> --redis URL --queue NAME [options]
                                   serve a BullMQ queue for masters using bullmqTransport (docs/scale-out.md)
+  status --redis URL --queue NAME show a queue's backlog, its worker engines and their rates
   bench [args]                    run the benchmark suite (bench/suite.mjs; --quick: < 2 min)
 
 Options:
@@ -80,6 +82,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return runCommand(rest);
     case 'worker':
       return workerCommand(rest);
+    case 'status':
+      return statusCommand(rest);
     case 'bench':
       return bench(rest);
     case '-h':
@@ -96,7 +100,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 2;
     default:
       return usageError(
-        command.startsWith('-') ? `unknown option '${command}' (give a command first: run, worker, bench)` : `unknown command '${command}' (commands: run, worker, bench)`,
+        command.startsWith('-') ? `unknown option '${command}' (give a command first: run, worker, status, bench)` : `unknown command '${command}' (commands: run, worker, status, bench)`,
         null,
       );
   }

@@ -286,6 +286,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private async startTransport(t: Transport): Promise<void> {
     const host: TransportHost = {
       logger: this.logger,
+      module: this.moduleHref,
+      exportName: this.opts.export,
       settle: (o) => this.settleRemote(o),
       returned: (taskId, attempt) => {
         const rec = this.ledger.get(taskId);

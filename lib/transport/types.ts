@@ -51,6 +51,10 @@ export interface AdoptedTask {
 /** What the engine offers a transport. */
 export interface TransportHost {
   logger: Logger;
+  /** URL of the engine's worker module (`worker`), for a transport that checks what its remote side runs. */
+  module: string;
+  /** The engine's `export`. */
+  exportName: string;
   /** Reports a final outcome of one attempt. Returns false if the engine had no such open attempt (a duplicate). */
   settle(outcome: RemoteOutcome): boolean;
   /** Reports an attempt that was taken back before it started (shutdown, abort): the engine requeues or cancels it. */
