@@ -69,7 +69,7 @@ export interface MPMSOptions {
    * (logged as a warning naming it, counted in `metrics().cutOnExit`). A thread with nothing
    * pending exits at once. A shutdown's grace bounds it too. Default 5000.
    */
-  drainTimeout?: number;
+  threadDrainTimeout?: number;
   /** Structured-cloneable value handed to every hook as `ctx.initArgs`. */
   initArgs?: unknown;
   /** Base name for process titles, thread names and logs. */
@@ -112,7 +112,7 @@ export interface ResolvedOptions {
   workerGracefulDieTimeout: number;
   workerGracefulDieErrors: string[];
   hookTimeout: number;
-  drainTimeout: number;
+  threadDrainTimeout: number;
   initArgs: unknown;
   name: string;
   logger: Logger | undefined;
@@ -165,7 +165,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { name: 'workerGracefulDieTimeout', kind: 'ms', defaultText: '5000', description: 'ms after which a gracefully dying process that still runs tasks logs a warning (its tasks are never cut: a soft restart)' },
   { name: 'workerGracefulDieErrors', kind: 'string[]', defaultText: "['WorkerGracefulDie']", description: 'error names that trigger graceful die' },
   { name: 'hookTimeout', kind: 'ms', defaultText: '30000', description: 'ms each initializer or finalizer may run', cli: { flag: 'hook-timeout' } },
-  { name: 'drainTimeout', kind: 'ms', defaultText: '5000', description: 'ms a retiring thread lets background work its tasks did not await finish; then it is cut (logged, counted)', cli: { flag: 'drain-timeout' } },
+  { name: 'threadDrainTimeout', kind: 'ms', defaultText: '5000', description: 'ms a retiring thread lets background work its tasks did not await finish; then it is cut (logged, counted)', cli: { flag: 'thread-drain-timeout' } },
   { name: 'initArgs', kind: 'cloneable', defaultText: 'undefined', description: 'structured-cloneable value handed to every hook as ctx.initArgs' },
   { name: 'name', kind: 'string', defaultText: "'mpms'", description: 'base name for process titles, thread names and logs', cli: { flag: 'name' } },
   { name: 'logger', kind: 'logger', defaultText: "pino at level 'warn' to stderr", description: 'a pino logger' },
@@ -288,7 +288,7 @@ export function resolveOptions(input: MPMSOptions): ResolvedOptions {
     workerGracefulDieTimeout: input.workerGracefulDieTimeout ?? 5000,
     workerGracefulDieErrors: input.workerGracefulDieErrors ?? ['WorkerGracefulDie'],
     hookTimeout: input.hookTimeout ?? 30000,
-    drainTimeout: input.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT,
+    threadDrainTimeout: input.threadDrainTimeout ?? DEFAULT_DRAIN_TIMEOUT,
     initArgs: input.initArgs,
     name: input.name ?? 'mpms',
     logger: input.logger,

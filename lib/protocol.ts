@@ -160,8 +160,8 @@ export interface ChildInit {
   abortGraceMs: number;
   /** Directory of the start logs (see shared/start-log.ts). */
   startLogDir: string;
-  /** ms a retiring thread lets background work drain after its finalizer (`drainTimeout`). */
-  drainTimeout: number;
+  /** ms a retiring thread lets background work drain after its finalizer (`threadDrainTimeout`). */
+  drainMs: number;
 }
 
 /** What each thread receives as `workerData`. */
@@ -182,8 +182,8 @@ export interface ThreadInit {
   /** Heap MiB after a task above which the thread retires, or 0. */
   lifecycleMemory: number;
   gracefulDieErrors: string[];
-  /** ms a retiring thread lets background work drain after its finalizer (`drainTimeout`). */
-  drainTimeout: number;
+  /** ms a retiring thread lets background work drain after its finalizer (`threadDrainTimeout`). */
+  drainMs: number;
   /**
    * Shared with the child (layout: `SLOTS`): a consumed count, then `concurrency` slots of
    * [taskId, attempt, startedAt]. The thread writes a slot

@@ -87,7 +87,7 @@ export interface Metrics {
   outcomes: Record<TaskStatus, number>;
   /**
    * Retiring threads that exited with background work still pending (a timer, a socket, a file
-   * operation a task started without awaiting), cut by `drainTimeout` or a shutdown's deadline.
+   * operation a task started without awaiting), cut by `threadDrainTimeout` or a shutdown's deadline.
    * Each is also logged as a warning naming what was pending. *(added)*
    */
   cutOnExit: number;

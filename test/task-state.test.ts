@@ -223,15 +223,35 @@ describe('background work a retiring thread leaves running (seed 002)', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('lifecycle 1: work still pending at drainTimeout is cut with a warning naming it, and counted', async () => {
+  it('lifecycle 1: work still pending at threadDrainTimeout is cut with a warning naming it, and counted', async () => {
     const dir = tmp();
     const { logger, lines } = capture();
-    const r = await run({ lifecycle: 1, drainTimeout: 300, logger }, [['background', 60_000, path.join(dir, 'never')]]);
+    const r = await run({ lifecycle: 1, threadDrainTimeout: 300, logger }, [['background', 60_000, path.join(dir, 'never')]]);
     expect(r.got[0]!.status).toBe('ok');
     expect(r.m.metrics().cutOnExit).toBe(1);
     const warning = lines.find((l) => typeof l.msg === 'string' && l.msg.includes('background work still pending'));
     expect(warning, JSON.stringify(lines)).toMatchObject({ level: 40, threadIndex: 0, pending: expect.arrayContaining(['Timeout']) });
     expect(fs.existsSync(path.join(dir, 'never'))).toBe(false);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  // Threads that recycle faster than their background work ends must not pile up: at most
+  // `threads` retired threads of a child drain at once, the oldest is cut (with the warning).
+  it('at most `threads` retired threads drain at once; the oldest is cut, with a warning', async () => {
+    const dir = tmp();
+    const { logger, lines } = capture();
+    const cuts = () => lines.filter((l) => typeof l.msg === 'string' && l.msg.includes('background work still pending'));
+    const m = new MPMS({ worker, processes: 1, threads: 1, lifecycle: 1, threadDrainTimeout: 60_000, logger });
+    await m.start();
+    for (let i = 0; i < 3; i++) await m.put('background', 60_000, path.join(dir, `never-${i}`));
+    // Three retired threads, each with a 60 s timer pending, one allowed to drain: two are cut
+    // long before their own 60 s deadline.
+    const until = Date.now() + 30_000;
+    while (cuts().length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(cuts().length).toBe(2);
+    expect(m.metrics().cutOnExit).toBe(2);
+    await m.gracefulShutdown({ timeout: 500 });
+    expect(m.metrics().cutOnExit).toBe(3);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

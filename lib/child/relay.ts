@@ -85,7 +85,7 @@ export class Relay {
       lifecycleDuration: 0,
       lifecycleMemory: init.lifecycleMemory ?? 0,
       gracefulDieErrors: init.gracefulDieErrors,
-      drainTimeout: init.drainTimeout,
+      drainMs: init.drainMs,
     };
     this.ready = new Promise((resolve, reject) => {
       this.markReady = resolve;
@@ -273,9 +273,25 @@ export class Relay {
         return this.log(msg.level as 'info', msg.msg, { ...msg.fields, threadIndex: slot.index });
       case 'draining':
         slot.draining = msg.pending;
-        return;
+        return this.boundDraining();
       case 'cut':
         return this.reportCut(slot, msg.pending, `its drain deadline came after ${msg.waitedMs} ms`);
+    }
+  }
+
+  /**
+   * At most `threads` retired threads of this child drain background work at once: threads that
+   * recycle faster than their tasks' background work ends (or whose module keeps a handle open
+   * that no finalizer closes) would otherwise pile up, each an isolate's worth of memory. The
+   * oldest is told to stop now; it cuts its work with the same warning.
+   */
+  private boundDraining(): void {
+    if (this.stopping) return;
+    const draining = [...this.leaving].filter((t) => t.draining && !t.exited && !t.cutReported && !t.drainCutAsked);
+    for (let i = 0; i < draining.length - this.init.threads; i++) {
+      const oldest = draining[i]!;
+      oldest.drainCutAsked = true;
+      oldest.worker.postMessage({ t: 'retire', reason: 'lifecycle', detail: 'too many retired threads draining', deadlineAt: Date.now() } satisfies ToThread);
     }
   }
 

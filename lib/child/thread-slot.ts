@@ -77,6 +77,8 @@ export class ThreadSlot {
   draining: string[] | undefined;
   /** It reported (or the child did for it) that work still pending was cut when it exited. */
   cutReported = false;
+  /** Told to end its drain now: too many retired threads were draining (see Relay.boundDraining). */
+  drainCutAsked = false;
 
   private workingSince: EventLoopUtilization | undefined;
 

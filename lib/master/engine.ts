@@ -368,7 +368,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       gracefulDieTimeout: o.workerGracefulDieTimeout,
       abortGraceMs: ABORT_GRACE_MS,
       startLogDir: this.startLogDir,
-      drainTimeout: o.drainTimeout,
+      drainMs: o.threadDrainTimeout,
     };
   }
 

@@ -75,11 +75,6 @@ export class Attempts {
     }
   }
 
-  /** Aborts every running attempt (a shutdown's deadline). */
-  abortRunning(reason: string): void {
-    for (const state of this.running) abortTask(state, reason);
-  }
-
   /** Every waiting attempt, taken out to be handed back (retirement); aborted ones too, the child ignores them. */
   takeWaiting(): TaskWire[] {
     const out = this.queue.slice(this.head);

@@ -2,7 +2,7 @@
  * Entry of every worker thread: load the worker module, run `threadInitializer`, serve tasks
  * until told (or deciding) to retire, then wait for what runs, run `threadFinalizer`, let
  * background work drain, exit. Every hook is bounded by `hookTimeout`, the drain by
- * `drainTimeout`; the child additionally bounds the whole thread.
+ * `threadDrainTimeout`; the child additionally bounds the whole thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { toErrorWire, type FromThread, type StartPhase, type ThreadInit, type ToThread, type LogLevel } from '../protocol.js';
@@ -173,7 +173,7 @@ async function main(): Promise<void> {
  * The last step of a retiring thread (seed 002: a recycled worker must not cut the background
  * work its tasks started). After the finalizer, nothing of ours holds the event loop: what
  * still runs (a timer, an upload, a write a task did not await) finishes, and the thread then
- * exits on its own, with code 0. `drainTimeout` (or a shutdown's deadline) bounds that; when it
+ * exits on its own, with code 0. `threadDrainTimeout` (or a shutdown's deadline) bounds that; when it
  * cuts work still pending, the thread names it (`process.getActiveResourcesInfo()`) before it
  * exits, and the engine logs it and counts it (`metrics().cutOnExit`).
  */
@@ -184,7 +184,7 @@ class Drain {
 
   start(): void {
     this.started = Date.now();
-    this.deadlineAt = Math.min(this.deadlineAt, this.started + init.drainTimeout);
+    this.deadlineAt = Math.min(this.deadlineAt, this.started + init.drainMs);
     // Our own handle: messages still arrive while anything else keeps the loop alive.
     port.unref();
     const pending = process.getActiveResourcesInfo();

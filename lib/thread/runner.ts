@@ -224,11 +224,6 @@ export class Runner {
     }
   }
 
-  /** Aborts every running task (shutdown deadline); their outcomes are decided by the child. */
-  abortAll(reason: string): void {
-    this.attempts.abortRunning(reason);
-  }
-
   private post(msg: FromThread): void {
     this.port.postMessage(msg);
   }
