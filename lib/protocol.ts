@@ -310,10 +310,14 @@ export function toErrorWire(err: unknown, depth = 0): ErrorWire {
     // A Proxy whose getPrototypeOf trap throws: read as a non-Error value below.
   }
   if (!isError) {
-    return { name: 'NonErrorThrown', message: `a non-Error value was thrown: ${describe(err)}`, props: { value: cloneable(err) } };
+    const message = `a non-Error value was thrown: ${describe(err)}`;
+    return { name: 'NonErrorThrown', message, props: { value: cloneable(err) } };
   }
   const e = err as Error & Record<string, unknown>;
-  const wire: ErrorWire = { name: textOf(() => e.name, 'Error') || 'Error', message: textOf(() => e.message, '(reading its message threw)') };
+  const wire: ErrorWire = {
+    name: textOf(() => e.name, 'Error') || 'Error',
+    message: textOf(() => e.message, '(reading its message threw)'),
+  };
   const stack = read(() => e.stack);
   if (stack !== undefined) wire.stack = typeof stack === 'string' ? stack : describe(stack);
   const cause = read(() => e.cause);

@@ -135,7 +135,8 @@ process.on('exit', (code) => {
   // The worker module or a hook ended the process (process.exit()): say where. A small message
   // on an idle channel is written at once, so it leaves even from 'exit'.
   const where = bootPhase === 'load' ? 'the loading of the worker module' : bootPhase;
-  send({ t: 'fatal', phase: bootPhase, error: { name: 'WorkerStartError', message: `the process exited with code ${code} during ${where} (process.exit() in the worker module or a hook?)` } });
+  const message = `the process exited with code ${code} during ${where} (process.exit() in the module or a hook?)`;
+  send({ t: 'fatal', phase: bootPhase, error: { name: 'WorkerStartError', message } });
 });
 
 function fail(phase: StartPhase, err: unknown): never {

@@ -7,7 +7,8 @@
  * tasks are read from the shared slots (consumed count), a dead process's from the threads'
  * start logs, which the master reads (shared/start-log.ts).
  */
-import { Code, fromTaskColumns, taskIdFields, toOutcomeColumns, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild, type ToThread, type AttemptKey, type StartPhase } from '../protocol.js';
+import { Code, fromTaskColumns, taskIdFields, toOutcomeColumns, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild } from '../protocol.js';
+import type { AttemptKey, StartPhase, ToThread } from '../protocol.js';
 import fs from 'node:fs';
 import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { startLogFile } from '../shared/start-log.js';
@@ -291,7 +292,9 @@ export class Relay {
     for (let i = 0; i < draining.length - this.init.threads; i++) {
       const oldest = draining[i]!;
       oldest.drainCutAsked = true;
-      oldest.worker.postMessage({ t: 'retire', reason: 'lifecycle', detail: 'too many retired threads draining', deadlineAt: Date.now() } satisfies ToThread);
+      const detail = 'too many retired threads draining';
+      const msg: ToThread = { t: 'retire', reason: 'lifecycle', detail, deadlineAt: Date.now() };
+      oldest.worker.postMessage(msg);
     }
   }
 
@@ -391,7 +394,11 @@ export class Relay {
       }
     }
     const normal = slot.retiring && code === 0;
-    if (!normal) this.log(slot.failedStart ? 'error' : 'warn', `thread ${slot.index} exited with code ${code} (${crashedReason})`, { threadIndex: slot.index, ...taskIdFields(started.map((t) => t[0])) });
+    if (!normal) {
+      const fields = { threadIndex: slot.index, ...taskIdFields(started.map((t) => t[0])) };
+      const level = slot.failedStart ? 'error' : 'warn';
+      this.log(level, `thread ${slot.index} exited with code ${code} (${crashedReason})`, fields);
+    }
     this.reportThreads();
     if (this.threads[slot.index] === slot && !this.stopping) {
       if (!normal) this.send({ t: 'restart', threadIndex: slot.index, reason: crashedReason });
@@ -555,7 +562,9 @@ export class Relay {
         if (state?.at !== 'running') {
           slot.aborted.delete(task);
         } else if (now - Math.max(state.startedAt, a.at) >= this.init.abortGraceMs) {
-          this.log('warn', `task ${task[0]} did not stop within ${this.init.abortGraceMs} ms of its abort; terminating thread ${slot.index}`, { taskId: task[0], threadIndex: slot.index });
+          const grace = this.init.abortGraceMs;
+          const msg = `task ${task[0]} did not stop within ${grace} ms of its abort; terminating thread ${slot.index}`;
+          this.log('warn', msg, { taskId: task[0], threadIndex: slot.index });
           slot.aborted.clear();
           this.kill(slot);
         }
@@ -587,7 +596,8 @@ export class Relay {
         slot.forEachRunning((id, attempt, startedAt) => {
           const h = this.held.get(id);
           if (!h || h.thread !== slot || h.task[3] !== attempt || h.task[2] <= 0) return;
-          if (now - startedAt >= h.task[2]) this.abortTask(id, Code.Timeout, `task ${id} exceeded its time limit of ${h.task[2]} ms`, startedAt);
+          if (now - startedAt < h.task[2]) return;
+          this.abortTask(id, Code.Timeout, `task ${id} exceeded its time limit of ${h.task[2]} ms`, startedAt);
         });
       for (const slot of this.threads) if (!slot.exited) check(slot);
       for (const slot of this.leaving) check(slot);
@@ -625,7 +635,8 @@ export class Relay {
     // background work ends by then, and says what it cut.
     const deadlineAt = Date.now() + graceMs;
     for (const slot of this.allThreads()) {
-      if (!slot.exited) slot.worker.postMessage({ t: 'retire', reason: 'lifecycle', detail: reason, deadlineAt } satisfies ToThread);
+      if (slot.exited) continue;
+      slot.worker.postMessage({ t: 'retire', reason: 'lifecycle', detail: reason, deadlineAt } satisfies ToThread);
     }
     this.flush();
     if (this.threadsAlive === 0) resolveGone();

@@ -32,6 +32,9 @@ function ended(stream: Readable): Promise<void> {
   });
 }
 
+/** Where an attempt handed to a thread is (see ThreadSlot.stateOf). */
+export type AttemptState = { at: 'waiting' } | { at: 'running'; startedAt: number } | { at: 'left' };
+
 export class ThreadSlot {
   readonly worker: Worker;
   readonly shared: Float64Array;
@@ -151,7 +154,9 @@ export class ThreadSlot {
 
   /** Absolute place of this attempt in the order it was handed to this thread, or -1 if no longer listed. */
   positionOf(task: TaskWire): number {
-    for (let i = this.sent.length - 1; i >= this.sentHead; i--) if (this.sent[i] === task) return this.sentBase + (i - this.sentHead);
+    for (let i = this.sent.length - 1; i >= this.sentHead; i--) {
+      if (this.sent[i] === task) return this.sentBase + (i - this.sentHead);
+    }
     return -1;
   }
 
@@ -163,7 +168,7 @@ export class ThreadSlot {
    * never reads as `left`. Undefined if the attempt is not listed here. `pos`: its place, if
    * known already (an attempt no longer held may have been trimmed off the order list).
    */
-  stateOf(task: TaskWire, pos = this.positionOf(task)): { at: 'waiting' } | { at: 'running'; startedAt: number } | { at: 'left' } | undefined {
+  stateOf(task: TaskWire, pos = this.positionOf(task)): AttemptState | undefined {
     if (pos < 0) return undefined;
     const consumed = this.shared[SLOTS.consumed]!;
     const startedAt = this.runningSince(task[0], task[3]);

@@ -423,7 +423,11 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         return;
       case 'cut':
         this.cutOnExit++;
-        c.log.warn({ threadIndex: msg.threadIndex, pending: msg.pending }, `thread ${msg.threadIndex} of process ${c.index} exited with background work still pending, cut (${msg.detail}): ${msg.pending.join(', ')}`);
+        c.log.warn(
+          { threadIndex: msg.threadIndex, pending: msg.pending },
+          `thread ${msg.threadIndex} of process ${c.index} exited with background work still pending, ` +
+            `cut (${msg.detail}): ${msg.pending.join(', ')}`,
+        );
         return;
       case 'log':
         return c.log[msg.level](msg.fields ?? {}, msg.msg);

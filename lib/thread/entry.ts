@@ -35,7 +35,9 @@ process.on('exit', (code) => {
   if (phase === undefined) return;
   const at = phase;
   phase = undefined;
-  post({ t: 'fatal', phase: at, error: { name: 'WorkerStartError', message: `the thread exited with code ${code} during ${describePhase(at)} (process.exit() in the worker module, or nothing left to run)` } });
+  const why = '(process.exit() in the worker module, or nothing left to run)';
+  const message = `the thread exited with code ${code} during ${describePhase(at)} ${why}`;
+  post({ t: 'fatal', phase: at, error: { name: 'WorkerStartError', message } });
 });
 
 function describePhase(at: StartPhase): string {
@@ -52,8 +54,8 @@ async function runHook(name: string, hook: Hook, ctx: HookContext): Promise<void
   try {
     await withTimeout(hook(ctx), init.hookTimeout, name);
   } catch (err) {
-    if (err instanceof StepTimeoutError) throw new StepTimeoutError(`${name} did not finish within its hookTimeout of ${init.hookTimeout} ms`);
-    throw err;
+    if (!(err instanceof StepTimeoutError)) throw err;
+    throw new StepTimeoutError(`${name} did not finish within its hookTimeout of ${init.hookTimeout} ms`);
   } finally {
     clearInterval(hold);
   }

@@ -11,7 +11,8 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import v8 from 'node:v8';
-import { Code, SERIALIZED, SLOTS, toErrorWire, type AttemptKey, type ErrorWire, type FromThread, type ResultWire, type TaskWire, type Reason } from '../protocol.js';
+import { Code, SERIALIZED, SLOTS, toErrorWire } from '../protocol.js';
+import type { AttemptKey, ErrorWire, FromThread, ResultWire, TaskWire, Reason } from '../protocol.js';
 import { registry, type TaskState } from './context.js';
 import { Attempts } from './attempts.js';
 import type { StartLog } from '../shared/start-log.js';
@@ -175,7 +176,10 @@ export class Runner {
     // Whatever the task threw or returned, its wire form is sendable (toErrorWire and okWire
     // never throw): a bad value costs only its own task.
     const error = code === Code.Error ? toErrorWire(value) : undefined;
-    this.queueOutcome(error ? [state.id, code, error, startedAt, Date.now(), state.attempt, t] : okWire(state.id, state.attempt, value, startedAt, t), startedAt);
+    const outcome: ResultWire = error
+      ? [state.id, code, error, startedAt, Date.now(), state.attempt, t]
+      : okWire(state.id, state.attempt, value, startedAt, t);
+    this.queueOutcome(outcome, startedAt);
     if (error && this.settings.gracefulDieErrors.includes(error.name)) {
       this.retire('gracefulDie', `task ${state.id} threw ${error.name}`);
     } else if (!this.retiring) {
@@ -219,8 +223,10 @@ export class Runner {
     try {
       this.port.postMessage({ t: 'done', done: [r] } satisfies FromThread);
     } catch (err) {
-      const wire: ErrorWire = { name: 'SerializationError', message: `the outcome of task ${r[0]} cannot be sent to its process: ${toErrorWire(err).message}` };
-      this.port.postMessage({ t: 'done', done: [[r[0], Code.Error, wire, r[3], r[4], r[5], r[6]]] } satisfies FromThread);
+      const message = `the outcome of task ${r[0]} cannot be sent to its process: ${toErrorWire(err).message}`;
+      const wire: ErrorWire = { name: 'SerializationError', message };
+      const replaced: ResultWire = [r[0], Code.Error, wire, r[3], r[4], r[5], r[6]];
+      this.port.postMessage({ t: 'done', done: [replaced] } satisfies FromThread);
     }
   }
 
@@ -244,7 +250,8 @@ function okWire(id: number, attempt: number, value: unknown, startedAt: number, 
   try {
     return [id, Code.Ok | SERIALIZED, v8.serialize(value), startedAt, Date.now(), attempt, threadIndex];
   } catch (err) {
-    const wire: ErrorWire = { name: 'SerializationError', message: `the result of task ${id} cannot be sent back to the master: ${toErrorWire(err).message}` };
+    const message = `the result of task ${id} cannot be sent back to the master: ${toErrorWire(err).message}`;
+    const wire: ErrorWire = { name: 'SerializationError', message };
     return [id, Code.Error, wire, startedAt, Date.now(), attempt, threadIndex];
   }
 }
