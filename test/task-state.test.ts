@@ -235,6 +235,17 @@ describe('background work a retiring thread leaves running (seed 002)', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  // A draining thread whose event loop a background callback blocks cannot end its own drain:
+  // its child terminates it after the deadline, and reports the cut for it.
+  it('a draining thread blocked by its background work is ended by its child, and the cut reported', async () => {
+    const { logger, lines } = capture();
+    const r = await run({ lifecycle: 1, threadDrainTimeout: 200, logger }, [['backgroundSpin', 50]]);
+    expect(r.got[0]!.status).toBe('ok');
+    expect(r.m.metrics().cutOnExit).toBe(1);
+    const warning = lines.find((l) => typeof l.msg === 'string' && l.msg.includes('background work still pending'));
+    expect(warning?.msg, JSON.stringify(lines)).toMatch(/while draining/);
+  });
+
   // Threads that recycle faster than their background work ends must not pile up: at most
   // `threads` retired threads of a child drain at once, the oldest is cut (with the warning).
   it('at most `threads` retired threads drain at once; the oldest is cut, with a warning', async () => {

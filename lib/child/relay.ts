@@ -184,6 +184,7 @@ export class Relay {
     slot.worker.on('exit', (code) => {
       clearTimeout(startTimer);
       clearTimeout(slot.successorTimer);
+      clearTimeout(slot.drainKill);
       this.onThreadExit(slot, code);
     });
     return slot;
@@ -274,6 +275,7 @@ export class Relay {
         return this.log(msg.level as 'info', msg.msg, { ...msg.fields, threadIndex: slot.index });
       case 'draining':
         slot.draining = msg.pending;
+        this.endDrainBy(slot, msg.deadlineAt);
         return this.boundDraining();
       case 'cut':
         return this.reportCut(slot, msg.pending, `its drain deadline came after ${msg.waitedMs} ms`);
@@ -295,7 +297,21 @@ export class Relay {
       const detail = 'too many retired threads draining';
       const msg: ToThread = { t: 'retire', reason: 'lifecycle', detail, deadlineAt: Date.now() };
       oldest.worker.postMessage(msg);
+      this.endDrainBy(oldest, Date.now());
     }
+  }
+
+  /**
+   * A draining thread ends its drain itself at its deadline; one whose event loop is blocked (a
+   * background callback stuck in synchronous code) cannot, and is terminated a little later
+   * (reported as cut on its exit).
+   */
+  private endDrainBy(slot: ThreadSlot, deadlineAt: number): void {
+    clearTimeout(slot.drainKill);
+    slot.drainKill = setTimeout(() => {
+      if (!slot.exited) this.kill(slot);
+    }, Math.max(0, deadlineAt - Date.now()) + DRAIN_KILL_AFTER_MS);
+    slot.drainKill.unref();
   }
 
   /** Background work a retiring thread left pending was cut by its exit: said, once, to the master. */
@@ -693,6 +709,8 @@ export class Relay {
 }
 
 const WATCHDOG_TICK_MS = 20;
+/** A draining thread still alive this long after its drain deadline is terminated (see endDrainBy). */
+const DRAIN_KILL_AFTER_MS = 1000;
 /**
  * A successor starts when its predecessor has about this many boot times of work left, and
  * never less than MIN_SUCCESSOR_LEAD_MS: boots vary several-fold under load (25 ms to 700 ms

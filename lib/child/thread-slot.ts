@@ -82,6 +82,8 @@ export class ThreadSlot {
   cutReported = false;
   /** Told to end its drain now: too many retired threads were draining (see Relay.boundDraining). */
   drainCutAsked = false;
+  /** Terminates it if it outlives its drain deadline (see Relay.endDrainBy). */
+  drainKill: NodeJS.Timeout | undefined;
 
   private workingSince: EventLoopUtilization | undefined;
 
