@@ -647,12 +647,9 @@ export class Relay {
       this.returned.push(task[0]);
     }
     this.queue = [];
-    // Threads must be gone when the grace ends (deadline()): a retiring thread's drain of
-    // background work ends by then, and says what it cut.
-    const deadlineAt = Date.now() + graceMs;
     for (const slot of this.allThreads()) {
       if (slot.exited) continue;
-      slot.worker.postMessage({ t: 'retire', reason: 'lifecycle', detail: reason, deadlineAt } satisfies ToThread);
+      slot.worker.postMessage({ t: 'retire', reason: 'lifecycle', detail: reason } satisfies ToThread);
     }
     this.flush();
     if (this.threadsAlive === 0) resolveGone();
@@ -669,6 +666,13 @@ export class Relay {
     this.deadlineAt = Date.now() + graceMs;
     clearTimeout(this.deadlineTimer);
     this.deadlineTimer = setTimeout(() => this.deadline(leftover, reason), graceMs);
+    // Threads must be gone by then (deadline()): a retiring thread's drain of background work
+    // ends by then, and says what it cut.
+    for (const slot of this.allThreads()) {
+      if (slot.exited) continue;
+      const msg: ToThread = { t: 'retire', reason: 'lifecycle', detail: reason, deadlineAt: this.deadlineAt };
+      slot.worker.postMessage(msg);
+    }
   }
 
   private deadline(leftover: Code, reason: string): void {
