@@ -63,6 +63,13 @@ export interface MPMSOptions {
   workerGracefulDieErrors?: string[];
   /** ms each hook (initializers, finalizers) may run. Default 30000. */
   hookTimeout?: number;
+  /**
+   * ms a retiring thread lets background work its tasks started without awaiting (a timer, an
+   * upload, a write) finish after its finalizer, before it exits and cuts what is still pending
+   * (logged as a warning naming it, counted in `metrics().cutOnExit`). A thread with nothing
+   * pending exits at once. A shutdown's grace bounds it too. Default 5000.
+   */
+  threadDrainTimeout?: number;
   /** Structured-cloneable value handed to every hook as `ctx.initArgs`. */
   initArgs?: unknown;
   /** Base name for process titles, thread names and logs. */
@@ -105,6 +112,7 @@ export interface ResolvedOptions {
   workerGracefulDieTimeout: number;
   workerGracefulDieErrors: string[];
   hookTimeout: number;
+  threadDrainTimeout: number;
   initArgs: unknown;
   name: string;
   logger: Logger | undefined;
@@ -157,6 +165,13 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { name: 'workerGracefulDieTimeout', kind: 'ms', defaultText: '5000', description: 'ms after which a gracefully dying process that still runs tasks logs a warning (its tasks are never cut: a soft restart)' },
   { name: 'workerGracefulDieErrors', kind: 'string[]', defaultText: "['WorkerGracefulDie']", description: 'error names that trigger graceful die' },
   { name: 'hookTimeout', kind: 'ms', defaultText: '30000', description: 'ms each initializer or finalizer may run', cli: { flag: 'hook-timeout' } },
+  {
+    name: 'threadDrainTimeout',
+    kind: 'ms',
+    defaultText: '5000',
+    description: 'ms a retiring thread lets unawaited background work finish, then cuts it (logged, counted)',
+    cli: { flag: 'thread-drain-timeout' },
+  },
   { name: 'initArgs', kind: 'cloneable', defaultText: 'undefined', description: 'structured-cloneable value handed to every hook as ctx.initArgs' },
   { name: 'name', kind: 'string', defaultText: "'mpms'", description: 'base name for process titles, thread names and logs', cli: { flag: 'name' } },
   { name: 'logger', kind: 'logger', defaultText: "pino at level 'warn' to stderr", description: 'a pino logger' },
@@ -164,6 +179,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { name: 'transport', kind: 'transport', defaultText: 'local (child processes)', description: "where tasks go: bullmqTransport({ connection, queue }) from 'mpms/bullmq' sends them to `mpms worker` engines over Redis" },
   { name: 'handleSignals', kind: 'boolean', defaultText: 'false', description: 'SIGINT/SIGTERM -> gracefulShutdown; a second signal -> terminate' },
 ];
+
+/**
+ * A retiring thread with nothing pending exits at once, so this bounds only threads whose tasks
+ * left work running; it costs no recycling speed (measured: bench/restart-storm.mjs, see
+ * docs/guarantees.md), only the memory of a lingering thread meanwhile. 5 s lets an ordinary
+ * upload or write finish; longer work belongs in `keepAlive` (bounded by `hookTimeout`).
+ */
+const DEFAULT_DRAIN_TIMEOUT = 5000;
 
 const KNOWN = new Set<string>(OPTION_SPECS.map((s) => s.name));
 
@@ -271,6 +294,7 @@ export function resolveOptions(input: MPMSOptions): ResolvedOptions {
     workerGracefulDieTimeout: input.workerGracefulDieTimeout ?? 5000,
     workerGracefulDieErrors: input.workerGracefulDieErrors ?? ['WorkerGracefulDie'],
     hookTimeout: input.hookTimeout ?? 30000,
+    threadDrainTimeout: input.threadDrainTimeout ?? DEFAULT_DRAIN_TIMEOUT,
     initArgs: input.initArgs,
     name: input.name ?? 'mpms',
     logger: input.logger,
