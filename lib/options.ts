@@ -145,7 +145,7 @@ export interface OptionSpec {
 export const OPTION_SPECS: readonly OptionSpec[] = [
   { name: 'worker', kind: 'module', defaultText: '(required)', description: 'path (relative to cwd) or URL of the worker module' },
   { name: 'export', kind: 'string', defaultText: "'default'", description: 'name of the task function export', cli: { flag: 'export' } },
-  { name: 'collector', kind: 'function', defaultText: 'none', description: '(meta, result) => void | Promise<void>, called once per task' },
+  { name: 'collector', kind: 'function', defaultText: 'none', description: '(meta, result) => void | Promise<void>, called once per outcome, one at a time, in order (see docs/guarantees.md, "User code")' },
   { name: 'processes', kind: 'int>=1', defaultText: 'os.availableParallelism()', description: 'child processes', cli: { flag: 'processes', short: 'p' } },
   { name: 'threads', kind: 'int>=1', defaultText: '2', description: 'worker threads per child process', cli: { flag: 'threads', short: 't' } },
   { name: 'concurrency', kind: 'int>=1', defaultText: '1', description: 'tasks one thread runs at once (async workers)', cli: { flag: 'concurrency' } },
