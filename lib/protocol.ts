@@ -6,6 +6,7 @@
  * Tasks and results travel as tuples, not objects: they cross two structured-clone hops per
  * task, and tuples are the cheapest shape to clone. Batches carry many of them per message.
  */
+import v8 from 'node:v8';
 
 /** Outcome codes on the wire; index into `STATUS_BY_CODE`. */
 export const Code = { Ok: 0, Error: 1, Timeout: 2, Crashed: 3, Cancelled: 4 } as const;
@@ -102,6 +103,12 @@ export interface ErrorWire {
   stack?: string;
   cause?: ErrorWire | { value: unknown };
   props?: Record<string, unknown>;
+  /**
+   * `v8.serialize({ cause, props })`, in place of those two, when either holds more than
+   * primitives. A structure too deep for the receiving side's stack then costs only its own task
+   * (the master decodes it in settle()), never the message (a batch of outcomes) it travels in.
+   */
+  packed?: Uint8Array;
 }
 
 /** Where a child or thread was when it failed to start. */
@@ -302,7 +309,38 @@ export type ToWatchdog =
  * is user data: one that cannot be read costs its own task a degraded error, never the batch
  * of outcomes it travels in.
  */
-export function toErrorWire(err: unknown, depth = 0): ErrorWire {
+export function toErrorWire(err: unknown, what = 'the error'): ErrorWire {
+  return pack(flatten(err, 0), what);
+}
+
+/**
+ * `wire` with its cause and fields as bytes unless they are plainly flat (the common case, left
+ * as is). If they cannot be serialized, a SerializationError naming `what` keeps the readable part.
+ */
+function pack(wire: ErrorWire, what: string): ErrorWire {
+  const { cause, props } = wire;
+  if (cause === undefined && (props === undefined || allPrimitive(props))) return wire;
+  const { name, message, stack } = wire;
+  const out: ErrorWire = { name, message };
+  if (stack !== undefined) out.stack = stack;
+  try {
+    out.packed = v8.serialize({ cause, props });
+    return out;
+  } catch (err) {
+    const why = describe(read(() => (err as Error).message) ?? err);
+    return { name: 'SerializationError', message: `${what} (${name}: ${message}) cannot be sent: ${why}`, stack };
+  }
+}
+
+function allPrimitive(props: Record<string, unknown>): boolean {
+  for (const key in props) {
+    const v = props[key];
+    if (v !== null && typeof v === 'object') return false;
+  }
+  return true;
+}
+
+function flatten(err: unknown, depth: number): ErrorWire {
   let isError = false;
   try {
     isError = err instanceof Error;
@@ -328,7 +366,7 @@ export function toErrorWire(err: unknown, depth = 0): ErrorWire {
     } catch {
       // as above
     }
-    wire.cause = causeIsError ? toErrorWire(cause, depth + 1) : { value: cloneable(cause) };
+    wire.cause = causeIsError ? flatten(cause, depth + 1) : { value: cloneable(cause) };
   }
   let keys: string[] = [];
   try {

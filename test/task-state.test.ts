@@ -171,6 +171,50 @@ describe('whatever a task throws or returns costs only that task', () => {
     expect(r.m.metrics().restarts).toMatchObject({ crash: 0, hard: 0 });
   });
 
+  // Review of issue 14: an error nesting a value 6,000 deep could be posted by its thread (4 MB
+  // stack) but not read by its child (about 1 MB): the batch of outcomes it travelled in was
+  // dropped without a trace, and join() never returned. Such errors now travel as bytes, read
+  // in the master's settle(): at worst their own task settles `error` (SerializationError).
+  it('an error with a field, a cause or a thrown value nested 6,000 deep settles `error`; the tasks beside it `ok`', async () => {
+    const deep = ['deepProp', 'deepCause', 'deepRaw'];
+    const tasks: unknown[][] = [];
+    for (let i = 0; i < 40; i++) tasks.push(i % 10 === 5 ? [deep[i % 3]!, 6000] : ['return', i]);
+    tasks.push(['deepProp', 50], ['deepCause', 50]);
+    const r = await run({}, tasks, 30_000);
+    expectOneOutcomeEach(r, tasks.length);
+    for (const meta of r.got) {
+      const [kind, depth] = meta.args as [string, number];
+      if (kind === 'return') {
+        expect(meta.status, `task ${meta.taskId}`).toBe('ok');
+        continue;
+      }
+      expect(meta.status, kind).toBe('error');
+      const err = r.results.get(meta.taskId) as Error & { data?: unknown };
+      if (depth === 50) {
+        // Decodable: fields and cause come back whole.
+        const value = kind === 'deepProp' ? err.data : err.cause;
+        let d = 0;
+        for (let v = value as unknown[]; v.length > 0; v = v[0] as unknown[]) d++;
+        expect(d, kind).toBe(50);
+      } else if (err.name === 'SerializationError') {
+        expect(err.message).toContain(`task ${meta.taskId}`);
+      }
+    }
+    expect(r.m.metrics().restarts).toMatchObject({ crash: 0, hard: 0 });
+  });
+
+  // The net under the fix above: a message from a thread that its child cannot read (here one
+  // the task posts itself) may have carried outcomes, so the thread is ended as faulty: its
+  // running task settles `crashed`, the ones queued behind it run on its replacement.
+  it('a thread message its child cannot read ends that thread: every task still gets an outcome', async () => {
+    const tasks: unknown[][] = [['postDeep', 6000]];
+    for (let i = 0; i < 20; i++) tasks.push(['return', i]);
+    const r = await run({}, tasks, 30_000);
+    expectOneOutcomeEach(r, tasks.length);
+    for (const meta of r.got) expect(meta.status, String(meta.args[0])).toBe(meta.args[0] === 'postDeep' ? 'crashed' : 'ok');
+    expect(r.m.metrics().restarts.crash).toBe(1);
+  });
+
   // Item 6b: a thread that ran out of heap took with it the outcomes of tasks that had
   // returned ok but still waited in its outbox; they were reported crashed (28–30 of 200 for 6
   // thread deaths on 343d757). Outcomes now leave before a task starts once their own task

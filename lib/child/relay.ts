@@ -177,6 +177,13 @@ export class Relay {
     }, readyBound);
     startTimer.unref();
     slot.worker.on('message', (msg: FromThread) => this.onThreadMessage(slot, msg));
+    // A message this process cannot read (e.g. nested deeper than its stack) may have carried
+    // outcomes: a fault of the thread, ended so that its exit settles or hands back all it held.
+    slot.worker.on('messageerror', (err) => {
+      slot.lastError = new Error(`a message from it could not be read: ${err?.message}`);
+      this.log('error', `thread ${index}: ${slot.lastError.message}; terminating it`, { threadIndex: index });
+      void withTimeout(slot.worker.terminate(), 2000, `terminating thread ${index}`).catch(() => process.exit(70));
+    });
     slot.worker.on('error', (err) => {
       slot.lastError = err;
       this.log('warn', `thread ${index} raised an uncaught error: ${err?.message}`, { threadIndex: index, err: toErrorWire(err) });

@@ -763,7 +763,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       else result = code & SERIALIZED ? v8.deserialize(value as Uint8Array) : value;
     } catch (err) {
       // Whatever a task produced may be beyond the master to decode (e.g. nesting deeper than its stack).
-      const what = status === Code.Ok ? 'result' : 'error';
+      const what = status === Code.Ok ? 'result' : `error (${errorTitle(value)})`;
       status = Code.Error;
       const message = `task ${rec.id}: its ${what} could not be decoded in the master: ${(err as Error)?.message}`;
       result = new SerializationError(message, { cause: err });
@@ -986,6 +986,16 @@ function toWireArgs(args: unknown[]): WireArgs {
     return v8.serialize(args);
   } catch (err) {
     throw new SerializationError(`an argument cannot be sent to a child process: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** `name: message` of an error on the wire, for a message about it; never throws. */
+function errorTitle(wire: unknown): string {
+  try {
+    const { name, message } = wire as ErrorWire;
+    return `${String(name)}: ${String(message)}`;
+  } catch {
+    return 'unreadable';
   }
 }
 

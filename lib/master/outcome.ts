@@ -1,12 +1,17 @@
 /** Turning a wire outcome into what the user sees: a rebuilt Error, and the `meta` object. */
+import v8 from 'node:v8';
 import { STATUS_BY_CODE, type Code, type ErrorWire } from '../protocol.js';
 import { SerializationError, TaskCancelledError, TaskTimeoutError, WorkerCrashedError, WorkerGracefulDie } from '../errors.js';
 import type { Meta } from '../types.js';
 import type { RemotePlace } from '../transport/types.js';
 import type { TaskRecord } from './ledger.js';
 
-/** Rebuilds an Error from its wire form, as an instance of our own class when it is one of ours. */
+/**
+ * Rebuilds an Error from its wire form, as an instance of our own class when it is one of ours.
+ * Throws if its packed cause and fields cannot be decoded here (see ErrorWire.packed).
+ */
 export function fromErrorWire(wire: ErrorWire): Error {
+  if (wire.packed) wire = { ...wire, ...(v8.deserialize(wire.packed) as Pick<ErrorWire, 'cause' | 'props'>) };
   const props = wire.props ?? {};
   let err: Error;
   switch (wire.name) {

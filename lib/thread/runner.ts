@@ -175,7 +175,7 @@ export class Runner {
     const t = this.settings.threadIndex;
     // Whatever the task threw or returned, its wire form is sendable (toErrorWire and okWire
     // never throw): a bad value costs only its own task.
-    const error = code === Code.Error ? toErrorWire(value) : undefined;
+    const error = code === Code.Error ? toErrorWire(value, `the error of task ${state.id}`) : undefined;
     const outcome: ResultWire = error
       ? [state.id, code, error, startedAt, Date.now(), state.attempt, t]
       : okWire(state.id, state.attempt, value, startedAt, t);
