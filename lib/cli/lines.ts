@@ -76,7 +76,7 @@ export interface EarlierRun {
   tornBytes: number;
   /** Output lines that are JSON but carry no `line` field: written by an mpms without --resume support. */
   withoutLine: number;
-  /** Output lines that are not JSON (not ours?). */
+  /** Output lines that are not JSON objects: not an output of mpms run. */
   notJson: number;
 }
 
@@ -122,6 +122,10 @@ function noteLine(run: EarlierRun, bytes: Buffer): void {
   const text = bytes.toString('utf8').trim();
   if (text.length === 0) return;
   run.lines++;
+  if (!text.startsWith('{') || !text.endsWith('}')) {
+    run.notJson++;
+    return;
+  }
   // Only ok lines matter, and every ok line mpms writes has `"status":"ok"`: the rest need no parse.
   if (!text.includes('"status":"ok"')) return;
   let rec: { line?: unknown; status?: unknown };
