@@ -568,6 +568,15 @@ describe('mpms run: usage and start-up errors, said once and all at once', () =>
     }
   });
 
+  it('a log line says an error message once, even when the log message repeats it and pino adds its causes', async () => {
+    const { logText } = (await import('../dist/cli/run.js')) as typeof import('../lib/cli/run.js');
+    const msg = 'process 0 could not start (export): worker module x.mjs has no export `default`';
+    // As the engine logs a child's start failure: the message, and an err whose message pino extends with its cause's.
+    expect(logText(msg, `${msg}: worker module x.mjs has no export \`default\``)).toBe(`${msg}: worker module x.mjs has no export \`default\``);
+    expect(logText(msg, msg)).toBe(msg);
+    expect(logText('replacing it', 'boom')).toBe('replacing it: boom');
+  });
+
   it('a start failure is reported once, however many children fail', { timeout: 20_000 }, async () => {
     const run = cli(['run', fixture('cli-no-default.mjs'), '-p', '2', '-t', '2'], '[1]\n');
     expect((await run.exit(15_000)).code).toBe(2);

@@ -216,7 +216,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 
 /** `msg` and the error's message, each said once (pino's message of an error already includes its causes'). */
-function logText(msg: string, errMessage: string | undefined): string {
+export function logText(msg: string, errMessage: string | undefined): string {
   if (!errMessage || msg.includes(errMessage)) return msg;
   if (!msg || errMessage.startsWith(msg)) return errMessage;
   return `${msg}: ${errMessage}`;
