@@ -376,8 +376,10 @@ export function runHelp(): string {
     'Runs the default export (or --export) of <worker-module> once per input line, in child',
     'processes x worker threads. Each input line is JSON: an array is the argument list, any',
     'other value is the single argument; blank lines are skipped. Each output line is',
-    '{"taskId","status","result"|"error","runMs"}, written as tasks settle (taskIds count',
-    'accepted lines from 1, in input order).',
+    '{"line","taskId","status","result"|"error","runMs"}, written as tasks settle: "line" is the',
+    'input line number, "taskId" counts accepted lines from 1. An error keeps its name, message',
+    'and own fields (code...). Values JSON has no form for are one-key objects naming their type:',
+    '{"$bigint":"1"}, {"$map":[...]}, {"$set":[...]}, {"$bytes":"<base64>"}... (docs/guide.md).',
     '',
     'Input and output:',
     ...cliRows,
@@ -387,7 +389,8 @@ export function runHelp(): string {
     '',
     'Exit status: 0 when the whole input ran and every task is ok; 1 when any task is not ok,',
     'an input line is not valid JSON, or the run was interrupted; 2 on bad usage.',
-    'SIGINT/SIGTERM: stop reading input, let running tasks finish (up to 10 s), cancel the rest;',
-    'a second signal stops at once.',
+    'SIGINT/SIGTERM: stop reading input, cancel the tasks that have not started, let running ones',
+    'finish (up to 10 s); a second signal stops at once. Then run the same command again with',
+    '--resume to finish the job.',
   ].join('\n');
 }
