@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { childPids, fixture, isAlive, waitGone } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -404,6 +404,36 @@ describe('mpms run: progress tells the truth', () => {
       expect(line).toMatch(/ok +[\d.]+[kM]? +f(ailed|ail) +\d+/);
     }
     expect(renderProgressLine(cases[0]!, 80)).toMatch(/^mpms \[#+-+\] 648\/2000 32%  ok 640  failed 8  812\/s  ETA 15:43$/);
+  });
+
+  it('where stderr is not a terminal, a plain line once a minute unless --progress asks for every second', async () => {
+    const { createProgress } = (await import('../dist/cli/progress.js')) as typeof import('../lib/cli/progress.js');
+    vi.useFakeTimers();
+    try {
+      const written: string[] = [];
+      const stderr = { isTTY: false, write: (t: string) => void written.push(t) } as unknown as NodeJS.WriteStream;
+      let done = 0;
+      const src = { done: () => done, total: () => 100, ok: () => done, failed: () => 0, cancelled: () => 0, bad: () => 0 };
+      const quiet = createProgress('auto', src, { stderr, resultsOnTty: false });
+      quiet.start();
+      done = 10;
+      vi.advanceTimersByTime(59_000);
+      expect(written).toEqual([]);
+      vi.advanceTimersByTime(1_000);
+      expect(written).toHaveLength(1);
+      expect(written[0]).toMatch(/^mpms progress: 10\/100 done \(10%\), 10 ok, 0 failed, [\d.]+\/s, ETA \d+:\d\d, elapsed 1:00\n$/);
+      quiet.stop();
+      written.length = 0;
+      const forced = createProgress('on', src, { stderr, resultsOnTty: false });
+      forced.start();
+      done = 20;
+      vi.advanceTimersByTime(1_000);
+      expect(written).toHaveLength(1);
+      expect(createProgress('off', src, { stderr, resultsOnTty: false }).constructor.name).toBe('NoProgress');
+      forced.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   const hasScript = (() => {

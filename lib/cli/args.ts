@@ -63,7 +63,7 @@ export const CLI_SPECS: readonly (OptionSpec & { cli: NonNullable<OptionSpec['cl
 const CLI_ONLY: Record<string, ParseOption & { help: string; valueName?: string }> = {
   input: { type: 'string', short: 'i', valueName: 'FILE|-', help: 'JSONL tasks, one argument list per line (default: - = stdin)' },
   output: { type: 'string', short: 'o', valueName: 'FILE|-', help: 'JSONL results, one line per task as it settles (default: - = stdout)' },
-  progress: { type: 'boolean', help: 'show progress on stderr even when it is not a terminal (plain lines, at most once a second)' },
+  progress: { type: 'boolean', help: 'where stderr is not a terminal, a plain progress line every second (default there: every minute)' },
   'no-progress': { type: 'boolean', help: 'never show progress' },
   stats: { type: 'boolean', help: 'print a line of live figures (done, queued, running, outcomes, tasks/s, run/wait p50/p99, threads, restarts) on stderr every second, terminal or not' },
   'stats-interval': { type: 'string', valueName: 'MS', help: 'ms between --stats lines (implies --stats; default 1000)' },

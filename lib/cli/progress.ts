@@ -49,7 +49,13 @@ export interface ProgressSnapshot {
 }
 
 const TTY_INTERVAL_MS = 100;
+/** Plain lines when asked for (`--progress`). */
 const PLAIN_INTERVAL_MS = 1000;
+/**
+ * Plain lines nobody asked for (stderr is a file or a pipe): once a minute, so a long batch
+ * under nohup leaves a trace of its pace in its log, and a short run prints none.
+ */
+const QUIET_INTERVAL_MS = 60_000;
 /** The rate shown is over this recent window, so it follows slow-downs instead of averaging them away. */
 const RATE_WINDOW_MS = 3000;
 /** The ETA uses a longer window: steadier, and still follows a lasting change of pace. */
@@ -271,10 +277,14 @@ class PlainProgress implements ProgressDisplay {
   private lastKey = '';
   private stopped = false;
 
-  constructor(private readonly stream: NodeJS.WritableStream, private readonly src: ProgressSource) {}
+  constructor(
+    private readonly stream: NodeJS.WritableStream,
+    private readonly src: ProgressSource,
+    private readonly every: number,
+  ) {}
 
   start(): void {
-    this.timer = setInterval(() => this.print(), PLAIN_INTERVAL_MS);
+    this.timer = setInterval(() => this.print(), this.every);
     this.timer.unref();
   }
 
@@ -295,16 +305,18 @@ class PlainProgress implements ProgressDisplay {
   stop(): void {
     if (this.stopped) return;
     clearInterval(this.timer);
-    // The last word on progress, so a log shows where the run ended even if it ended between ticks.
-    if (this.timer) this.print(true);
+    // The last word on progress, so a log shows where the run ended even if it ended between ticks
+    // (when asked for; otherwise the summary that follows says it).
+    if (this.timer && this.every === PLAIN_INTERVAL_MS) this.print(true);
     this.stopped = true;
   }
 }
 
 /**
- * Picks the display. `auto` shows the bar only when stderr is a terminal and the results are not
- * being printed to that same terminal (the bar would tear every result line). `on` forces it:
- * the bar on a terminal, plain lines elsewhere. `off` shows nothing.
+ * Picks the display. `auto`: the bar when stderr is a terminal, unless the results are printed
+ * to that same terminal (the bar would tear every result line); a plain line once a minute when
+ * stderr is not a terminal. `on` forces it: the bar on a terminal, plain lines once a second
+ * elsewhere. `off` shows nothing.
  */
 export function createProgress(
   mode: 'auto' | 'on' | 'off',
@@ -312,6 +324,7 @@ export function createProgress(
   env: { stderr: NodeJS.WriteStream; resultsOnTty: boolean } = { stderr: process.stderr, resultsOnTty: false },
 ): ProgressDisplay {
   const tty = env.stderr.isTTY === true;
-  if (mode === 'off' || (mode === 'auto' && (!tty || env.resultsOnTty))) return new NoProgress(env.stderr);
-  return tty ? new TtyProgress(env.stderr, src) : new PlainProgress(env.stderr, src);
+  if (mode === 'off' || (mode === 'auto' && tty && env.resultsOnTty)) return new NoProgress(env.stderr);
+  if (tty) return new TtyProgress(env.stderr, src);
+  return new PlainProgress(env.stderr, src, mode === 'on' ? PLAIN_INTERVAL_MS : QUIET_INTERVAL_MS);
 }
