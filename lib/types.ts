@@ -50,6 +50,11 @@ export interface Summary {
   cancelled: number;
   /** ms from `start()` to the end of the run. */
   durationMs: number;
+  /**
+   * Tasks that never started and were cancelled by a shutdown, with their arguments, so they can
+   * be saved or re-queued. Set on the summary `join()`, `gracefulShutdown()` and `terminate()` return.
+   */
+  unstarted?: Array<{ taskId: number; args: unknown[] }>;
 }
 
 /** Percentiles of a distribution in ms (0 while there is no sample). */
@@ -58,6 +63,10 @@ export interface Percentiles {
   p90: number;
   p99: number;
   max: number;
+  /** Samples so far (the Prometheus summary's `_count`). */
+  count: number;
+  /** Their sum in ms (the Prometheus summary's `_sum`, in seconds there). */
+  sum: number;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * The examples in examples/ (indexed in the README), run as a user would: `node examples/<x>.mjs`
  * or `sh examples/cli-jsonl.sh` in a real process, from the repository root, against the built
- * dist/. Each must exit 0 by itself within 30 s, print its key line, and leave no process behind:
+ * dist/. Each must exit 0 by itself within EXAMPLE_TIMEOUT_MS, print its key line, and leave no process behind:
  * while it runs, its descendants (engine children, their "browsers") are sampled from ps, and
  * after it exits every one of them must be gone.
  */
@@ -14,7 +14,13 @@ import { describe, expect, it } from 'vitest';
 import { guardChildren, reap } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const EXAMPLE_TIMEOUT_MS = 30_000;
+/**
+ * Only a hang's bound: each example takes seconds on a quiet machine, but 30 s was seen to run
+ * out for pipeline.mjs (20,000 lines) while the 2 cores were shared at a load average of 19. How
+ * fast an example is belongs to benchmarks, not to this test.
+ */
+const EXAMPLE_TIMEOUT_MS = 120_000;
+const TEST_TIMEOUT_MS = EXAMPLE_TIMEOUT_MS + 15_000;
 
 guardChildren();
 
@@ -74,7 +80,7 @@ function expectClean(run: Run): void {
 }
 
 describe('examples', () => {
-  it('cpu-hash.mjs hashes 2,000 Buffers, every digest right', { timeout: 40_000 }, async () => {
+  it('cpu-hash.mjs hashes 2,000 Buffers, every digest right', { timeout: TEST_TIMEOUT_MS }, async () => {
     const run = await runExample(process.execPath, ['examples/cpu-hash.mjs']);
     expectClean(run);
     expect(run.stdout).toMatch(/hashed 2000 x 64 KiB \(125 MiB\) in [\d.]+ s: \d+ tasks\/s/);
@@ -82,7 +88,7 @@ describe('examples', () => {
     expect(run.stdout).toContain('summary: total=2000 ok=2000 error=0 timeout=0 crashed=0 cancelled=0');
   });
 
-  it('io-concurrency.mjs: concurrency 16, retried flaky requests, errors, one cancelled', { timeout: 40_000 }, async () => {
+  it('io-concurrency.mjs: concurrency 16, retried flaky requests, errors, one cancelled', { timeout: TEST_TIMEOUT_MS }, async () => {
     const run = await runExample(process.execPath, ['examples/io-concurrency.mjs']);
     expectClean(run);
     // 3 broken -> error; 3 flaky -> timeout then ok on the retry; 1 slow -> cancelled by its AbortSignal.
@@ -95,7 +101,7 @@ describe('examples', () => {
     expect(Number(plain![1])).toBeLessThan(5);
   });
 
-  it('fragile-resource.mjs opens and closes one "browser" per thread life, none left', { timeout: 40_000 }, async () => {
+  it('fragile-resource.mjs opens and closes one "browser" per thread life, none left', { timeout: TEST_TIMEOUT_MS }, async () => {
     const run = await runExample(process.execPath, ['examples/fragile-resource.mjs']);
     expectClean(run);
     expect(run.stdout).toContain('browsers left running after join(): 0');
@@ -109,7 +115,7 @@ describe('examples', () => {
     expect(run.stdout).toContain('summary: total=200 ok=200 error=0 timeout=0 crashed=0 cancelled=0');
   });
 
-  it('pipeline.mjs streams 20,000 JSONL lines to a slow consumer in flat memory', { timeout: 40_000 }, async () => {
+  it('pipeline.mjs streams 20,000 JSONL lines to a slow consumer in flat memory', { timeout: TEST_TIMEOUT_MS }, async () => {
     const run = await runExample(process.execPath, ['--expose-gc', 'examples/pipeline.mjs']);
     expectClean(run);
     expect(run.stdout).toContain('results: 20000 ok, 0 not ok');
@@ -126,7 +132,7 @@ describe('examples', () => {
     for (const mib of live!.slice(1).map(Number)) expect(mib).toBeLessThan(Number(rss![3]) / 2);
   });
 
-  it('cli-jsonl.sh pipes 200 tasks through `mpms run` into a JSONL file', { timeout: 40_000 }, async () => {
+  it('cli-jsonl.sh pipes 200 tasks through `mpms run` into a JSONL file', { timeout: TEST_TIMEOUT_MS }, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-example-cli-'));
     try {
       const out = path.join(dir, 'out.jsonl');

@@ -18,6 +18,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DOCS: Record<string, Record<string, RegExp>> = {
   'docs/guide.md': {
     'main.mjs': /total: 20,\s+ok: 20,/,
+    'main-values.mjs': /^true argument 0 is a function and cannot be sent to a child process\na plain object \{"x":3,"y":4\}; a Map of 1$/m,
     'main-iter.mjs': /^50 ok of 50$/m,
     // 3^6 leaves; 1 + 3 + ... + 3^6 tasks.
     'main-crawl.mjs': /^729 leaves, 1093 tasks$/m,

@@ -12,7 +12,7 @@ describe('metricsText()', () => {
     for (let i = 0; i < 20; i++) await m.put('add', i);
     await m.put('throw', 1);
     await m.join();
-    const families = parsePrometheusTextFormat(m.metricsText()) as Array<{ name: string; type: string; metrics: Array<{ labels?: Record<string, string>; value?: string; quantiles?: Record<string, string> }> }>;
+    const families = parsePrometheusTextFormat(m.metricsText()) as Array<{ name: string; type: string; metrics: Array<{ labels?: Record<string, string>; value?: string; quantiles?: Record<string, string>; count?: string; sum?: string }> }>;
     const byName = new Map(families.map((f) => [f.name, f]));
     expect(byName.get('mpms_tasks_accepted_total')!.metrics[0]!.value).toBe('21');
     expect(byName.get('mpms_tasks_accepted_total')!.metrics[0]!.labels).toEqual({ engine: 'job "a"' });
@@ -22,6 +22,18 @@ describe('metricsText()', () => {
     const run = byName.get('mpms_task_run_seconds')!;
     expect(run.type).toBe('SUMMARY');
     expect(Object.keys(run.metrics[0]!.quantiles!).sort()).toEqual(['0.5', '0.9', '0.99']);
+    // A summary has its _count and _sum (seconds), of the same samples metrics() counts. (The parser
+    // above keeps _count/_sum only for summaries without labels, so they are read from the text.)
+    const text = m.metricsText();
+    const sample = (name: string) => Number(new RegExp(`^${name}\\{engine="job \\\\"a\\\\""\\} (\\S+)$`, 'm').exec(text)?.[1]);
+    const { runMs, waitMs } = m.metrics();
+    expect(runMs.count).toBe(21);
+    expect(sample('mpms_task_run_seconds_count')).toBe(21);
+    expect(sample('mpms_task_run_seconds_sum')).toBeCloseTo(runMs.sum / 1000, 9);
+    expect(waitMs.count).toBe(21);
+    expect(sample('mpms_task_wait_seconds_count')).toBe(21);
+    expect(sample('mpms_task_wait_seconds_sum')).toBeCloseTo(waitMs.sum / 1000, 9);
+    expect(waitMs.sum).toBeGreaterThan(0);
     expect(byName.get('mpms_restarts_total')!.metrics).toHaveLength(5);
   });
 });

@@ -49,14 +49,17 @@ describe('shutdown by signal (a real script)', () => {
     r.proc.kill('SIGTERM');
     const { code, ms, summary } = await r.exit;
     expect(code).toBe(0);
-    expect(ms).toBeLessThan(5000);
+    // Inside the 10 s grace a signal grants (SIGNAL_SHUTDOWN_TIMEOUT_MS): the 800 ms tasks were
+    // let finish and nothing waited the grace out. (Wall-clock bounds tighter than the mechanism
+    // being tested fail on a loaded machine without telling anything.)
+    expect(ms).toBeLessThan(10_000);
     expect(summary).toMatchObject({ total: 40, ok: 4, cancelled: 36, unstarted: 36 });
     const finalizers = fs.readFileSync(r.log, 'utf8').split('\n').filter((l) => l.startsWith('threadFinalizer'));
     expect(finalizers.length).toBe(4);
     expect(await waitGone(summary!.pids as number[])).toEqual([]);
   });
 
-  it('a second SIGINT during a slow graceful shutdown ends everything within a second', async () => {
+  it('a second SIGINT during a slow graceful shutdown ends everything at once, not after the grace', async () => {
     const r = run(60_000, 8, 4);
     await r.started;
     r.proc.kill('SIGINT');
@@ -65,7 +68,8 @@ describe('shutdown by signal (a real script)', () => {
     const t = Date.now();
     r.proc.kill('SIGINT');
     const { code, summary } = await r.exit;
-    expect(Date.now() - t).toBeLessThan(1500);
+    // Half the 10 s grace the first signal granted the 60 s tasks: the second one did not wait for it.
+    expect(Date.now() - t).toBeLessThan(5000);
     expect(code).toBe(0);
     expect(summary).toMatchObject({ total: 8, ok: 0 });
     expect((summary!.cancelled as number) + (summary!.crashed as number)).toBe(8);

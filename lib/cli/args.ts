@@ -8,11 +8,22 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../errors.js';
-import { OPTION_SPECS, type MPMSOptions, type OptionSpec } from '../options.js';
+import { OPTION_SPECS, resolveOptions, type MPMSOptions, type OptionSpec } from '../options.js';
 
 /** Bad usage of the command line: printed with a hint, exit code 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
+  /** Every problem found, one sentence each (the message lists them all). */
+  readonly problems: string[];
+  constructor(message: string, problems: string[] = [message]) {
+    super(message);
+    this.problems = problems;
+  }
+
+  /** One error for every problem at once: a single one as it is, several as a list. */
+  static of(problems: string[]): UsageError {
+    return new UsageError(problems.length === 1 ? problems[0]! : `${problems.length} problems:\n  - ${problems.join('\n  - ')}`, problems);
+  }
 }
 
 /** How the progress display was asked for. */
@@ -31,6 +42,10 @@ export interface RunArgs {
   progress: ProgressMode;
   /** ms between live stats lines, or undefined for none. */
   stats: number | undefined;
+  /** Each output line also carries the task's `args`. */
+  echoArgs: boolean;
+  /** Skip input lines that already have an ok line in the --output file, and append to it. */
+  resume: boolean;
   help: boolean;
 }
 
@@ -48,10 +63,15 @@ export const CLI_SPECS: readonly (OptionSpec & { cli: NonNullable<OptionSpec['cl
 const CLI_ONLY: Record<string, ParseOption & { help: string; valueName?: string }> = {
   input: { type: 'string', short: 'i', valueName: 'FILE|-', help: 'JSONL tasks, one argument list per line (default: - = stdin)' },
   output: { type: 'string', short: 'o', valueName: 'FILE|-', help: 'JSONL results, one line per task as it settles (default: - = stdout)' },
-  progress: { type: 'boolean', help: 'show progress on stderr even when it is not a terminal (plain lines, at most once a second)' },
+  progress: { type: 'boolean', help: 'where stderr is not a terminal, a plain progress line every second (default there: every minute)' },
   'no-progress': { type: 'boolean', help: 'never show progress' },
   stats: { type: 'boolean', help: 'print a line of live figures (done, queued, running, outcomes, tasks/s, run/wait p50/p99, threads, restarts) on stderr every second, terminal or not' },
   'stats-interval': { type: 'string', valueName: 'MS', help: 'ms between --stats lines (implies --stats; default 1000)' },
+  'echo-args': { type: 'boolean', help: 'each output line also carries the task\'s "args"' },
+  resume: {
+    type: 'boolean',
+    help: 'finish an interrupted job: skip input lines that already have an ok line in the --output FILE and append the rest to it (needs --output FILE and the same input)',
+  },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
@@ -171,11 +191,8 @@ export function usageFromParseError(err: unknown, flags: readonly string[] = all
   return new UsageError(msg.replace(/^TypeError( \[\w+\])?: /, ''));
 }
 
-/**
- * Parses the arguments that follow `mpms run`.
- * @throws UsageError for unknown flags, malformed values, a missing or extra worker argument.
- */
-export function parseRunArgs(argv: readonly string[]): RunArgs {
+/** Every option node:util parseArgs should know for `mpms run`, engine flags and CLI flags. */
+function runParseOptions(): Record<string, ParseOption> {
   const options: Record<string, ParseOption> = {};
   for (const spec of CLI_SPECS) options[spec.cli.flag] = parseOptionFor(spec);
   for (const [flag, def] of Object.entries(CLI_ONLY)) {
@@ -186,51 +203,127 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     if (def.short) o.short = def.short;
     options[flag] = o;
   }
+  return options;
+}
+
+/**
+ * Every unknown option in `argv` at once (strict parsing stops at the first): a lenient parse
+ * lists the options it did not know. Empty when the strict error had another cause.
+ */
+function allUnknownOptions(argv: readonly string[], options: Record<string, ParseOption>): UsageError | undefined {
+  let tokens: Array<{ kind: string; name?: string; rawName?: string }>;
+  try {
+    tokens = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true }).tokens ?? [];
+  } catch {
+    return undefined;
+  }
+  const unknown = tokens.filter((t) => t.kind === 'option' && t.name !== undefined && !(t.name in options) && !Object.values(options).some((o) => o.short === t.name));
+  if (unknown.length < 2) return undefined;
+  return UsageError.of(unknown.map((t) => usageFromParseError({ code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION', message: `Unknown option '${t.rawName}'` }).message));
+}
+
+/** Where a problem's flag appears in `argv` (so problems are listed in the order they were typed). */
+function flagPosition(argv: readonly string[], problem: string): number {
+  const m = /--([a-z][a-z-]*)(?: \(-(\w)\))?/.exec(problem);
+  if (!m) return argv.length;
+  const i = argv.findIndex((a) => a === `--${m[1]}` || a.startsWith(`--${m[1]}=`) || (m[2] !== undefined && a.startsWith(`-${m[2]}`)));
+  return i < 0 ? argv.length : i;
+}
+
+/**
+ * Converts the engine flags, then checks their ranges with the same rules as the API
+ * (`resolveOptions`), collecting every problem instead of stopping at the first.
+ */
+function engineFlags(values: Record<string, string | boolean | string[] | undefined>, worker: string, problems: string[]): Record<string, unknown> {
+  const engine: Record<string, unknown> = {};
+  for (const spec of CLI_SPECS) {
+    const raw = values[spec.cli.flag];
+    if (raw === undefined) continue;
+    try {
+      engine[spec.name] = convertValue(spec, raw);
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      problems.push(err.message);
+    }
+  }
+  try {
+    resolveOptions({ ...engine, worker: worker || 'worker.mjs' });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...describeConfigError(err, true).split('\n'));
+  }
+  return engine;
+}
+
+/**
+ * Parses the arguments that follow `mpms run`.
+ * @throws UsageError for unknown flags, malformed or out-of-range values, a missing or extra
+ * worker argument — every problem at once (`problems`), in the order the flags were given.
+ */
+export function parseRunArgs(argv: readonly string[]): RunArgs {
+  const options = runParseOptions();
   let parsed: ReturnType<typeof parseArgs>;
   try {
     // strict: an unknown or misspelled flag must fail loudly, not be ignored.
     parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
   } catch (err) {
-    throw usageFromParseError(err);
+    throw allUnknownOptions(argv, options) ?? usageFromParseError(err);
   }
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   const help = values.help === true;
-  if (values.progress && values['no-progress']) throw new UsageError('--progress and --no-progress contradict each other; give one');
+  const problems: string[] = [];
+  if (values.progress && values['no-progress']) problems.push('--progress and --no-progress contradict each other; give one');
   const progress: ProgressMode = values.progress ? 'on' : values['no-progress'] ? 'off' : 'auto';
 
   let stats: number | undefined;
   if (typeof values['stats-interval'] === 'string') {
-    stats = parseMs('--stats-interval', values['stats-interval']);
-    if (!(stats >= 10)) throw new UsageError(`--stats-interval must be at least 10 ms, got ${JSON.stringify(values['stats-interval'])}`);
+    try {
+      stats = parseMs('--stats-interval', values['stats-interval']);
+      if (!(stats >= 10)) problems.push(`--stats-interval must be at least 10 ms, got ${JSON.stringify(values['stats-interval'])}`);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
   } else if (values.stats) stats = STATS_INTERVAL_MS;
 
-  const engine: Record<string, unknown> = {};
-  for (const spec of CLI_SPECS) {
-    const raw = values[spec.cli.flag];
-    if (raw === undefined) continue;
-    engine[spec.name] = convertValue(spec, raw);
-  }
+  const positionals = parsed.positionals;
+  const engine = engineFlags(values, positionals[0] ?? '', problems);
 
   const input = typeof values.input === 'string' ? values.input : '-';
   const output = typeof values.output === 'string' ? values.output : '-';
-  if (input.length === 0) throw new UsageError('--input (-i) expects a file path or -, got ""');
-  if (output.length === 0) throw new UsageError('--output (-o) expects a file path or -, got ""');
+  if (input.length === 0) problems.push('--input (-i) expects a file path or -, got ""');
+  if (output.length === 0) problems.push('--output (-o) expects a file path or -, got ""');
+  const resume = values.resume === true;
+  if (resume && output === '-') problems.push('--resume needs --output FILE: the results of the earlier run are read from it, and the rest appended');
 
-  const positionals = parsed.positionals;
-  if (!help && positionals.length === 0) throw new UsageError('missing the worker module: mpms run <worker-module> [options]');
-  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}': mpms run takes exactly one worker module`);
+  if (!help && positionals.length === 0) problems.push('missing the worker module: mpms run <worker-module> [options]');
+  if (positionals.length > 1) problems.push(`unexpected argument '${positionals[1]}': mpms run takes exactly one worker module`);
+  if (problems.length > 0 && !help) {
+    const order = new Map(problems.map((p, i) => [p, flagPosition(argv, p) * 1000 + i]));
+    throw UsageError.of([...problems].sort((a, b) => order.get(a)! - order.get(b)!));
+  }
 
-  return { worker: positionals[0] ?? '', engine: engine as RunArgs['engine'], input, output, progress, stats, help };
+  return {
+    worker: positionals[0] ?? '',
+    engine: engine as RunArgs['engine'],
+    input,
+    output,
+    progress,
+    stats,
+    echoArgs: values['echo-args'] === true,
+    resume,
+    help,
+  };
 }
 
 /**
  * Turns a `ConfigError` from the engine into text that names command-line flags instead of
  * option names (e.g. "`processes`" becomes "--processes (-p)"), so the user sees what to fix.
  */
-export function describeConfigError(err: ConfigError): string {
+export function describeConfigError(err: ConfigError, oneProblemPerLine = false): string {
   const byName = new Map<string, string>(CLI_SPECS.map((s) => [s.name, flagLabel(s)]));
   const fix = (p: string) => p.replace(/`([A-Za-z]+)`/g, (whole, name: string) => byName.get(name) ?? whole);
   const problems = err.problems.map(fix);
+  if (oneProblemPerLine) return problems.join('\n');
   return problems.length === 1 ? problems[0]! : `${problems.length} bad settings:\n  - ${problems.join('\n  - ')}`;
 }
 
@@ -283,8 +376,10 @@ export function runHelp(): string {
     'Runs the default export (or --export) of <worker-module> once per input line, in child',
     'processes x worker threads. Each input line is JSON: an array is the argument list, any',
     'other value is the single argument; blank lines are skipped. Each output line is',
-    '{"taskId","status","result"|"error","runMs"}, written as tasks settle (taskIds count',
-    'accepted lines from 1, in input order).',
+    '{"line","taskId","status","result"|"error","runMs"}, written as tasks settle: "line" is the',
+    'input line number, "taskId" counts accepted lines from 1. An error keeps its name, message',
+    'and own fields (code...). Values JSON has no form for are one-key objects naming their type:',
+    '{"$bigint":"1"}, {"$map":[...]}, {"$set":[...]}, {"$bytes":"<base64>"}... (docs/guide.md).',
     '',
     'Input and output:',
     ...cliRows,
@@ -294,7 +389,8 @@ export function runHelp(): string {
     '',
     'Exit status: 0 when the whole input ran and every task is ok; 1 when any task is not ok,',
     'an input line is not valid JSON, or the run was interrupted; 2 on bad usage.',
-    'SIGINT/SIGTERM: stop reading input, let running tasks finish (up to 10 s), cancel the rest;',
-    'a second signal stops at once.',
+    'SIGINT/SIGTERM: stop reading input, cancel the tasks that have not started, let running ones',
+    'finish (up to 10 s); a second signal stops at once. Then run the same command again with',
+    '--resume to finish the job.',
   ].join('\n');
 }

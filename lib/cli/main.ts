@@ -25,6 +25,7 @@ function version(): string {
   }
 }
 
+// Names only files the npm package has (test/package.test.ts checks): docs/ ships with it.
 const HELP = `Usage: mpms <command> [options]
 
 Commands:
@@ -32,21 +33,30 @@ Commands:
   worker <worker-module> --redis URL --queue NAME [options]
                                   serve a BullMQ queue for masters using bullmqTransport (docs/scale-out.md)
   status --redis URL --queue NAME show a queue's backlog, its worker engines and their rates
-  bench [args]                    run the benchmark suite (bench/suite.mjs; --quick: < 2 min)
+  bench [args]                    run the benchmark suite (from a clone of the mpms repository; --quick: < 2 min)
 
 Options:
   -h, --help                      show this help ('mpms run --help' for the run options)
   -v, --version                   print the version
 
 Example:
-  node examples/make-tasks.mjs 1000 | mpms run examples/sha256-worker.mjs -p 2 -o results.jsonl
+  printf '[1, 2]\\n[3, 4]\\n' | mpms run ./worker.mjs -p 2 -o results.jsonl
+
+Documentation: docs/guide.md (the command line: docs/guide.md#the-command-line) and docs/api.md,
+in the package (node_modules/mpms/docs/ where it is installed).
 `;
 
 /** Runs bench/suite.mjs in its own node process with the remaining args; resolves with its exit code. */
 function bench(args: readonly string[]): Promise<number> {
   const script = fileURLToPath(new URL('bench/suite.mjs', ROOT));
   if (!fs.existsSync(script)) {
-    process.stderr.write(`mpms bench: the benchmark suite is not installed (no ${script})\n`);
+    // The npm package leaves the suite out: it needs the peer pools it compares against (dev dependencies).
+    process.stderr.write(
+      'mpms bench: the benchmark suite is not part of the npm package: it runs mpms against its peers\n' +
+        '(tinypool, piscina, workerpool), which are development dependencies. In a clone of the mpms\n' +
+        "repository: 'npm install', then 'npm run bench' (or 'npx mpms bench --quick', < 2 min).\n" +
+        'Its last results are in docs/benchmarks.md of this package.\n',
+    );
     return Promise.resolve(1);
   }
   return new Promise((resolve) => {

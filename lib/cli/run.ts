@@ -17,8 +17,10 @@ import { ConfigError, WorkerStartError } from '../errors.js';
 import { MPMS } from '../index.js';
 import type { Meta, Summary, TaskStatus } from '../types.js';
 import { describeConfigError, parseRunArgs, runHelp, UsageError, type RunArgs } from './args.js';
+import { encodeJson, errorFields } from './encode.js';
+import { countTaskLines, readEarlierRun, type EarlierRun } from './lines.js';
 import { createProgress, type ProgressDisplay } from './progress.js';
-import { formatFinalTable, formatStatsLine } from './stats.js';
+import { formatFinalTable, formatStatsLine, plural } from './stats.js';
 
 /** How long the first SIGINT/SIGTERM lets running tasks finish before they are cancelled. */
 export const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -35,36 +37,33 @@ export function usageError(message: string, command: string | null = 'run'): 2 {
 }
 
 /**
- * One output line for one outcome: `{"taskId","status","result","runMs"}` when ok, with
- * `"error":{"name","message"}` instead of `result` otherwise. A result that JSON cannot carry
- * (circular, ...) becomes an error line, so it is reported rather than silently mangled;
- * `serializable` is then false.
+ * One output line for one outcome: `{"line","taskId","status","result","runMs"}` when ok (with
+ * `"args"` after `taskId` when `echoArgs`), with `"error":{"name","message",...own fields}`
+ * instead of `result` otherwise. Values JSON has no form for follow the rule in encode.ts. A
+ * result no rule covers (a circular structure) becomes an error line, so it is reported rather
+ * than mangled; `serializable` is then false.
  */
-export function formatOutcome(meta: Meta, result: unknown): { line: string; serializable: boolean } {
+export function formatOutcome(meta: Meta, result: unknown, options: { echoArgs?: boolean } = {}): { line: string; serializable: boolean } {
   const runMs = typeof meta.runMs === 'number' && meta.runMs >= 0 ? meta.runMs : null;
+  const head: Record<string, unknown> = { line: meta.line, taskId: meta.taskId };
+  if (options.echoArgs) head.args = meta.args;
   if (meta.status === 'ok') {
     try {
-      const line = JSON.stringify({ taskId: meta.taskId, status: 'ok', result: result === undefined ? null : result, runMs }, jsonReplacer);
-      return { line: line + '\n', serializable: true };
+      return { line: encodeJson({ ...head, status: 'ok', result, runMs }) + '\n', serializable: true };
     } catch (err) {
       const error = { name: 'SerializationError', message: `task ${meta.taskId} succeeded but its result cannot be written as JSON: ${(err as Error).message}` };
-      return { line: JSON.stringify({ taskId: meta.taskId, status: 'error', error, runMs }) + '\n', serializable: false };
+      return { line: encodeJson({ ...head, status: 'error', error, runMs }) + '\n', serializable: false };
     }
   }
-  return { line: JSON.stringify({ taskId: meta.taskId, status: meta.status, error: errorFields(result), runMs }) + '\n', serializable: true };
-}
-
-/** BigInt is a common worker result that JSON.stringify rejects; a decimal string keeps its value. */
-function jsonReplacer(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? value.toString() : value;
-}
-
-function errorFields(err: unknown): { name: string; message: string } {
-  if (err !== null && typeof err === 'object') {
-    const e = err as { name?: unknown; message?: unknown };
-    return { name: typeof e.name === 'string' ? e.name : 'Error', message: typeof e.message === 'string' ? e.message : String(err) };
+  let line: string;
+  try {
+    line = encodeJson({ ...head, status: meta.status, error: errorFields(result), runMs });
+  } catch {
+    // An own field of the error no rule covers (circular): its name and message still say what happened.
+    const { name, message } = errorFields(result);
+    line = encodeJson({ ...head, status: meta.status, error: { name, message }, runMs });
   }
-  return { name: 'Error', message: String(err) };
+  return { line: line + '\n', serializable: true };
 }
 
 /** Resolves when `stream` can take more, or can take nothing ever again (error, close). */
@@ -112,7 +111,44 @@ function describeOpenError(flag: string, file: string, err: unknown): string {
 function formatSummary(s: Summary): string {
   const secs = s.durationMs / 1000;
   const rate = secs > 0 ? s.total / secs : 0;
-  return `mpms: ${s.total} tasks in ${secs.toFixed(2)} s (${rate.toFixed(1)} tasks/s): ${s.ok} ok, ${s.error} error, ${s.timeout} timeout, ${s.crashed} crashed, ${s.cancelled} cancelled`;
+  return `mpms: ${plural(s.total, 'task')} in ${secs.toFixed(2)} s (${rate.toFixed(1)} tasks/s): ${s.ok} ok, ${s.error} error, ${s.timeout} timeout, ${s.crashed} crashed, ${s.cancelled} cancelled`;
+}
+
+/** The input side, opened before any process starts. */
+interface OpenedInput {
+  stream: Readable;
+  /** A regular file: its task lines can be counted up front, for a true progress total. */
+  countable: boolean;
+}
+
+async function openInput(file: string): Promise<OpenedInput | string> {
+  if (file === '-') return { stream: process.stdin, countable: false };
+  let handle: fs.promises.FileHandle | undefined;
+  try {
+    handle = await fs.promises.open(file, 'r');
+    const st = await handle.stat();
+    if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    return { stream: handle.createReadStream(), countable: st.isFile() };
+  } catch (err) {
+    await handle?.close();
+    return describeOpenError('--input', file, err);
+  }
+}
+
+/** What --resume found in the output file, or why it cannot resume from it. */
+async function readResume(file: string): Promise<EarlierRun | string> {
+  let earlier: EarlierRun;
+  try {
+    earlier = await readEarlierRun(file);
+  } catch (err) {
+    return `--resume: ${describeOpenError('--output', file, err).replace(/^cannot open --output /, 'cannot read ')}`;
+  }
+  // Appending to a file of another format would mix two kinds of lines, and skip nothing.
+  if (earlier.notJson > 0) return `--resume: ${file} has ${plural(earlier.notJson, 'line')} that ${earlier.notJson === 1 ? 'is' : 'are'} not JSON: it is not an output of mpms run`;
+  if (earlier.withoutLine > 0) {
+    return `--resume: ${file} has ${plural(earlier.withoutLine, 'ok line')} without a "line" field (written by an older mpms?): which input lines they belong to is unknown`;
+  }
+  return earlier;
 }
 
 /**
@@ -150,36 +186,41 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     return usageError(`--input and --output are the same file (${args.input})`);
   }
   // Open both ends before starting any process, so a typo in a path costs nothing.
-  let input: Readable;
-  let inputHandle: fs.promises.FileHandle | undefined;
-  if (args.input === '-') {
-    input = process.stdin;
-  } else {
-    try {
-      inputHandle = await fs.promises.open(args.input, 'r');
-      if ((await inputHandle.stat()).isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-    } catch (err) {
-      await inputHandle?.close();
-      return usageError(describeOpenError('--input', args.input, err));
+  const input = await openInput(args.input);
+  if (typeof input === 'string') return usageError(input);
+  let earlier: EarlierRun | undefined;
+  if (args.resume) {
+    const found = await readResume(args.output);
+    if (typeof found === 'string') {
+      input.stream.destroy();
+      return usageError(found);
     }
-    input = inputHandle.createReadStream();
+    earlier = found;
   }
   let out: Writable;
   if (args.output === '-') {
     out = process.stdout;
   } else {
     try {
-      out = (await fs.promises.open(args.output, 'w')).createWriteStream();
+      // --resume appends after the lines of the earlier run; otherwise the file starts afresh.
+      out = (await fs.promises.open(args.output, args.resume ? 'a' : 'w')).createWriteStream();
     } catch (err) {
-      input.destroy();
+      input.stream.destroy();
       return usageError(describeOpenError('--output', args.output, err));
     }
   }
 
-  return new Runner(engine, args, input, out, logSink).run();
+  return new Runner(engine, args, input, out, logSink, earlier).run();
 }
 
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+
+/** `msg` and the error's message, each said once (pino's message of an error already includes its causes'). */
+export function logText(msg: string, errMessage: string | undefined): string {
+  if (!errMessage || msg.includes(errMessage)) return msg;
+  if (!msg || errMessage.startsWith(msg)) return errMessage;
+  return `${msg}: ${errMessage}`;
+}
 
 /**
  * Where the engine's pino logs go: one readable line each, through the progress display so a
@@ -198,7 +239,7 @@ class LogSink {
         .map((k) => `${k}=${String(rec[k])}`)
         .join(' ');
       const err = rec.err as { message?: string } | undefined;
-      text = `mpms: ${LEVELS[rec.level as number] ?? 'log'}: ${String(rec.msg ?? '')}${err?.message ? `: ${err.message}` : ''}${where ? ` [${where}]` : ''}`;
+      text = `mpms: ${LEVELS[rec.level as number] ?? 'log'}: ${logText(String(rec.msg ?? ''), err?.message)}${where ? ` [${where}]` : ''}`;
     } catch {
       // Not JSON after all: show it as it came.
     }
@@ -207,11 +248,26 @@ class LogSink {
   }
 }
 
+/** How the start failed, as a person reads it: the message, and where a syntax error is (as node shows it). */
+function describeStartError(err: WorkerStartError): string {
+  const cause = (err as { cause?: { stack?: unknown } }).cause;
+  const stack = typeof cause?.stack === 'string' ? cause.stack : '';
+  // A SyntaxError carries its file:line, source line and caret above its own first line.
+  const block = /^((?:file:\/\/|\/|[A-Za-z]:\\)[^\n]*:\d+\n[^\n]*\n[^\n]*\^[^\n]*)\n/.exec(stack);
+  return `mpms run: the worker could not start: ${err.message}${block ? `\n${block[1]}` : ''}\n`;
+}
+
 class Runner {
   private readonly counts: Record<TaskStatus, number> = { ok: 0, error: 0, timeout: 0, crashed: 0, cancelled: 0 };
   private outcomes = 0;
   private unwritable = 0;
   private badLines = 0;
+  /** Input lines skipped because the earlier run (--resume) has an ok line for them. */
+  private resumed = 0;
+  /** Task lines met in the input (blank and resumed lines excluded), bad JSON included. */
+  private taskLines = 0;
+  /** The number of task lines of this run: counted up front for a file, exact once the input is read to its end. */
+  private total: number | undefined;
   private reading = true;
   /** Every input line was read (EOF), so an interruption after it left nothing unread. */
   private inputComplete = false;
@@ -236,26 +292,44 @@ class Runner {
   private readonly onInputError = (err: Error) => {
     this.inputError ??= err;
   };
+  private readonly input: Readable;
 
   constructor(
     private readonly engine: MPMS,
     private readonly args: RunArgs,
-    private readonly input: Readable,
+    opened: OpenedInput,
     private readonly out: Writable,
     logSink: LogSink,
+    private readonly earlier: EarlierRun | undefined,
   ) {
+    this.input = opened.stream;
+    if (opened.countable) this.countInput();
     this.progress = createProgress(
       args.progress,
       {
-        done: () => this.outcomes,
-        total: () => this.engine.totalCount,
+        done: () => this.outcomes + this.badLines,
+        total: () => this.total,
         ok: () => this.counts.ok,
-        failed: () => this.outcomes - this.counts.ok,
-        reading: () => this.reading,
+        failed: () => this.counts.error + this.counts.timeout + this.counts.crashed,
+        cancelled: () => this.counts.cancelled,
+        bad: () => this.badLines,
       },
       { stderr: process.stderr, resultsOnTty: args.output === '-' && process.stdout.isTTY === true },
     );
     logSink.display = this.progress;
+  }
+
+  /** Counts the input file's task lines beside the run (a second, streaming read), for the progress total. */
+  private countInput(): void {
+    countTaskLines(this.args.input, this.earlier?.ok).then(
+      (n) => {
+        // The reader may have finished first: its count is exact, keep it.
+        if (!this.inputComplete) this.total = n;
+      },
+      () => {
+        // Only the progress total is lost: the run itself reads the input on its own.
+      },
+    );
   }
 
   async run(): Promise<number> {
@@ -282,7 +356,7 @@ class Runner {
       await this.closeOutput();
       if (err instanceof WorkerStartError) {
         const phase = err.phase;
-        process.stderr.write(`mpms run: the worker could not start: ${err.message}\n`);
+        process.stderr.write(describeStartError(err));
         return phase !== undefined && USAGE_PHASES.has(phase) ? 2 : 1;
       }
       process.stderr.write(`mpms run: the engine could not start: ${(err as Error).message}\n`);
@@ -294,6 +368,12 @@ class Runner {
     if (this.args.input === '-' && process.stdin.isTTY && !this.stopRequested) {
       this.progress.log('mpms: reading tasks from the terminal, one JSON line each (end with Ctrl+D)');
     }
+    if (this.earlier && this.earlier.ok.size > 0) {
+      this.progress.log(`mpms: --resume: ${plural(this.earlier.ok.size, 'input line')} already ok in ${this.args.output}; running the rest`);
+    }
+    if (this.earlier && this.earlier.tornBytes > 0) {
+      this.progress.log(`mpms: --resume: cut an incomplete last line (${this.earlier.tornBytes} bytes) off ${this.args.output}; its task runs again`);
+    }
     this.progress.start();
     const stopStats = this.startStats();
 
@@ -304,26 +384,37 @@ class Runner {
     stopStats();
     await this.closeOutput();
     this.progress.stop();
+    return this.report(summary);
+  }
 
+  /** Prints the summary, the notes and the table; returns the exit code. */
+  private report(summary: Summary): number {
     const err = process.stderr;
     if (this.outcomes !== summary.total) {
       // Exactly one outcome per task is the engine's promise; say so loudly if it was broken.
-      err.write(`mpms: warning: the engine reported ${summary.total} tasks but ${this.outcomes} outcomes reached the output\n`);
+      err.write(`mpms: warning: the engine reported ${plural(summary.total, 'task')} but ${plural(this.outcomes, 'outcome')} reached the output\n`);
     }
     const notes: string[] = [];
     // Informational only: a signal after the whole input was read may still end in a clean run.
     const info: string[] = [];
     if (this.interruptedBy) (this.inputComplete ? info : notes).push(`interrupted by ${this.interruptedBy}${this.inputComplete ? ' after the whole input was read' : '; the rest of the input was not read'}`);
-    if (this.badLines > 0) notes.push(`${this.badLines} input line${this.badLines === 1 ? '' : 's'} not valid JSON (skipped)`);
-    if (this.unwritable > 0) notes.push(`${this.unwritable} result${this.unwritable === 1 ? '' : 's'} not writable as JSON (reported as errors)`);
+    if (this.badLines > 0) notes.push(`${plural(this.badLines, 'input line')} not valid JSON (skipped)`);
+    if (this.unwritable > 0) notes.push(`${plural(this.unwritable, 'result')} not writable as JSON (reported as errors)`);
     if (this.inputError) notes.push(`reading the input failed: ${this.inputError.message}`);
     if (this.feedError) notes.push(`the engine stopped taking tasks: ${this.feedError.message}`);
     if (this.outputError) notes.push('results were lost: the output failed');
+    if (this.earlier) info.push(`${plural(this.resumed, 'input line')} already ok in ${this.args.output} (skipped)`);
+    if (this.earlier && this.inputComplete && this.earlier.ok.size > this.resumed) {
+      const stray = this.earlier.ok.size - this.resumed;
+      info.push(`warning: ${plural(stray, 'ok line')} in ${this.args.output} match${stray === 1 ? 'es' : ''} no input line: was it written for this input?`);
+    }
+    const clean = summary.ok === summary.total && notes.length === 0 && this.outcomes === summary.total;
+    if (!clean && this.args.output !== '-' && (this.interruptedBy || summary.cancelled > 0 || this.outputError)) {
+      info.push('to finish the job, run the same command again with --resume');
+    }
     const all = [...notes, ...info];
     err.write(formatSummary(summary) + (all.length ? `\nmpms: ${all.join('; ')}` : '') + '\n');
     err.write(formatFinalTable(summary, this.engine.metrics()) + '\n');
-
-    const clean = summary.ok === summary.total && notes.length === 0 && this.outcomes === summary.total;
     return clean ? 0 : 1;
   }
 
@@ -333,12 +424,13 @@ class Runner {
     if (every === undefined) return () => {};
     const t0 = Date.now();
     let last = { at: t0, finished: 0 };
+    const slots = this.args.engine.concurrency ?? 1;
     const timer = setInterval(() => {
       const m = this.engine.metrics();
       const now = Date.now();
       const recent = now > last.at ? ((m.finished - last.finished) * 1000) / (now - last.at) : 0;
       last = { at: now, finished: m.finished };
-      this.progress.log(formatStatsLine(m, now - t0, recent));
+      this.progress.log(formatStatsLine(m, now - t0, recent, slots));
     }, every);
     // The stats must never be what keeps the process alive.
     timer.unref();
@@ -363,33 +455,15 @@ class Runner {
           broke = true;
           break;
         }
-        // A UTF-8 BOM (Windows editors) would make the first line unparsable.
-        const text = (lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw).trim();
-        if (text.length === 0) continue;
-        let value: unknown;
-        try {
-          value = JSON.parse(text);
-        } catch (err) {
-          this.badLine(lineNo, text, err as Error);
-          continue;
-        }
-        try {
-          const id = await (Array.isArray(value) ? this.engine.put(...(value as unknown[])) : this.engine.put(value));
-          // A put that was waiting when a shutdown began is not accepted: expected, not a fault.
-          if (id === undefined) {
-            broke = true;
-            break;
-          }
-        } catch (err) {
+        if (!(await this.feedLine(lineNo, raw))) {
           broke = true;
-          if (this.stopRequested) break;
-          this.feedError = err as Error;
-          this.progress.log(`mpms: input line ${lineNo} was not accepted, stopping intake: ${(err as Error).message}`);
           break;
         }
       }
       // A shutdown ends the loop by closing the reader, without a break: that is not the end of the input.
       this.inputComplete = !broke && !this.stopRequested;
+      // Read to its end: the lines met are the exact total (the up-front count may have raced a growing file).
+      if (this.inputComplete) this.total = this.taskLines;
     } catch (err) {
       this.inputError ??= err as Error;
     } finally {
@@ -399,6 +473,36 @@ class Runner {
     if (this.inputError) this.progress.log(`mpms: reading the input failed after line ${lineNo}: ${this.inputError.message}`);
     if (this.stopRequested || this.feedError || this.inputError) this.closeInput();
     this.engine.close();
+  }
+
+  /** Puts the task of one input line (if it is one). False when intake must stop. */
+  private async feedLine(lineNo: number, raw: string): Promise<boolean> {
+    // A UTF-8 BOM (Windows editors) would make the first line unparsable.
+    const text = (lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw).trim();
+    if (text.length === 0) return true;
+    if (this.earlier?.ok.has(lineNo)) {
+      this.resumed++;
+      return true;
+    }
+    this.taskLines++;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      this.badLine(lineNo, text, err as Error);
+      return true;
+    }
+    try {
+      const id = await this.engine.submit(Array.isArray(value) ? value : [value], { meta: { line: lineNo } });
+      // Not accepted because a shutdown had begun (put() resolves undefined then): expected, not a fault.
+      return id !== undefined;
+    } catch (err) {
+      // A put rejected while a shutdown is under way: expected, not a fault.
+      if (this.stopRequested) return false;
+      this.feedError = err as Error;
+      this.progress.log(`mpms: input line ${lineNo} was not accepted, stopping intake: ${(err as Error).message}`);
+      return false;
+    }
   }
 
   private badLine(lineNo: number, text: string, err: Error): void {
@@ -418,7 +522,7 @@ class Runner {
         this.outcomes++;
         this.counts[meta.status]++;
         if (this.outputError) continue;
-        const { line, serializable } = formatOutcome(meta, result);
+        const { line, serializable } = formatOutcome(meta, result, { echoArgs: this.args.echoArgs });
         if (!serializable) this.unwritable++;
         if (!this.out.write(line)) await waitDrain(this.out);
       }
@@ -435,7 +539,9 @@ class Runner {
     if (this.signals === 1) {
       this.interruptedBy = sig;
       const intake = this.reading ? 'stopped reading input; ' : '';
-      this.progress.log(`mpms: ${sig}: ${intake}letting running tasks finish (up to ${SHUTDOWN_TIMEOUT_MS / 1000} s). Send it again to stop at once.`);
+      this.progress.log(
+        `mpms: ${sig}: ${intake}cancelling the tasks that have not started, letting running ones finish (up to ${SHUTDOWN_TIMEOUT_MS / 1000} s). Send it again to stop at once.`,
+      );
       this.requestStop();
     } else {
       this.progress.log(`mpms: ${sig} again: stopping now; unfinished tasks are cancelled`);

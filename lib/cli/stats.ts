@@ -7,9 +7,19 @@ import type { Metrics, Percentiles, RestartReason, Summary, TaskStatus } from '.
 const STATUSES: readonly TaskStatus[] = ['ok', 'error', 'timeout', 'crashed', 'cancelled'];
 const REASONS: readonly RestartReason[] = ['crash', 'lifecycle', 'hard', 'gracefulDie', 'initFailure'];
 
-/** ms with a precision that suits its size: 0.42, 12.3, 1234. */
-function ms(v: number): string {
-  return Number.isInteger(v) || v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+/** `1 task`, `2 tasks`: `noun` with an English plural `s` unless `n` is 1. */
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/**
+ * Decimals for a set of ms figures shown together, so they line up and read alike
+ * (`2.0 10.0 28.0 324.0`, not `2 10.0 28.0 324`): enough for the smallest non-zero one.
+ */
+export function msDecimals(values: readonly number[]): number {
+  const smallest = Math.min(...values.filter((v) => v > 0));
+  if (!Number.isFinite(smallest)) return 0;
+  return smallest < 1 ? 2 : smallest < 10 ? 1 : 0;
 }
 
 function rate(r: number): string {
@@ -23,13 +33,21 @@ function restarts(m: Metrics): string {
 /**
  * One line of live figures. `recentRate` is over the last interval, so a slow-down shows at
  * once instead of being averaged away over the whole run.
+ *
+ * `running` is what has started: at most one task per thread slot (`slotsPerThread` is the
+ * engine's `concurrency`). The children hold more than that — each thread prefetches its next
+ * tasks so it never idles between them — and those are shown as `prefetched`.
  */
-export function formatStatsLine(m: Metrics, elapsedMs: number, recentRate: number): string {
+export function formatStatsLine(m: Metrics, elapsedMs: number, recentRate: number, slotsPerThread = 1): string {
   const outcomes = STATUSES.map((s) => `${s} ${m.outcomes[s]}`).join(' ');
+  const running = Math.min(m.running, m.threadsAlive * slotsPerThread);
+  const d = msDecimals([m.runMs.p50, m.runMs.p99, m.waitMs.p50, m.waitMs.p99]);
+  const pair = (p: Percentiles) => `${p.p50.toFixed(d)}/${p.p99.toFixed(d)}`;
   return (
-    `mpms stats: ${(elapsedMs / 1000).toFixed(1)} s  done ${m.finished}/${m.total}  queued ${m.queued}  running ${m.running}  ${outcomes}  ` +
-    `${rate(recentRate)} tasks/s  run p50/p99 ${ms(m.runMs.p50)}/${ms(m.runMs.p99)} ms  wait p50/p99 ${ms(m.waitMs.p50)}/${ms(m.waitMs.p99)} ms  ` +
-    `processes ${m.processesAlive}  threads ${m.threadsAlive}  restarts ${REASONS.reduce((n, r) => n + m.restarts[r], 0)}`
+    `mpms stats: ${(elapsedMs / 1000).toFixed(1)} s  done ${m.finished}/${m.total}  queued ${m.queued}  running ${running}  ` +
+    `prefetched ${m.running - running}  ${outcomes}  ${rate(recentRate)} tasks/s  run p50/p99 ${pair(m.runMs)} ms  ` +
+    `wait p50/p99 ${pair(m.waitMs)} ms  processes ${m.processesAlive}  threads ${m.threadsAlive}  ` +
+    `restarts ${REASONS.reduce((n, r) => n + m.restarts[r], 0)}`
   );
 }
 
@@ -37,7 +55,9 @@ export function formatStatsLine(m: Metrics, elapsedMs: number, recentRate: numbe
 export function formatFinalTable(s: Summary, m: Metrics): string {
   const secs = s.durationMs / 1000;
   const pad = (label: string, ...cols: string[]) => `  ${label.padEnd(10)}${cols.map((c) => c.padStart(10)).join('')}`;
-  const pcts = (p: Percentiles) => [ms(p.p50), ms(p.p90), ms(p.p99), ms(p.max)];
+  const all = (p: Percentiles) => [p.p50, p.p90, p.p99, p.max];
+  const d = msDecimals([...all(m.runMs), ...all(m.waitMs)]);
+  const pcts = (p: Percentiles) => all(p).map((v) => v.toFixed(d));
   return [
     pad('status', 'tasks'),
     ...STATUSES.map((st) => pad(st, String(s[st]))),

@@ -447,7 +447,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         err.phase = msg.phase;
         c.fatal = err;
         if (this.state === 'starting') this.startFailure?.reject(err);
-        else c.log.error({ err }, err.message);
+        // After a failed start, another child failing the same way is that same failure: start() reported it.
+        else if (this.state !== 'stopped') c.log.error({ err }, err.message);
         c.killTree();
         return;
       }

@@ -39,6 +39,9 @@ export class Ledger {
   finished = 0;
   private readonly runHist: RecordableHistogram = createHistogram();
   private readonly waitHist: RecordableHistogram = createHistogram();
+  /** Exact sums in ms (a histogram's mean is rounded to its buckets). */
+  private runSum = 0;
+  private waitSum = 0;
 
   create(args: unknown[], wireArgs: WireArgs, meta: Record<string, unknown> | undefined, timeout: number): TaskRecord {
     const rec: TaskRecord = { id: this.nextId++, args, wireArgs, meta, enqueuedAt: Date.now(), timeout, attempts: 0, child: null, remote: false, unlisten: undefined };
@@ -78,8 +81,14 @@ export class Ledger {
     this.counts[STATUS_BY_CODE[code]]++;
     this.finished++;
     // Histograms take integers >= 1: record microseconds.
-    if (runMs >= 0 && code !== Code.Cancelled) this.runHist.record(Math.max(1, Math.round(runMs * 1000)));
-    if (waitMs >= 0) this.waitHist.record(Math.max(1, Math.round(waitMs * 1000)));
+    if (runMs >= 0 && code !== Code.Cancelled) {
+      this.runHist.record(Math.max(1, Math.round(runMs * 1000)));
+      this.runSum += runMs;
+    }
+    if (waitMs >= 0) {
+      this.waitHist.record(Math.max(1, Math.round(waitMs * 1000)));
+      this.waitSum += waitMs;
+    }
     return true;
   }
 
@@ -88,16 +97,16 @@ export class Ledger {
   }
 
   runPercentiles(): Percentiles {
-    return percentiles(this.runHist);
+    return percentiles(this.runHist, this.runSum);
   }
 
   waitPercentiles(): Percentiles {
-    return percentiles(this.waitHist);
+    return percentiles(this.waitHist, this.waitSum);
   }
 }
 
-function percentiles(h: RecordableHistogram): Percentiles {
-  if (h.count === 0) return { p50: 0, p90: 0, p99: 0, max: 0 };
+function percentiles(h: RecordableHistogram, sum: number): Percentiles {
+  if (h.count === 0) return { p50: 0, p90: 0, p99: 0, max: 0, count: 0, sum: 0 };
   const ms = (us: number) => Math.round(us) / 1000;
-  return { p50: ms(h.percentile(50)), p90: ms(h.percentile(90)), p99: ms(h.percentile(99)), max: ms(h.max) };
+  return { p50: ms(h.percentile(50)), p90: ms(h.percentile(90)), p99: ms(h.percentile(99)), max: ms(h.max), count: h.count, sum };
 }

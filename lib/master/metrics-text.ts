@@ -23,12 +23,16 @@ export function metricsText(m: Metrics, engine: string): string {
   metric('mpms_tasks_running', 'gauge', 'Tasks held by children (running or prefetched).', [[e, m.running]]);
   metric('mpms_processes_alive', 'gauge', 'Child processes alive.', [[e, m.processesAlive]]);
   metric('mpms_threads_alive', 'gauge', 'Worker threads alive.', [[e, m.threadsAlive]]);
-  const quantiles = (p: Metrics['runMs']): Array<[string, number]> => [
-    [`${e},quantile="0.5"`, p.p50 / 1000],
-    [`${e},quantile="0.9"`, p.p90 / 1000],
-    [`${e},quantile="0.99"`, p.p99 / 1000],
-  ];
-  metric('mpms_task_run_seconds', 'summary', 'Run time of tasks, from start in a thread to outcome.', quantiles(m.runMs));
-  metric('mpms_task_wait_seconds', 'summary', 'Wait from put() to start in a thread.', quantiles(m.waitMs));
+  // A summary is its quantiles plus `_sum` and `_count`: rates and means over time come from those two.
+  const summary = (name: string, help: string, p: Metrics['runMs']) => {
+    metric(name, 'summary', help, [
+      [`${e},quantile="0.5"`, p.p50 / 1000],
+      [`${e},quantile="0.9"`, p.p90 / 1000],
+      [`${e},quantile="0.99"`, p.p99 / 1000],
+    ]);
+    out.push(`${name}_sum{${e}} ${Number.isFinite(p.sum) ? p.sum / 1000 : 0}`, `${name}_count{${e}} ${p.count}`);
+  };
+  summary('mpms_task_run_seconds', 'Run time of tasks, from start in a thread to outcome.', m.runMs);
+  summary('mpms_task_wait_seconds', 'Wait from put() to start in a thread.', m.waitMs);
   return out.join('\n') + '\n';
 }
