@@ -19,6 +19,7 @@ import type { Meta, Summary, TaskStatus } from '../types.js';
 import { describeConfigError, parseRunArgs, runHelp, UsageError, type RunArgs } from './args.js';
 import { createProgress, type ProgressDisplay } from './progress.js';
 import { formatFinalTable, formatStatsLine } from './stats.js';
+import { unsendable } from '../shared/outcomes.js';
 
 /** How long the first SIGINT/SIGTERM lets running tasks finish before they are cancelled. */
 export const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -47,7 +48,7 @@ export function formatOutcome(meta: Meta, result: unknown): { line: string; seri
       const line = JSON.stringify({ taskId: meta.taskId, status: 'ok', result: result === undefined ? null : result, runMs }, jsonReplacer);
       return { line: line + '\n', serializable: true };
     } catch (err) {
-      const error = { name: 'SerializationError', message: `task ${meta.taskId} succeeded but its result cannot be written as JSON: ${(err as Error).message}` };
+      const error = unsendable(`task ${meta.taskId} succeeded but its result cannot be written as JSON: ${(err as Error).message}`);
       return { line: JSON.stringify({ taskId: meta.taskId, status: 'error', error, runMs }) + '\n', serializable: false };
     }
   }
