@@ -11,7 +11,14 @@
 export const Code = { Ok: 0, Error: 1, Timeout: 2, Crashed: 3, Cancelled: 4 } as const;
 export type Code = (typeof Code)[keyof typeof Code];
 
+/** The five outcome statuses, in code order: the one list (`TaskStatus` in types.ts derives from it). */
 export const STATUS_BY_CODE = ['ok', 'error', 'timeout', 'crashed', 'cancelled'] as const;
+export type Status = (typeof STATUS_BY_CODE)[number];
+
+/** A zeroed count per status. */
+export function countByStatus(): Record<Status, number> {
+  return { ok: 0, error: 0, timeout: 0, crashed: 0, cancelled: 0 };
+}
 
 /**
  * A task on the wire: [taskId, args, timeoutMs (0 = none, ABORTABLE), attempt]. `args` travels as is when
@@ -105,7 +112,8 @@ export interface ErrorWire {
 }
 
 /** Where a child or thread was when it failed to start. */
-export type StartPhase = 'load' | 'export' | 'processInitializer' | 'threadInitializer' | 'threadStart';
+export const START_PHASES = ['load', 'export', 'processInitializer', 'threadInitializer', 'threadStart'] as const;
+export type StartPhase = (typeof START_PHASES)[number];
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
@@ -133,8 +141,14 @@ export const SLOTS = {
   idAt: (k: number) => 1 + 3 * k,
 } as const;
 
-/** Why a thread or process is being replaced. Mirrors `RestartReason` in types.ts. */
-export type Reason = 'crash' | 'lifecycle' | 'hard' | 'gracefulDie' | 'initFailure';
+/** Why a thread or process is being replaced: the one list (`RestartReason` in types.ts derives from it). */
+export const RESTART_REASONS = ['crash', 'lifecycle', 'hard', 'gracefulDie', 'initFailure'] as const;
+export type Reason = (typeof RESTART_REASONS)[number];
+
+/** A zeroed count per restart reason. */
+export function countByReason(): Record<Reason, number> {
+  return { crash: 0, lifecycle: 0, hard: 0, gracefulDie: 0, initFailure: 0 };
+}
 
 /** Settings every child receives once, in its `init` message. */
 export interface ChildInit {

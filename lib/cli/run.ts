@@ -15,11 +15,12 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { ConfigError, WorkerStartError } from '../errors.js';
 import { MPMS } from '../index.js';
+import { countByStatus } from '../protocol.js';
+import { unsendable } from '../shared/outcomes.js';
 import type { Meta, Summary, TaskStatus } from '../types.js';
 import { describeConfigError, parseRunArgs, runHelp, UsageError, type RunArgs } from './args.js';
 import { createProgress, type ProgressDisplay } from './progress.js';
 import { formatFinalTable, formatStatsLine } from './stats.js';
-import { unsendable } from '../shared/outcomes.js';
 
 /** How long the first SIGINT/SIGTERM lets running tasks finish before they are cancelled. */
 export const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -209,7 +210,7 @@ class LogSink {
 }
 
 class Runner {
-  private readonly counts: Record<TaskStatus, number> = { ok: 0, error: 0, timeout: 0, crashed: 0, cancelled: 0 };
+  private readonly counts: Record<TaskStatus, number> = countByStatus();
   private outcomes = 0;
   private unwritable = 0;
   private badLines = 0;
