@@ -319,6 +319,3 @@ function cloneable(value: unknown): unknown {
     return describe(value);
   }
 }
-
-/** The error types mpms itself creates on the far side; the master rebuilds them as its classes. */
-export const OWN_ERROR_NAMES = ['TaskTimeoutError', 'WorkerCrashedError', 'TaskCancelledError', 'SerializationError', 'WorkerGracefulDie'] as const;
