@@ -94,6 +94,10 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private readonly respawnTimers = new Set<NodeJS.Timeout>();
   private broken: Error | undefined;
   private readonly unstarted: FinalSummary['unstarted'] = [];
+  /** The user called close() or join(): a later put() is a call-order mistake and rejects. */
+  private userClosed = false;
+  /** gracefulShutdown() or terminate() was called (by the user elsewhere, or by a signal). */
+  private shutdownBegan = false;
   private signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
   private startFailure: Deferred<never> | undefined;
   /** The stop sent to every child by the teardown; re-sent to a child that becomes ready later. */
@@ -117,6 +121,14 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   }
 
   // ---- public API ---------------------------------------------------------------------------
+
+  /**
+   * Whether `put()`/`submit()` accept tasks now: true from `start()` until intake ends
+   * (`close()`, `join()`, a shutdown, or the engine gave up after a crash loop).
+   */
+  get accepting(): boolean {
+    return this.state === 'running' && !this.broken;
+  }
 
   /** Tasks accepted so far. */
   get totalCount(): number {
@@ -172,13 +184,20 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.pump();
   }
 
-  /** Enqueues one task; resolves with its id once accepted. Waits while the queue is full (see `putTimeout`). */
-  put(...args: unknown[]): Promise<number> {
+  /**
+   * Enqueues one task; resolves with its id once accepted. Waits while the queue is full (see
+   * `putTimeout`). Once a shutdown has begun (a signal, `gracefulShutdown()`, `terminate()`), a
+   * waiting or later call resolves with `undefined` instead: the task was not accepted.
+   * @throws EngineStateError before `start()`, after the user's own `close()`/`join()`, or when
+   * nothing reads outcomes and this put would wait for a reader for ever (see docs/guide.md).
+   */
+  put(...args: unknown[]): Promise<number | undefined> {
     return this.submit(args);
   }
 
-  /** Like `put()`, with a per-task AbortSignal, hard timeout and meta keys. Resolves with the task id. */
-  async submit(args: unknown[], options: SubmitOptions = {}): Promise<number> {
+  /** Like `put()`, with a per-task AbortSignal, hard timeout and meta keys. Resolves with the task id (`undefined`: see `put()`). */
+  async submit(args: unknown[], options: SubmitOptions = {}): Promise<number | undefined> {
+    if (this.declining()) return undefined;
     this.assertAccepting();
     if (!Array.isArray(args)) throw new TypeError('submit(args): args must be an array of arguments');
     const problems: string[] = [];
@@ -187,11 +206,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (options.meta !== undefined && (options.meta === null || typeof options.meta !== 'object')) problems.push('`meta` must be an object');
     if (problems.length) throw new ConfigError(problems);
     const wireArgs = toWireArgs(args);
-    if (!this.queue.hasRoom) {
-      await this.queue.waitForRoom(this.opts.putTimeout);
-      this.queue.release();
-      this.assertAccepting();
-    }
+    if (!this.queue.hasRoom && !(await this.waitForRoom())) return undefined;
     const userMeta = options.meta ? (this.hasUserMeta ? { ...this.opts.meta, ...options.meta } : options.meta) : this.hasUserMeta ? this.opts.meta : undefined;
     const rec = this.ledger.create(args, wireArgs, userMeta, options.timeout ?? this.opts.taskTimeout ?? (options.signal ? ABORTABLE : 0));
     this.queue.push(rec);
@@ -202,8 +217,10 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   /** Ends intake: later `put()` calls reject. Tasks already accepted still run. */
   close(): void {
+    this.userClosed = true;
     if (this.state === 'new' || this.state === 'starting' || this.state === 'running') this.state = 'closed';
     this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine was closed; the task was not accepted'));
+    this.sink.endIntake();
     this.checkDone();
   }
 
@@ -224,6 +241,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
    */
   join(): Promise<FinalSummary> {
     this.close();
+    this.consumerWaitsForStop();
+    // A consumer that holds one outcome this long no longer holds the end back (docs/guarantees.md).
+    this.sink.limitStalls(this.opts.hookTimeout);
     this.joining ??= (async () => {
       await Promise.race([this.allSettled.promise, this.stopRequested.promise]);
       return this.teardown('join', this.opts.hookTimeout);
@@ -238,6 +258,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
    */
   gracefulShutdown(options: { timeout?: number } = {}): Promise<FinalSummary> {
     const timeout = options.timeout ?? 30_000;
+    this.shutdownBegan = true;
+    this.consumerWaitsForStop();
     this.stopRequested.resolve();
     this.abortStart('gracefulShutdown() was called during start()');
     return this.teardown('graceful', timeout);
@@ -245,6 +267,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   /** Immediate stop: kills every child; every unsettled task settles `cancelled`. */
   terminate(): Promise<FinalSummary> {
+    this.shutdownBegan = true;
+    this.consumerWaitsForStop();
     this.stopRequested.resolve();
     this.abortStart('terminate() was called during start()');
     this.state = 'stopping';
@@ -406,7 +430,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       case 'retiring':
         return this.onChildRetiring(c, msg.reason, msg.detail);
       case 'fatal': {
-        const err = new WorkerStartError(`process ${c.index} could not start (${msg.phase}): ${msg.error.message}`, { cause: fromErrorWire(msg.error) });
+        const err = new WorkerStartError(`process ${c.index} could not start (${msg.phase}): ${msg.error.message}`, { cause: decodeError(msg.error) });
         err.phase = msg.phase;
         c.fatal = err;
         if (this.state === 'starting') this.startFailure?.reject(err);
@@ -418,7 +442,13 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         c.threadsAlive = msg.alive;
         return;
       case 'log':
-        return c.log[msg.level](msg.fields ?? {}, msg.msg);
+        try {
+          c.log[msg.level](msg.fields ?? {}, msg.msg);
+        } catch {
+          // Fields a task produced may be beyond the logger (e.g. too deep); the line is lost, nothing else.
+          c.log[msg.level]({}, msg.msg);
+        }
+        return;
     }
   }
 
@@ -535,7 +565,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   private noteRestart(processIndex: number, reason: RestartReason, threadIndex?: number, detail?: string, warm?: boolean): void {
     this.restarts[reason]++;
-    this.emit('restart', { processIndex, threadIndex, reason, detail, ...(warm === undefined ? {} : { warm }) });
+    if (this.listenerCount('restart') > 0) this.emitIsolated('restart', { processIndex, threadIndex, reason, detail, ...(warm === undefined ? {} : { warm }) });
   }
 
   /** The engine cannot keep children alive: every task without a child settles `cancelled`; join() resolves. */
@@ -543,7 +573,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (this.broken) return;
     this.broken = cause;
     this.logger.error({ err: cause }, 'mpms stops replacing children (crash loop); queued tasks are cancelled');
-    if (this.listenerCount('error') > 0) this.emit('error', cause);
+    // Never emit('error') without a listener: EventEmitter would throw it.
+    if (this.listenerCount('error') > 0) this.emitIsolated('error', cause);
     this.queue.rejectWaiters(new EngineStateError(`the engine cannot run tasks: ${cause.message}`, { cause }));
     this.cancelQueued(`the engine gave up: ${cause.message}`);
     this.checkDone();
@@ -580,7 +611,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   /** Hands queued tasks to the children with credit, in batches, unless outcomes are piling up unread. */
   private pump(): void {
-    if (this.sink.full) return;
+    if (this.sink.pausesDispatch) return this.pausedForReader();
     if (this.transport) return this.state === 'new' || this.state === 'starting' ? undefined : this.pumpRemote(this.transport);
     while (this.queue.length > 0) {
       let best: ChildHandle | undefined;
@@ -604,6 +635,49 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.queue.wake();
   }
 
+  /**
+   * Dispatch waits for the consumer. A put() waiting for room must then not wait on itself: the
+   * consumer's own puts are let in over the bound; with no consumer at all, nothing can ever make
+   * room, so waiting puts are told so.
+   */
+  private pausedForReader(): void {
+    if (!this.queue.hasWaiters) return;
+    if (this.sink.awaitingReader) this.queue.rejectWaiters(this.noReaderError());
+    else this.queue.admitConsumers();
+  }
+
+  /** Waits for room in the queue (see `put()`); false when a shutdown began meanwhile: not accepted. */
+  private async waitForRoom(): Promise<boolean> {
+    const consumer = this.sink.holding && this.sink.isConsumerCall();
+    if (this.sink.pausesDispatch) {
+      // Room would have to come from the consumer; for its own put, that is itself.
+      if (consumer) return true;
+      if (this.sink.awaitingReader) throw this.noReaderError();
+    }
+    await this.queue.waitForRoom(this.opts.putTimeout, consumer);
+    this.queue.release();
+    if (this.declining()) return false;
+    this.assertAccepting();
+    return true;
+  }
+
+  private noReaderError(): EngineStateError {
+    return new EngineStateError(
+      `put() would wait for ever: ${this.sink.waiting} outcomes (resultQueueMaxsize) wait to be read and nothing reads them — no collector, and iterResults() was not called. ` +
+        'Start the iterResults() loop before putting (or while putting), or pass a collector (`collector: () => {}` if only the summary matters); the task was not accepted',
+    );
+  }
+
+  /** join() or a shutdown called by the consumer itself: nothing may wait for the outcome it holds. */
+  private consumerWaitsForStop(): void {
+    if (this.sink.holding && this.sink.isConsumerCall()) this.sink.blockCurrentHold();
+  }
+
+  /** A shutdown began and the user did not close intake: put() resolves without a task id. */
+  private declining(): boolean {
+    return this.shutdownBegan && !this.userClosed;
+  }
+
   private requeue(rec: TaskRecord): void {
     rec.child = null;
     if (rec.cancelled) {
@@ -615,7 +689,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     }
   }
 
-  /** The one place an outcome is decided: retried, or settled exactly once and delivered. */
+  /** The one place an outcome is decided: retried, or settled (see `settle`). */
   private complete(rec: TaskRecord, code: number, value: unknown, startedAt: number, endedAt: number, c: ChildHandle | undefined, threadIndex: number | undefined, remote?: RemotePlace): void {
     if (startedAt > 0 || code === Code.Crashed) rec.attempts++;
     if ((code === Code.Crashed || code === Code.Timeout) && rec.attempts <= this.opts.retries && !rec.cancelled && (this.state === 'running' || this.state === 'closed') && !this.broken) {
@@ -626,15 +700,47 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       this.queue.push(rec);
       return;
     }
+    this.settle(rec, code, value, startedAt, endedAt, c, threadIndex, remote);
+  }
+
+  /**
+   * The only way a task gets its outcome: decoded, settled in the ledger (once: a second report
+   * finds nothing), and only then handed to user code — 'task' listeners, then the collector or
+   * reader — each isolated, so nothing they do (throw, re-enter) can undo or skip a settle.
+   */
+  private settle(rec: TaskRecord, code: number, value: unknown, startedAt: number, endedAt: number, c: ChildHandle | undefined, threadIndex: number | undefined, remote?: RemotePlace): void {
+    let status = (code & ~SERIALIZED) as Code;
+    let result: unknown;
+    try {
+      result = status !== Code.Ok ? fromErrorWire(value as ErrorWire) : code & SERIALIZED ? v8.deserialize(value as Uint8Array) : value;
+    } catch (err) {
+      // Whatever a task produced may be beyond the master to decode (e.g. nesting deeper than its stack).
+      const what = status === Code.Ok ? 'result' : 'error';
+      status = Code.Error;
+      result = new SerializationError(`task ${rec.id}: its ${what} could not be decoded in the master: ${(err as Error)?.message}`, { cause: err });
+    }
     const runMs = startedAt > 0 ? endedAt - startedAt : -1;
     const waitMs = startedAt > 0 ? startedAt - rec.enqueuedAt : -1;
-    const status = (code & ~SERIALIZED) as Code;
     if (!this.ledger.settle(rec, status, runMs, waitMs)) return;
     const meta = buildMeta(rec, status, startedAt, endedAt, c?.index, threadIndex, c?.pid, rec.meta, remote);
-    const result = status !== Code.Ok ? fromErrorWire(value as ErrorWire) : code & SERIALIZED ? v8.deserialize(value as Uint8Array) : value;
-    if (this.listenerCount('task') > 0) this.emit('task', meta);
+    if (this.listenerCount('task') > 0) this.emitIsolated('task', meta);
     this.sink.push(meta, result);
     if (this.ledger.size === 0) this.checkDone();
+  }
+
+  /** Calls each listener of `event` on its own: one that throws is logged, the others still run. */
+  private emitIsolated<K extends keyof MPMSEvents>(event: K, ...args: MPMSEvents[K]): void {
+    for (const fn of this.rawListeners(event) as Array<(...a: unknown[]) => unknown>) {
+      try {
+        fn.apply(this, args);
+      } catch (err) {
+        try {
+          this.logger.error({ err }, `a '${event}' listener threw; the engine goes on`);
+        } catch {
+          // A logger that throws must not break the settle path either.
+        }
+      }
+    }
   }
 
   private cancelUnstarted(rec: TaskRecord, why: string): void {
@@ -726,7 +832,10 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     const wasStarted = this.state !== 'new';
     await step('stop intake', 100, () => {
       this.state = 'stopping';
-      this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine shut down; the task was not accepted'));
+      this.sink.endIntake();
+      // Waiting puts resolve without a task id: a signal or a shutdown elsewhere is not their caller's mistake.
+      if (this.declining()) this.queue.releaseWaiters();
+      else this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine shut down; the task was not accepted'));
       if (this.health) clearInterval(this.health);
       for (const t of this.respawnTimers) clearTimeout(t);
       this.respawnTimers.clear();
@@ -757,8 +866,10 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     await step('settle what is left', 1000, () => {
       for (const rec of [...this.ledger.records()]) this.cancelUnstarted(rec, 'the engine stopped');
     });
+    // join(): as long as the collector returns (limitStalls: one call may take up to hookTimeout).
     await step('drain the collector', kind === 'join' ? 2 ** 31 - 1 : Math.max(graceMs, 1000), () => this.sink.idle());
-    this.sink.warnUnread();
+    this.sink.abandon(`the collector did not finish within the shutdown's bound (${kind})`);
+    this.sink.close();
     this.removeStartLogs();
     this.removeSignalHandlers();
     this.state = 'stopped';
@@ -823,5 +934,14 @@ function toWireArgs(args: unknown[]): WireArgs {
     return v8.serialize(args);
   } catch (err) {
     throw new SerializationError(`an argument cannot be sent to a child process: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** fromErrorWire that cannot throw: an error a child sent may be beyond the master to rebuild. */
+function decodeError(wire: ErrorWire): Error {
+  try {
+    return fromErrorWire(wire);
+  } catch (err) {
+    return new SerializationError(`an error sent by a child could not be decoded: ${(err as Error)?.message}`);
   }
 }
