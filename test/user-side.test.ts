@@ -45,6 +45,14 @@ async function within<T>(p: Promise<T>, ms: number, what: () => unknown): Promis
   }
 }
 
+/** Resolves once `cond()` holds (a state, checked every 2 ms; bounded by the caller's `within`). */
+function until(cond: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => (cond() ? resolve() : setTimeout(check, 2));
+    check();
+  });
+}
+
 /** A pino logger that keeps its lines, so a test can look for a warning or an error. */
 function captureLogger() {
   const lines: Array<{ level: number; msg: string }> = [];
@@ -184,16 +192,24 @@ describe('a reader that leaves (issue 14.2)', () => {
       const m = engine({ processes: 1, threads: 2, resultQueueMaxsize: 5, taskQueueMaxsize: 100, logger });
       const outcomes = outcomeCounter(m);
       await m.start();
+      let paused!: () => void;
+      const dispatchPaused = new Promise<void>((r) => (paused = r));
       const reading = (async () => {
         let n = 0;
         for await (const _ of m.iterResults()) {
           if (++n < 10) continue;
+          // Leave only once dispatch waits for this reader and nothing is in flight: no outcome
+          // is on its way that could make room by itself.
+          await dispatchPaused;
           if (how === 'break') break;
           throw new Error('the reader fails');
         }
         return n;
       })().catch((err: Error) => err);
       for (let i = 0; i < 100; i++) await m.put(i);
+      await within(until(() => m.metrics().running === 0 && m.metrics().finished >= 15), 30_000, () => m.metrics());
+      expect(m.metrics().queued).toBeGreaterThan(0);
+      paused();
       const summary = await within(m.join(), 30_000, () => m.metrics());
       expect(summary).toMatchObject({ total: 100, ok: 100 });
       expect(outcomes.once()).toBe(true);
@@ -326,7 +342,7 @@ describe('user callbacks cannot break the ledger (issue 14.5)', () => {
       await m.start();
       for (let i = 0; i < 200; i++) await m.put('gate', g.file);
       g.open();
-      if (how === 'metrics and put') await within(new Promise<void>((r) => setImmediate(function wait() { if (fromCollector) r(); else setImmediate(wait); })), 30_000, () => m.metrics());
+      if (how === 'metrics and put') await within(until(() => fromCollector !== undefined), 30_000, () => m.metrics());
       const summary = await within(m.join(), 30_000, () => ({ ...m.metrics(), delivered: delivered.length }));
       await within(allDelivered, 30_000, () => ({ ...m.metrics(), delivered: delivered.length }));
       expect(await within(Promise.resolve(fromCollector), 30_000, () => m.metrics())).toBeDefined();
