@@ -143,6 +143,56 @@ describe('a consumer that puts follow-ups (crawler) never deadlocks (issue 14.1)
     });
   }
 
+  // The engine recognises the consumer's put by its stack: the shapes follow-ups are put in.
+  type Put = (m: MPMS, children: Array<[number, number]>) => Promise<unknown>;
+  const helper = async (m: MPMS, c: [number, number]) => {
+    await null;
+    return m.put('node', c);
+  };
+  const SHAPES: Array<[string, Put]> = [
+    ['an awaited helper', async (m, cs) => { for (const c of cs) await helper(m, c); }],
+    ['Promise.all', (m, cs) => Promise.all(cs.map((c) => m.put('node', c)))],
+    ['Promise.all after an await', async (m, cs) => { await null; await Promise.all(cs.map((c) => helper(m, c))); }],
+    ['a .then chain', (m, cs) => Promise.resolve().then(() => Promise.all(cs.map((c) => m.put('node', c))))],
+    ['return helper() without await', async (m, cs) => { await null; return (async () => { for (const c of cs) await helper(m, c); })(); }],
+    ['an async .then callback', (m, cs) => Promise.resolve().then(async () => { for (const c of cs) await helper(m, c); })],
+  ];
+  for (const [shape, putAll] of SHAPES) {
+    it(`follow-ups put through ${shape}, collector and reader, taskQueueMaxsize 1, resultQueueMaxsize 1`, async () => {
+      for (const kind of ['collector', 'reader'] as const) {
+        let collected = 0;
+        let done!: () => void;
+        const crawled = new Promise<void>((r) => (done = r));
+        const m: MPMS = engine({
+          processes: 1,
+          threads: 2,
+          taskQueueMaxsize: 1,
+          resultQueueMaxsize: 1,
+          ...(kind === 'collector'
+            ? {
+                collector: async (_meta: Meta, result: unknown) => {
+                  await putAll(m, result as Array<[number, number]>);
+                  if (++collected === m.totalCount) done();
+                },
+              }
+            : {}),
+        });
+        await m.start();
+        if (kind === 'reader') {
+          void (async () => {
+            for await (const { result } of m.iterResults()) {
+              await putAll(m, result as Array<[number, number]>);
+              if (++collected === m.totalCount) done();
+            }
+          })();
+        }
+        await m.put('node', [4, 3]);
+        await within(crawled, 30_000, () => ({ kind, ...m.metrics() }));
+        expect((await m.join()).ok, kind).toBe(121);
+      }
+    });
+  }
+
   it('the collector helps itself past the queue bound, other producers do not: a put loop beside a crawling, slow collector stays within taskQueueMaxsize', async () => {
     // A slow collector (so outcomes pile up and dispatch pauses) that puts one follow-up for each
     // of the first 100 outcomes, while the main loop puts 1,000 tasks. Only the collector's own

@@ -1,17 +1,18 @@
 /**
- * Who is calling: used only when the answer decides between waiting and a deadlock, i.e. when
+ * Who is calling: used only where the answer decides between waiting and a deadlock, i.e. when
  * a `put()` must wait, or `join()`/a shutdown is called, while the result consumer (collector or
- * `iterResults()` reader) holds an outcome. The consumer is recognised by a function on the
- * call's stack: the engine's own frame that awaits the collector's promise, or the function
- * that reads `iterResults()`. V8 lists the functions awaiting the current one ("async" frames),
- * so a put reached from the consumer through `await`, `Promise.all` or a `.then` chain is found;
- * one made from a timer or an event callback the consumer set up is not (docs/guarantees.md).
+ * `iterResults()` reader) holds an outcome. The consumer is recognised by a function among the
+ * frames of the engine method's continuation: the engine's own frame that awaits the collector's
+ * promise, or the function that reads `iterResults()`. V8 appends the functions awaiting the
+ * current one ("async" frames) once their promises are linked, so a call the consumer awaits
+ * through `await`, helpers, `Promise.all`, `.then` or a returned promise is found; one made from a
+ * timer or an event callback, which no promise links to the consumer, is not
+ * (docs/guarantees.md, "User code").
  *
  * Why not AsyncLocalStorage: on Node 20 it hooks every promise in the process; measured on a
- * no-op P2×T2 run it costs the master ~0.75 µs per task. A stack is read here only on the rare
- * slow path above (a capture is ~2-5 µs).
+ * no-op P2×T2 run it costs the master ~0.75 µs of CPU per task. A stack is read here only on the
+ * rare slow paths above (a capture is ~2-5 µs).
  */
-
 import { fileURLToPath } from 'node:url';
 
 /** A function's identity: its file and the position of its definition (survives renaming by bundlers). */

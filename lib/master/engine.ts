@@ -241,14 +241,13 @@ export class MPMS extends EventEmitter<MPMSEvents> {
    */
   join(): Promise<FinalSummary> {
     this.close();
-    this.consumerWaitsForStop();
     // A consumer that holds one outcome this long no longer holds the end back (docs/guarantees.md).
     this.sink.limitStalls(this.opts.hookTimeout);
     this.joining ??= (async () => {
       await Promise.race([this.allSettled.promise, this.stopRequested.promise]);
       return this.teardown('join', this.opts.hookTimeout);
     })();
-    return this.joining;
+    return this.awaitedByConsumer(this.joining);
   }
 
   /**
@@ -259,22 +258,20 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   gracefulShutdown(options: { timeout?: number } = {}): Promise<FinalSummary> {
     const timeout = options.timeout ?? 30_000;
     this.shutdownBegan = true;
-    this.consumerWaitsForStop();
     this.stopRequested.resolve();
     this.abortStart('gracefulShutdown() was called during start()');
-    return this.teardown('graceful', timeout);
+    return this.awaitedByConsumer(this.teardown('graceful', timeout));
   }
 
   /** Immediate stop: kills every child; every unsettled task settles `cancelled`. */
   terminate(): Promise<FinalSummary> {
     this.shutdownBegan = true;
-    this.consumerWaitsForStop();
     this.stopRequested.resolve();
     this.abortStart('terminate() was called during start()');
     this.state = 'stopping';
     this.cancelQueued('terminate() was called');
     for (const c of this.liveChildren()) c.killTree();
-    return this.teardown('terminate', 0);
+    return this.awaitedByConsumer(this.teardown('terminate', 0));
   }
 
   /** A snapshot of counts, restarts and run/wait-time percentiles. */
@@ -648,7 +645,13 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   /** Waits for room in the queue (see `put()`); false when a shutdown began meanwhile: not accepted. */
   private async waitForRoom(): Promise<boolean> {
-    const consumer = this.sink.holding && this.sink.isConsumerCall();
+    let consumer = false;
+    if (this.sink.holding) {
+      await afterLinks();
+      if (this.declining()) return false;
+      this.assertAccepting();
+      consumer = this.sink.holding && this.sink.isConsumerCall();
+    }
     if (this.sink.pausesDispatch) {
       // Room would have to come from the consumer; for its own put, that is itself.
       if (consumer) return true;
@@ -668,9 +671,17 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     );
   }
 
-  /** join() or a shutdown called by the consumer itself: nothing may wait for the outcome it holds. */
-  private consumerWaitsForStop(): void {
-    if (this.sink.holding && this.sink.isConsumerCall()) this.sink.blockCurrentHold();
+  /**
+   * `done` as the caller of join() or a shutdown gets it. If that caller is the consumer itself,
+   * nothing may wait for the outcome it holds (ResultSink.blockCurrentHold).
+   */
+  private awaitedByConsumer<T>(done: Promise<T>): Promise<T> {
+    if (!this.sink.holding) return done;
+    return (async () => {
+      await afterLinks();
+      if (this.sink.holding && this.sink.isConsumerCall()) this.sink.blockCurrentHold();
+      return done;
+    })();
   }
 
   /** A shutdown began and the user did not close intake: put() resolves without a task id. */
@@ -944,4 +955,9 @@ function decodeError(wire: ErrorWire): Error {
   } catch (err) {
     return new SerializationError(`an error sent by a child could not be decoded: ${(err as Error)?.message}`);
   }
+}
+
+/** One macrotask: every microtask queued so far has run, so V8 has linked the promises of the caller's chain. */
+function afterLinks(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

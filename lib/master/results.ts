@@ -95,9 +95,13 @@ export class ResultSink {
     return this.reader === 'none' && !this.intakeEnded;
   }
 
-  /** Whether the caller of the engine method running now is the consumer (see callers.ts). */
+  /**
+   * Whether the function awaiting the engine method running now is (or is awaited by) the
+   * consumer while it holds an outcome (see callers.ts). Call it from that method's async
+   * continuation, one macrotask after it was called (`afterLinks`), when V8 has linked the
+   * caller's promises: a promise an async function returns is adopted a few microtasks later.
+   */
   isConsumerCall(): boolean {
-    if (this.calling) return true;
     if (this.collectorBusy) return collectorFrame !== undefined && stackKeys().has(collectorFrame);
     if (this.readerHolding) return this.readerFrame !== undefined && stackKeys().has(this.readerFrame);
     return false;
