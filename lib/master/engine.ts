@@ -195,7 +195,10 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     return this.submit(args);
   }
 
-  /** Like `put()`, with a per-task AbortSignal, hard timeout and meta keys. Resolves with the task id (`undefined`: see `put()`). */
+  /**
+   * Like `put()`, with a per-task AbortSignal, hard timeout and meta keys. Resolves with the task
+   * id (`undefined`: see `put()`).
+   */
   async submit(args: unknown[], options: SubmitOptions = {}): Promise<number | undefined> {
     if (this.declining()) return undefined;
     this.assertAccepting();
@@ -427,7 +430,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       case 'retiring':
         return this.onChildRetiring(c, msg.reason, msg.detail);
       case 'fatal': {
-        const err = new WorkerStartError(`process ${c.index} could not start (${msg.phase}): ${msg.error.message}`, { cause: decodeError(msg.error) });
+        const err = new WorkerStartError(`process ${c.index} could not start (${msg.phase}): ${msg.error.message}`, {
+          cause: decodeError(msg.error),
+        });
         err.phase = msg.phase;
         c.fatal = err;
         if (this.state === 'starting') this.startFailure?.reject(err);
@@ -562,7 +567,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   private noteRestart(processIndex: number, reason: RestartReason, threadIndex?: number, detail?: string, warm?: boolean): void {
     this.restarts[reason]++;
-    if (this.listenerCount('restart') > 0) this.emitIsolated('restart', { processIndex, threadIndex, reason, detail, ...(warm === undefined ? {} : { warm }) });
+    if (this.listenerCount('restart') === 0) return;
+    const info = { processIndex, threadIndex, reason, detail, ...(warm === undefined ? {} : { warm }) };
+    this.emitIsolated('restart', info);
   }
 
   /** The engine cannot keep children alive: every task without a child settles `cancelled`; join() resolves. */
@@ -666,8 +673,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   private noReaderError(): EngineStateError {
     return new EngineStateError(
-      `put() would wait for ever: ${this.sink.waiting} outcomes (resultQueueMaxsize) wait to be read and nothing reads them — no collector, and iterResults() was not called. ` +
-        'Start the iterResults() loop before putting (or while putting), or pass a collector (`collector: () => {}` if only the summary matters); the task was not accepted',
+      `put() would wait for ever: ${this.sink.waiting} outcomes (resultQueueMaxsize) wait to be read and nothing ` +
+        'reads them — no collector, and iterResults() was not called. Start the iterResults() loop before putting ' +
+        '(or while putting), or pass a collector (`collector: () => {}` if only the summary matters); not accepted',
     );
   }
 
@@ -719,16 +727,27 @@ export class MPMS extends EventEmitter<MPMSEvents> {
    * finds nothing), and only then handed to user code — 'task' listeners, then the collector or
    * reader — each isolated, so nothing they do (throw, re-enter) can undo or skip a settle.
    */
-  private settle(rec: TaskRecord, code: number, value: unknown, startedAt: number, endedAt: number, c: ChildHandle | undefined, threadIndex: number | undefined, remote?: RemotePlace): void {
+  private settle(
+    rec: TaskRecord,
+    code: number,
+    value: unknown,
+    startedAt: number,
+    endedAt: number,
+    c: ChildHandle | undefined,
+    threadIndex: number | undefined,
+    remote?: RemotePlace,
+  ): void {
     let status = (code & ~SERIALIZED) as Code;
     let result: unknown;
     try {
-      result = status !== Code.Ok ? fromErrorWire(value as ErrorWire) : code & SERIALIZED ? v8.deserialize(value as Uint8Array) : value;
+      if (status !== Code.Ok) result = fromErrorWire(value as ErrorWire);
+      else result = code & SERIALIZED ? v8.deserialize(value as Uint8Array) : value;
     } catch (err) {
       // Whatever a task produced may be beyond the master to decode (e.g. nesting deeper than its stack).
       const what = status === Code.Ok ? 'result' : 'error';
       status = Code.Error;
-      result = new SerializationError(`task ${rec.id}: its ${what} could not be decoded in the master: ${(err as Error)?.message}`, { cause: err });
+      const message = `task ${rec.id}: its ${what} could not be decoded in the master: ${(err as Error)?.message}`;
+      result = new SerializationError(message, { cause: err });
     }
     const runMs = startedAt > 0 ? endedAt - startedAt : -1;
     const waitMs = startedAt > 0 ? startedAt - rec.enqueuedAt : -1;
@@ -846,7 +865,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       this.sink.endIntake();
       // Waiting puts resolve without a task id: a signal or a shutdown elsewhere is not their caller's mistake.
       if (this.declining()) this.queue.releaseWaiters();
-      else this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine shut down; the task was not accepted'));
+      else this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine shut down; not accepted'));
       if (this.health) clearInterval(this.health);
       for (const t of this.respawnTimers) clearTimeout(t);
       this.respawnTimers.clear();

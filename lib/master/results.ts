@@ -56,6 +56,8 @@ export class ResultSink {
   private abandoned = false;
   private dropped = 0;
   private stallMs = 0;
+  /** The engine's teardown is over: no watch is armed any more. */
+  private ended = false;
   private stallTimer: NodeJS.Timeout | undefined;
   private holdStartedAt = 0;
 
@@ -125,8 +127,8 @@ export class ResultSink {
   push(meta: Meta, result: unknown): void {
     if (this.collector) {
       if (this.abandoned) return;
-      if (!this.calling && !this.collectorBusy && this.head === this.buf.length) return this.runCollector({ meta, result });
-      this.buf.push({ meta, result });
+      if (this.calling || this.collectorBusy || this.head < this.buf.length) this.buf.push({ meta, result });
+      else this.runCollector({ meta, result });
       return;
     }
     if (this.reader === 'left' && this.waiting >= this.max) return this.drop();
@@ -143,7 +145,10 @@ export class ResultSink {
       let pending: PromiseLike<unknown> | undefined;
       try {
         const ret = collector(next.meta, next.result) as unknown;
-        if (ret !== null && typeof ret === 'object' && typeof (ret as PromiseLike<unknown>).then === 'function') pending = ret as PromiseLike<unknown>;
+        // Read inside the try: a `then` getter is user code too.
+        if (ret !== null && typeof ret === 'object' && typeof (ret as PromiseLike<unknown>).then === 'function') {
+          pending = ret as PromiseLike<unknown>;
+        }
       } catch (err) {
         this.fault(err, next.meta.taskId, 'collector threw');
       } finally {
@@ -227,7 +232,7 @@ export class ResultSink {
    * longer holds dispatch back, and `idle()` stops waiting for it. Its outcomes are still kept.
    */
   limitStalls(ms: number): void {
-    if (this.stallMs > 0 && this.stallMs <= ms) return;
+    if (this.ended || (this.stallMs > 0 && this.stallMs <= ms)) return;
     this.stallMs = ms;
     this.holdStartedAt = Date.now();
     this.armStallTimer(ms);
@@ -241,12 +246,13 @@ export class ResultSink {
 
   private checkStall(): void {
     this.stallTimer = undefined;
-    if (this.released || this.abandoned) return;
+    if (this.released || this.abandoned || this.ended) return;
     if (!this.holding) return this.armStallTimer(this.stallMs);
     const left = this.holdStartedAt + this.stallMs - Date.now();
     if (left > 0) return this.armStallTimer(left);
     this.released = true;
-    this.warn(`the ${this.collector ? 'collector' : 'iterResults() reader'} has held one outcome for ${this.stallMs} ms while the engine stops: dispatch no longer waits for it`);
+    const who = this.collector ? 'collector' : 'iterResults() reader';
+    this.warn(`the ${who} has held one outcome for ${this.stallMs} ms while the engine stops: dispatch goes on`);
     this.onRoom();
     this.notifyIdle();
   }
@@ -262,16 +268,20 @@ export class ResultSink {
     const undelivered = this.waiting;
     this.buf = [];
     this.head = 0;
-    this.warn(`${why}: the collector is not called again; ${undelivered} outcomes were not delivered to it (the summary counts them, and each was emitted as a 'task' event)`);
+    this.warn(
+      `${why}: the collector is not called again; ${undelivered} outcomes were not delivered to it ` +
+        "(the summary counts them, and each was emitted as a 'task' event)",
+    );
     this.notifyIdle();
   }
 
   /** The end of the engine: stops the stall watch; unread outcomes are worth one warning. */
   close(): void {
+    this.ended = true;
     clearTimeout(this.stallTimer);
     this.stallTimer = undefined;
     if (this.collector || this.reader === 'reading' || this.dropped > 0 || this.waiting === 0) return;
-    this.warn(`${this.waiting} outcomes are unread (no collector, no iterResults() reader): a later iterResults() yields them`);
+    this.warn(`${this.waiting} outcomes are unread (no collector, no iterResults() reader): iterResults() yields them`);
   }
 
   private warn(msg: string): void {
@@ -286,7 +296,8 @@ export class ResultSink {
   private drop(): void {
     if (this.dropped++ === 0) {
       this.warn(
-        `the iterResults() reader left before the end and ${this.max} (resultQueueMaxsize) outcomes wait unread: from now on outcomes are counted in the summary and emitted as 'task' events, but not kept`,
+        `the iterResults() reader left before the end and ${this.max} (resultQueueMaxsize) outcomes wait unread: ` +
+          "from now on outcomes are counted in the summary and emitted as 'task' events, but not kept",
       );
     }
   }
@@ -304,7 +315,8 @@ export class ResultSink {
   iterate(): AsyncGenerator<TaskResult, void, undefined> {
     if (this.dropped > 0) {
       throw new EngineStateError(
-        `iterResults(): ${this.dropped} outcomes were already dropped because an earlier iterResults() reader left before the end; read every outcome with one loop (a break ends reading), or use a collector`,
+        `iterResults(): ${this.dropped} outcomes were already dropped because an earlier iterResults() reader left ` +
+          'before the end; read every outcome with one loop (a break ends reading), or use a collector',
       );
     }
     this.reader = 'reading';
