@@ -229,8 +229,12 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   /**
    * Yields `{ meta, result }` for every outcome, in the order they are decided. Ends once the
-   * engine is closed and every task has its outcome. Reading slowly pauses dispatch.
+   * engine is closed and every task has its outcome. Reading slowly pauses dispatch. Outcomes
+   * settled before it is called are kept for it. Leaving the loop early (`break`, a throw) stops
+   * holding dispatch back; outcomes past `resultQueueMaxsize` are then dropped (one warning).
    * @throws ConfigError when a collector is configured (use one or the other).
+   * @throws EngineStateError when already being read, or when outcomes were dropped after an
+   * earlier reader left (it could not yield them all).
    */
   iterResults(): AsyncGenerator<TaskResult, void, undefined> {
     if (this.opts.collector) throw new ConfigError(['iterResults() cannot be used together with a `collector`; use one or the other']);
@@ -239,8 +243,11 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   }
 
   /**
-   * Closes intake, waits for every outcome, stops the children (finalizers run) and resolves
-   * with the summary. During or after a shutdown it resolves with that shutdown's summary.
+   * Closes intake, waits for every outcome, stops the children (finalizers run), lets the
+   * collector take every outcome, and resolves with the summary. During or after a shutdown it
+   * resolves with that shutdown's summary. With no collector and no reader, outcomes are kept
+   * for a later `iterResults()`. A consumer that holds one outcome for `hookTimeout` no longer
+   * holds it back (a collector is then not called again; docs/guarantees.md).
    */
   join(): Promise<FinalSummary> {
     this.close();
