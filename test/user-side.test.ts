@@ -272,6 +272,28 @@ describe('a reader that leaves (issue 14.2)', () => {
       expect(lines.filter((l) => l.level === 40 && /left before the end/.test(l.msg))).toHaveLength(1);
     });
   }
+
+  it('a for-await reader that calls join() itself at its 10th outcome: join() ends, and the reader still gets every outcome', async () => {
+    const m = engine({ processes: 1, threads: 2, taskQueueMaxsize: 300, resultQueueMaxsize: 5 });
+    const outcomes = outcomeCounter(m);
+    const g = gate();
+    await m.start();
+    let joined: unknown;
+    const reading = (async () => {
+      const read: number[] = [];
+      for await (const { meta } of m.iterResults()) {
+        read.push(meta.taskId);
+        if (read.length === 10) joined = await m.join();
+      }
+      return read;
+    })();
+    for (let i = 0; i < 200; i++) await m.put('gate', g.file);
+    g.open();
+    const read = await within(reading, 30_000, () => m.metrics());
+    expect(joined).toMatchObject({ total: 200, ok: 200 });
+    expect(read).toEqual(outcomes.order);
+    expect(read).toHaveLength(200);
+  });
 });
 
 describe("a task's result the master cannot decode (issue 14.4)", () => {

@@ -869,7 +869,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     const wasStarted = this.state !== 'new';
     await step('stop intake', 100, () => {
       this.state = 'stopping';
-      this.sink.endIntake();
       // Waiting puts resolve without a task id: a signal or a shutdown elsewhere is not their caller's mistake.
       if (this.declining()) this.queue.releaseWaiters();
       else this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine shut down; not accepted'));
@@ -877,7 +876,11 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       for (const t of this.respawnTimers) clearTimeout(t);
       this.respawnTimers.clear();
     });
-    await step('cancel queued tasks', 1000, () => this.cancelQueued('the engine shut down before it started'));
+    await step('cancel queued tasks', 1000, () => {
+      this.cancelQueued('the engine shut down before it started');
+      // Only now: dispatch that resumes for want of a reader finds nothing left to start.
+      this.sink.endIntake();
+    });
     if (wasStarted && this.transport) {
       const t = this.transport;
       const grace = kind === 'join' ? this.opts.hookTimeout : graceMs;
