@@ -128,7 +128,7 @@ export class ResultSink {
     if (this.collector) {
       if (this.abandoned) return;
       if (this.calling || this.collectorBusy || this.head < this.buf.length) this.buf.push({ meta, result });
-      else this.runCollector({ meta, result });
+      else this.runCollector(meta, result);
       return;
     }
     if (this.reader === 'left' && this.waiting >= this.max) return this.drop();
@@ -136,32 +136,40 @@ export class ResultSink {
     this.poke();
   }
 
-  /** Calls the collector with `item`, then with what waits behind it, until a call returns a promise. */
-  private runCollector(item: TaskResult): void {
-    const collector = this.collector!;
-    for (let next: TaskResult | undefined = item; next; next = this.take()) {
+  /** Calls the collector with this outcome, then with those waiting behind it, until a call returns a promise. */
+  private runCollector(meta: Meta, result: unknown): void {
+    for (;;) {
       this.startHold();
-      this.calling = true;
-      let pending: PromiseLike<unknown> | undefined;
-      try {
-        const ret = collector(next.meta, next.result) as unknown;
-        // Read inside the try: a `then` getter is user code too.
-        if (ret !== null && typeof ret === 'object' && typeof (ret as PromiseLike<unknown>).then === 'function') {
-          pending = ret as PromiseLike<unknown>;
-        }
-      } catch (err) {
-        this.fault(err, next.meta.taskId, 'collector threw');
-      } finally {
-        this.calling = false;
-      }
+      const pending = this.callCollector(meta, result);
       if (pending) {
         this.collectorBusy = true;
-        void this.awaitCollector(pending, next.meta.taskId);
+        void this.awaitCollector(pending, meta.taskId);
         return;
       }
       if (this.abandoned) return;
+      if (this.head === this.buf.length) break;
+      const next = this.take()!;
+      meta = next.meta;
+      result = next.result;
     }
-    this.notifyIdle();
+    if (this.idleWaiters.length > 0) this.notifyIdle();
+  }
+
+  /** One call, isolated; returns the promise it returned, if any. */
+  private callCollector(meta: Meta, result: unknown): PromiseLike<unknown> | undefined {
+    this.calling = true;
+    try {
+      const ret = this.collector!(meta, result) as unknown;
+      // Read inside the try: a `then` getter is user code too.
+      if (ret !== null && typeof ret === 'object' && typeof (ret as PromiseLike<unknown>).then === 'function') {
+        return ret as PromiseLike<unknown>;
+      }
+    } catch (err) {
+      this.fault(err, meta.taskId, 'collector threw');
+    } finally {
+      this.calling = false;
+    }
+    return undefined;
   }
 
   /** The only awaiter of a collector's promise: V8 lists it among the async frames of whatever the collector awaits. */
@@ -176,10 +184,11 @@ export class ResultSink {
     // Given up on by a shutdown: the late return of a stuck call delivers nothing more.
     if (this.abandoned) return;
     const next = this.take();
-    if (next) this.runCollector(next);
+    if (next) this.runCollector(next.meta, next.result);
     else this.notifyIdle();
   }
 
+  /** The consumer takes its next outcome (the reader; the collector's loop does the same inline). */
   private startHold(): void {
     this.handed++;
     if (this.stallMs > 0) this.holdStartedAt = Date.now();
