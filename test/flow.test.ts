@@ -236,7 +236,7 @@ describe('result-side flow control', () => {
     expect([...got].sort((a, b) => a - b)).toEqual(ids);
   });
 
-  it('neither collector nor iterResults, fewer tasks than fit in flight: join() resolves, outcomes dropped with a warning, counted', async () => {
+  it('neither collector nor iterResults, fewer tasks than fit in flight: join() resolves, outcomes counted and kept unread with a warning', async () => {
     const { logger, lines } = captureLogger();
     const m = new MPMS({ worker, processes: 1, threads: 1, resultQueueMaxsize: 10, logger });
     await m.start();
@@ -246,16 +246,27 @@ describe('result-side flow control', () => {
     expect(lines.some((l) => l.level === 40 && /unread|never read|dropped/.test(l.msg))).toBe(true);
   });
 
-  it('neither collector nor iterResults: 500 awaited puts then join() resolves; outcomes counted, dropped with one warning', async () => {
+  it('neither collector nor iterResults: of 500 awaited puts, the one that would wait for a reader for ever rejects naming the fix; nothing accepted is lost: join(), then a late iterResults() yields every outcome', async () => {
     const { logger, lines } = captureLogger();
     const m = new MPMS({ worker, processes: 2, threads: 2, logger });
     await m.start();
-    for (let i = 0; i < 500; i++) await m.put(i);
+    const ids: number[] = [];
+    let refused: unknown;
+    try {
+      for (let i = 0; i < 500; i++) ids.push((await m.put(i))!);
+    } catch (err) {
+      refused = err;
+    }
+    // Outcomes are held for a reader (dispatch pauses at resultQueueMaxsize), never dropped.
+    expect(refused).toBeInstanceOf(EngineStateError);
+    expect((refused as Error).message).toMatch(/iterResults\(\).*collector/s);
+    expect(ids.length).toBeGreaterThan(0);
     const summary = await m.join();
-    expect(summary).toMatchObject({ total: 500, ok: 500 });
+    expect(summary).toMatchObject({ total: ids.length, ok: ids.length });
     expect(lines.filter((l) => l.level === 40 && /unread/.test(l.msg))).toHaveLength(1);
-    // Outcomes were dropped: a late reader is told so at once instead of waiting for ever.
-    expect(() => m.iterResults()).toThrow(EngineStateError);
+    const read: number[] = [];
+    for await (const { meta } of m.iterResults()) read.push(meta.taskId);
+    expect(read.sort((a, b) => a - b)).toEqual(ids);
   }, 30_000);
 });
 

@@ -19,6 +19,8 @@ const DOCS: Record<string, Record<string, RegExp>> = {
   'docs/guide.md': {
     'main.mjs': /total: 20,\s+ok: 20,/,
     'main-iter.mjs': /^50 ok of 50$/m,
+    // 3^6 leaves; 1 + 3 + ... + 3^6 tasks.
+    'main-crawl.mjs': /^729 leaves, 1093 tasks$/m,
     'main-failures.mjs': /^1 1 1 1 \| fine \| RangeError E_RANGE \| thread exit 3 \| 1000$/m,
     'main-hooks.mjs': /^12 ok; threads retired after their lifecycle: \d+$/m,
     'main-testing.mjs': /^1 1 1$/m,

@@ -376,10 +376,14 @@ class Runner {
           continue;
         }
         try {
-          await (Array.isArray(value) ? this.engine.put(...(value as unknown[])) : this.engine.put(value));
+          const id = await (Array.isArray(value) ? this.engine.put(...(value as unknown[])) : this.engine.put(value));
+          // A put that was waiting when a shutdown began is not accepted: expected, not a fault.
+          if (id === undefined) {
+            broke = true;
+            break;
+          }
         } catch (err) {
           broke = true;
-          // A put that was waiting when a shutdown began is rejected: expected, not a fault.
           if (this.stopRequested) break;
           this.feedError = err as Error;
           this.progress.log(`mpms: input line ${lineNo} was not accepted, stopping intake: ${(err as Error).message}`);

@@ -94,6 +94,10 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private readonly respawnTimers = new Set<NodeJS.Timeout>();
   private broken: Error | undefined;
   private readonly unstarted: FinalSummary['unstarted'] = [];
+  /** The user called close() or join(): a later put() is a call-order mistake and rejects. */
+  private userClosed = false;
+  /** gracefulShutdown() or terminate() was called (by the user elsewhere, or by a signal). */
+  private shutdownBegan = false;
   private signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
   private startFailure: Deferred<never> | undefined;
   /** The stop sent to every child by the teardown; re-sent to a child that becomes ready later. */
@@ -117,6 +121,14 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   }
 
   // ---- public API ---------------------------------------------------------------------------
+
+  /**
+   * Whether `put()`/`submit()` accept tasks now: true from `start()` until intake ends
+   * (`close()`, `join()`, a shutdown, or the engine gave up after a crash loop).
+   */
+  get accepting(): boolean {
+    return this.state === 'running' && !this.broken;
+  }
 
   /** Tasks accepted so far. */
   get totalCount(): number {
@@ -172,13 +184,23 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.pump();
   }
 
-  /** Enqueues one task; resolves with its id once accepted. Waits while the queue is full (see `putTimeout`). */
-  put(...args: unknown[]): Promise<number> {
+  /**
+   * Enqueues one task; resolves with its id once accepted. Waits while the queue is full (see
+   * `putTimeout`). Once a shutdown has begun (a signal, `gracefulShutdown()`, `terminate()`), a
+   * waiting or later call resolves with `undefined` instead: the task was not accepted.
+   * @throws EngineStateError before `start()`, after the user's own `close()`/`join()`, or when
+   * nothing reads outcomes and this put would wait for a reader for ever (see docs/guide.md).
+   */
+  put(...args: unknown[]): Promise<number | undefined> {
     return this.submit(args);
   }
 
-  /** Like `put()`, with a per-task AbortSignal, hard timeout and meta keys. Resolves with the task id. */
-  async submit(args: unknown[], options: SubmitOptions = {}): Promise<number> {
+  /**
+   * Like `put()`, with a per-task AbortSignal, hard timeout and meta keys. Resolves with the task
+   * id (`undefined`: see `put()`).
+   */
+  async submit(args: unknown[], options: SubmitOptions = {}): Promise<number | undefined> {
+    if (this.declining()) return undefined;
     this.assertAccepting();
     if (!Array.isArray(args)) throw new TypeError('submit(args): args must be an array of arguments');
     const problems: string[] = [];
@@ -187,11 +209,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (options.meta !== undefined && (options.meta === null || typeof options.meta !== 'object')) problems.push('`meta` must be an object');
     if (problems.length) throw new ConfigError(problems);
     const wireArgs = toWireArgs(args);
-    if (!this.queue.hasRoom) {
-      await this.queue.waitForRoom(this.opts.putTimeout);
-      this.queue.release();
-      this.assertAccepting();
-    }
+    if (!this.queue.hasRoom && !(await this.waitForRoom())) return undefined;
     const userMeta = options.meta ? (this.hasUserMeta ? { ...this.opts.meta, ...options.meta } : options.meta) : this.hasUserMeta ? this.opts.meta : undefined;
     const rec = this.ledger.create(args, wireArgs, userMeta, options.timeout ?? this.opts.taskTimeout ?? (options.signal ? ABORTABLE : 0));
     this.queue.push(rec);
@@ -202,15 +220,21 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   /** Ends intake: later `put()` calls reject. Tasks already accepted still run. */
   close(): void {
+    this.userClosed = true;
     if (this.state === 'new' || this.state === 'starting' || this.state === 'running') this.state = 'closed';
     this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine was closed; the task was not accepted'));
+    this.sink.endIntake();
     this.checkDone();
   }
 
   /**
    * Yields `{ meta, result }` for every outcome, in the order they are decided. Ends once the
-   * engine is closed and every task has its outcome. Reading slowly pauses dispatch.
+   * engine is closed and every task has its outcome. Reading slowly pauses dispatch. Outcomes
+   * settled before it is called are kept for it. Leaving the loop early (`break`, a throw) stops
+   * holding dispatch back; outcomes past `resultQueueMaxsize` are then dropped (one warning).
    * @throws ConfigError when a collector is configured (use one or the other).
+   * @throws EngineStateError when already being read, or when outcomes were dropped after an
+   * earlier reader left (it could not yield them all).
    */
   iterResults(): AsyncGenerator<TaskResult, void, undefined> {
     if (this.opts.collector) throw new ConfigError(['iterResults() cannot be used together with a `collector`; use one or the other']);
@@ -219,16 +243,21 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   }
 
   /**
-   * Closes intake, waits for every outcome, stops the children (finalizers run) and resolves
-   * with the summary. During or after a shutdown it resolves with that shutdown's summary.
+   * Closes intake, waits for every outcome, stops the children (finalizers run), lets the
+   * collector take every outcome, and resolves with the summary. During or after a shutdown it
+   * resolves with that shutdown's summary. With no collector and no reader, outcomes are kept
+   * for a later `iterResults()`. A consumer that holds one outcome for `hookTimeout` no longer
+   * holds it back (a collector is then not called again; docs/guarantees.md).
    */
   join(): Promise<FinalSummary> {
     this.close();
+    // A consumer that holds one outcome this long no longer holds the end back (docs/guarantees.md).
+    this.sink.limitStalls(this.opts.hookTimeout);
     this.joining ??= (async () => {
       await Promise.race([this.allSettled.promise, this.stopRequested.promise]);
       return this.teardown('join', this.opts.hookTimeout);
     })();
-    return this.joining;
+    return this.awaitedByConsumer(this.joining);
   }
 
   /**
@@ -238,19 +267,21 @@ export class MPMS extends EventEmitter<MPMSEvents> {
    */
   gracefulShutdown(options: { timeout?: number } = {}): Promise<FinalSummary> {
     const timeout = options.timeout ?? 30_000;
+    this.shutdownBegan = true;
     this.stopRequested.resolve();
     this.abortStart('gracefulShutdown() was called during start()');
-    return this.teardown('graceful', timeout);
+    return this.awaitedByConsumer(this.teardown('graceful', timeout));
   }
 
   /** Immediate stop: kills every child; every unsettled task settles `cancelled`. */
   terminate(): Promise<FinalSummary> {
+    this.shutdownBegan = true;
     this.stopRequested.resolve();
     this.abortStart('terminate() was called during start()');
     this.state = 'stopping';
     this.cancelQueued('terminate() was called');
     for (const c of this.liveChildren()) c.killTree();
-    return this.teardown('terminate', 0);
+    return this.awaitedByConsumer(this.teardown('terminate', 0));
   }
 
   /** A snapshot of counts, restarts and run/wait-time percentiles. */
@@ -406,7 +437,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       case 'retiring':
         return this.onChildRetiring(c, msg.reason, msg.detail);
       case 'fatal': {
-        const err = new WorkerStartError(`process ${c.index} could not start (${msg.phase}): ${msg.error.message}`, { cause: fromErrorWire(msg.error) });
+        const err = new WorkerStartError(`process ${c.index} could not start (${msg.phase}): ${msg.error.message}`, {
+          cause: decodeError(msg.error),
+        });
         err.phase = msg.phase;
         c.fatal = err;
         if (this.state === 'starting') this.startFailure?.reject(err);
@@ -418,7 +451,13 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         c.threadsAlive = msg.alive;
         return;
       case 'log':
-        return c.log[msg.level](msg.fields ?? {}, msg.msg);
+        try {
+          c.log[msg.level](msg.fields ?? {}, msg.msg);
+        } catch {
+          // Fields a task produced may be beyond the logger (e.g. too deep); the line is lost, nothing else.
+          c.log[msg.level]({}, msg.msg);
+        }
+        return;
     }
   }
 
@@ -535,7 +574,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   private noteRestart(processIndex: number, reason: RestartReason, threadIndex?: number, detail?: string, warm?: boolean): void {
     this.restarts[reason]++;
-    this.emit('restart', { processIndex, threadIndex, reason, detail, ...(warm === undefined ? {} : { warm }) });
+    if (this.listenerCount('restart') === 0) return;
+    const info = { processIndex, threadIndex, reason, detail, ...(warm === undefined ? {} : { warm }) };
+    this.emitIsolated('restart', info);
   }
 
   /** The engine cannot keep children alive: every task without a child settles `cancelled`; join() resolves. */
@@ -543,7 +584,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (this.broken) return;
     this.broken = cause;
     this.logger.error({ err: cause }, 'mpms stops replacing children (crash loop); queued tasks are cancelled');
-    if (this.listenerCount('error') > 0) this.emit('error', cause);
+    // Never emit('error') without a listener: EventEmitter would throw it.
+    if (this.listenerCount('error') > 0) this.emitIsolated('error', cause);
     this.queue.rejectWaiters(new EngineStateError(`the engine cannot run tasks: ${cause.message}`, { cause }));
     this.cancelQueued(`the engine gave up: ${cause.message}`);
     this.checkDone();
@@ -580,7 +622,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   /** Hands queued tasks to the children with credit, in batches, unless outcomes are piling up unread. */
   private pump(): void {
-    if (this.sink.full) return;
+    if (this.sink.pausesDispatch) return this.pausedForReader();
     if (this.transport) return this.state === 'new' || this.state === 'starting' ? undefined : this.pumpRemote(this.transport);
     while (this.queue.length > 0) {
       let best: ChildHandle | undefined;
@@ -604,6 +646,64 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.queue.wake();
   }
 
+  /**
+   * Dispatch waits for the consumer. A put() waiting for room must then not wait on itself: the
+   * consumer's own puts are let in over the bound; with no consumer at all, nothing can ever make
+   * room, so waiting puts are told so.
+   */
+  private pausedForReader(): void {
+    if (!this.queue.hasWaiters) return;
+    if (this.sink.awaitingReader) this.queue.rejectWaiters(this.noReaderError());
+    else this.queue.admitConsumers();
+  }
+
+  /** Waits for room in the queue (see `put()`); false when a shutdown began meanwhile: not accepted. */
+  private async waitForRoom(): Promise<boolean> {
+    let consumer = false;
+    if (this.sink.holding) {
+      await afterLinks();
+      if (this.declining()) return false;
+      this.assertAccepting();
+      consumer = this.sink.holding && this.sink.isConsumerCall();
+    }
+    if (this.sink.pausesDispatch) {
+      // Room would have to come from the consumer; for its own put, that is itself.
+      if (consumer) return true;
+      if (this.sink.awaitingReader) throw this.noReaderError();
+    }
+    await this.queue.waitForRoom(this.opts.putTimeout, consumer);
+    this.queue.release();
+    if (this.declining()) return false;
+    this.assertAccepting();
+    return true;
+  }
+
+  private noReaderError(): EngineStateError {
+    return new EngineStateError(
+      `put() would wait for ever: ${this.sink.waiting} outcomes (resultQueueMaxsize) wait to be read and nothing ` +
+        'reads them — no collector, and iterResults() was not called. Start the iterResults() loop before putting ' +
+        '(or while putting), or pass a collector (`collector: () => {}` if only the summary matters); not accepted',
+    );
+  }
+
+  /**
+   * `done` as the caller of join() or a shutdown gets it. If that caller is the consumer itself,
+   * nothing may wait for the outcome it holds (ResultSink.blockCurrentHold).
+   */
+  private awaitedByConsumer<T>(done: Promise<T>): Promise<T> {
+    if (!this.sink.holding) return done;
+    return (async () => {
+      await afterLinks();
+      if (this.sink.holding && this.sink.isConsumerCall()) this.sink.blockCurrentHold();
+      return done;
+    })();
+  }
+
+  /** A shutdown began and the user did not close intake: put() resolves without a task id. */
+  private declining(): boolean {
+    return this.shutdownBegan && !this.userClosed;
+  }
+
   private requeue(rec: TaskRecord): void {
     rec.child = null;
     if (rec.cancelled) {
@@ -615,7 +715,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     }
   }
 
-  /** The one place an outcome is decided: retried, or settled exactly once and delivered. */
+  /** The one place an outcome is decided: retried, or settled (see `settle`). */
   private complete(rec: TaskRecord, code: number, value: unknown, startedAt: number, endedAt: number, c: ChildHandle | undefined, threadIndex: number | undefined, remote?: RemotePlace): void {
     if (startedAt > 0 || code === Code.Crashed) rec.attempts++;
     if ((code === Code.Crashed || code === Code.Timeout) && rec.attempts <= this.opts.retries && !rec.cancelled && (this.state === 'running' || this.state === 'closed') && !this.broken) {
@@ -626,15 +726,58 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       this.queue.push(rec);
       return;
     }
+    this.settle(rec, code, value, startedAt, endedAt, c, threadIndex, remote);
+  }
+
+  /**
+   * The only way a task gets its outcome: decoded, settled in the ledger (once: a second report
+   * finds nothing), and only then handed to user code — 'task' listeners, then the collector or
+   * reader — each isolated, so nothing they do (throw, re-enter) can undo or skip a settle.
+   */
+  private settle(
+    rec: TaskRecord,
+    code: number,
+    value: unknown,
+    startedAt: number,
+    endedAt: number,
+    c: ChildHandle | undefined,
+    threadIndex: number | undefined,
+    remote?: RemotePlace,
+  ): void {
+    let status = (code & ~SERIALIZED) as Code;
+    let result: unknown;
+    try {
+      if (status !== Code.Ok) result = fromErrorWire(value as ErrorWire);
+      else result = code & SERIALIZED ? v8.deserialize(value as Uint8Array) : value;
+    } catch (err) {
+      // Whatever a task produced may be beyond the master to decode (e.g. nesting deeper than its stack).
+      const what = status === Code.Ok ? 'result' : 'error';
+      status = Code.Error;
+      const message = `task ${rec.id}: its ${what} could not be decoded in the master: ${(err as Error)?.message}`;
+      result = new SerializationError(message, { cause: err });
+    }
     const runMs = startedAt > 0 ? endedAt - startedAt : -1;
     const waitMs = startedAt > 0 ? startedAt - rec.enqueuedAt : -1;
-    const status = (code & ~SERIALIZED) as Code;
     if (!this.ledger.settle(rec, status, runMs, waitMs)) return;
     const meta = buildMeta(rec, status, startedAt, endedAt, c?.index, threadIndex, c?.pid, rec.meta, remote);
-    const result = status !== Code.Ok ? fromErrorWire(value as ErrorWire) : code & SERIALIZED ? v8.deserialize(value as Uint8Array) : value;
-    if (this.listenerCount('task') > 0) this.emit('task', meta);
+    if (this.listenerCount('task') > 0) this.emitIsolated('task', meta);
     this.sink.push(meta, result);
     if (this.ledger.size === 0) this.checkDone();
+  }
+
+  /** Calls each listener of `event` on its own: one that throws is logged, the others still run. */
+  private emitIsolated<K extends keyof MPMSEvents>(event: K, ...args: MPMSEvents[K]): void {
+    for (const fn of this.rawListeners(event) as Array<(...a: unknown[]) => unknown>) {
+      try {
+        fn.apply(this, args);
+      } catch (err) {
+        try {
+          this.logger.error({ err }, `a '${event}' listener threw; the engine goes on`);
+        } catch {
+          // A logger that throws must not break the settle path either.
+        }
+      }
+    }
   }
 
   private cancelUnstarted(rec: TaskRecord, why: string): void {
@@ -726,12 +869,18 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     const wasStarted = this.state !== 'new';
     await step('stop intake', 100, () => {
       this.state = 'stopping';
-      this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine shut down; the task was not accepted'));
+      // Waiting puts resolve without a task id: a signal or a shutdown elsewhere is not their caller's mistake.
+      if (this.declining()) this.queue.releaseWaiters();
+      else this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine shut down; not accepted'));
       if (this.health) clearInterval(this.health);
       for (const t of this.respawnTimers) clearTimeout(t);
       this.respawnTimers.clear();
     });
-    await step('cancel queued tasks', 1000, () => this.cancelQueued('the engine shut down before it started'));
+    await step('cancel queued tasks', 1000, () => {
+      this.cancelQueued('the engine shut down before it started');
+      // Only now: dispatch that resumes for want of a reader finds nothing left to start.
+      this.sink.endIntake();
+    });
     if (wasStarted && this.transport) {
       const t = this.transport;
       const grace = kind === 'join' ? this.opts.hookTimeout : graceMs;
@@ -757,8 +906,10 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     await step('settle what is left', 1000, () => {
       for (const rec of [...this.ledger.records()]) this.cancelUnstarted(rec, 'the engine stopped');
     });
+    // join(): as long as the collector returns (limitStalls: one call may take up to hookTimeout).
     await step('drain the collector', kind === 'join' ? 2 ** 31 - 1 : Math.max(graceMs, 1000), () => this.sink.idle());
-    this.sink.warnUnread();
+    this.sink.abandon(`the collector did not finish within the shutdown's bound (${kind})`);
+    this.sink.close();
     this.removeStartLogs();
     this.removeSignalHandlers();
     this.state = 'stopped';
@@ -824,4 +975,18 @@ function toWireArgs(args: unknown[]): WireArgs {
   } catch (err) {
     throw new SerializationError(`an argument cannot be sent to a child process: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** fromErrorWire that cannot throw: an error a child sent may be beyond the master to rebuild. */
+function decodeError(wire: ErrorWire): Error {
+  try {
+    return fromErrorWire(wire);
+  } catch (err) {
+    return new SerializationError(`an error sent by a child could not be decoded: ${(err as Error)?.message}`);
+  }
+}
+
+/** One macrotask: every microtask queued so far has run, so V8 has linked the promises of the caller's chain. */
+function afterLinks(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

@@ -9,6 +9,8 @@ interface Waiter {
   resolve(): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout | undefined;
+  /** Put by the result consumer while it holds an outcome (see ResultSink.isConsumerCall). */
+  consumer: boolean;
 }
 
 export class TaskQueue {
@@ -82,10 +84,17 @@ export class TaskQueue {
     this.head = 0;
   }
 
-  /** Resolves when there is room for one more task; rejects with QueueFullError after `timeout` ms. */
-  waitForRoom(timeout: number | undefined): Promise<void> {
+  get hasWaiters(): boolean {
+    return this.waiters.length > 0;
+  }
+
+  /**
+   * Resolves when there is room for one more task (or when the waiter is let in or turned away
+   * by `admitConsumers`/`releaseWaiters`); rejects with QueueFullError after `timeout` ms.
+   */
+  waitForRoom(timeout: number | undefined, consumer = false): Promise<void> {
     return new Promise((resolve, reject) => {
-      const w: Waiter = { resolve, reject, timer: undefined };
+      const w: Waiter = { resolve, reject, timer: undefined, consumer };
       if (timeout !== undefined) {
         w.timer = setTimeout(() => {
           const i = this.waiters.indexOf(w);
@@ -115,6 +124,34 @@ export class TaskQueue {
     this.admitted--;
   }
   private admitted = 0;
+
+  /**
+   * Lets in every waiter the result consumer is blocked in, room or not: dispatch waits for the
+   * consumer, so their room could only come from the consumer itself (the queue may then exceed
+   * `max` by these tasks; docs/guarantees.md).
+   */
+  admitConsumers(): void {
+    for (let i = 0; i < this.waiters.length; ) {
+      const w = this.waiters[i]!;
+      if (!w.consumer) {
+        i++;
+        continue;
+      }
+      this.waiters.splice(i, 1);
+      if (w.timer) clearTimeout(w.timer);
+      this.admitted++;
+      w.resolve();
+    }
+  }
+
+  /** Lets every waiter go on at once, room or not; each re-checks why it waited (a shutdown began). */
+  releaseWaiters(): void {
+    for (const w of this.waiters.splice(0)) {
+      if (w.timer) clearTimeout(w.timer);
+      this.admitted++;
+      w.resolve();
+    }
+  }
 
   /** Rejects every waiting caller (the engine stopped taking tasks). */
   rejectWaiters(err: Error): void {

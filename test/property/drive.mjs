@@ -87,8 +87,13 @@ export async function putAll(m, sc, runDir, on) {
         else on.timers.push(setTimeout(() => ac.abort(), t.abortAfterMs));
         id = await m.submit(args, { signal: ac.signal });
       }
-      on.onWait(Date.now() - p0);
-      on.onAccepted(id, i, afterClose);
+      const waitedMs = Date.now() - p0;
+      on.onWait(waitedMs);
+      // Not accepted because a shutdown had begun: checked like a rejection (only after the ending).
+      if (id === undefined) {
+        const error = 'NotAccepted: put() resolved without a task id (a shutdown had begun)';
+        on.onRejected({ index: i, name: 'NotAccepted', error, waitedMs, afterClose: afterClose || closed });
+      } else on.onAccepted(id, i, afterClose);
     } catch (err) {
       const waitedMs = Date.now() - p0;
       on.onWait(waitedMs);
