@@ -63,6 +63,13 @@ export interface MPMSOptions {
   workerGracefulDieErrors?: string[];
   /** ms each hook (initializers, finalizers) may run. Default 30000. */
   hookTimeout?: number;
+  /**
+   * ms a retiring thread lets background work its tasks started without awaiting (a timer, an
+   * upload, a write) finish after its finalizer, before it exits and cuts what is still pending
+   * (logged as a warning naming it, counted in `metrics().cutOnExit`). A thread with nothing
+   * pending exits at once. A shutdown's grace bounds it too. Default 5000.
+   */
+  threadDrainTimeout?: number;
   /** Structured-cloneable value handed to every hook as `ctx.initArgs`. */
   initArgs?: unknown;
   /** Base name for process titles, thread names and logs. */
@@ -105,6 +112,7 @@ export interface ResolvedOptions {
   workerGracefulDieTimeout: number;
   workerGracefulDieErrors: string[];
   hookTimeout: number;
+  threadDrainTimeout: number;
   initArgs: unknown;
   name: string;
   logger: Logger | undefined;
@@ -163,6 +171,19 @@ export const OPTION_SPECS: readonly OptionSpec[] = withDefaultTexts([
   { name: 'workerGracefulDieTimeout', kind: 'ms', default: 5000, description: 'ms after which a gracefully dying process that still runs tasks logs a warning (its tasks are never cut: a soft restart)' },
   { name: 'workerGracefulDieErrors', kind: 'string[]', default: ['WorkerGracefulDie'], description: 'error names that trigger graceful die' },
   { name: 'hookTimeout', kind: 'ms', default: 30000, description: 'ms each initializer or finalizer may run', cli: { flag: 'hook-timeout' } },
+  /**
+   * A retiring thread with nothing pending exits at once, so this bounds only threads whose tasks
+   * left work running; it costs no recycling speed (measured: bench/restart-storm.mjs, see
+   * docs/guarantees.md), only the memory of a lingering thread meanwhile. 5 s lets an ordinary
+   * upload or write finish; longer work belongs in `keepAlive` (bounded by `hookTimeout`).
+   */
+  {
+    name: 'threadDrainTimeout',
+    kind: 'ms',
+    default: 5000,
+    description: 'ms a retiring thread lets unawaited background work finish, then cuts it (logged, counted)',
+    cli: { flag: 'thread-drain-timeout' },
+  },
   { name: 'initArgs', kind: 'cloneable', defaultText: 'undefined', description: 'structured-cloneable value handed to every hook as ctx.initArgs' },
   { name: 'name', kind: 'string', default: 'mpms', description: 'base name for process titles, thread names and logs', cli: { flag: 'name' } },
   { name: 'logger', kind: 'logger', defaultText: "pino at level 'warn' to stderr", description: 'a pino logger' },

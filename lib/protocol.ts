@@ -134,6 +134,9 @@ export function taskIdFields(ids: number[]): { taskId?: number; taskIds?: number
  * Layout of `ThreadInit.slots` (a Float64Array): [0] = tasks consumed from the head of the
  * thread's queue; then per running slot k: id at `idAt(k)`, attempt at `idAt(k) + 1`, start
  * (epoch ms) at `idAt(k) + 2`. Written by the thread runner, read by the child's thread slot.
+ * Order of writes: a task's slot is filled before it is counted consumed, and emptied when it
+ * finishes; so a reader that reads the count first, then the slots, sees a consumed task that
+ * is in no slot only once it has finished (or was skipped, aborted before it started).
  */
 export const SLOTS = {
   bytes: (concurrency: number) => 8 * (1 + 3 * concurrency),
@@ -171,6 +174,8 @@ export interface ChildInit {
   abortGraceMs: number;
   /** Directory of the start logs (see shared/start-log.ts). */
   startLogDir: string;
+  /** ms a retiring thread lets background work drain after its finalizer (`threadDrainTimeout`). */
+  drainMs: number;
 }
 
 /** What each thread receives as `workerData`. */
@@ -191,6 +196,8 @@ export interface ThreadInit {
   /** Heap MiB after a task above which the thread retires, or 0. */
   lifecycleMemory: number;
   gracefulDieErrors: string[];
+  /** ms a retiring thread lets background work drain after its finalizer (`threadDrainTimeout`). */
+  drainMs: number;
   /**
    * Shared with the child (layout: `SLOTS`): a consumed count, then `concurrency` slots of
    * [taskId, attempt, startedAt]. The thread writes a slot
@@ -237,24 +244,45 @@ export type FromChild =
   | { t: 'threads'; alive: number }
   /** The child will take no more tasks (graceful die, memory limit); the master starts its replacement now. */
   | { t: 'retiring'; reason: Reason; detail?: string }
+  /**
+   * A retiring thread exited with background work still pending (its drain deadline, or a
+   * shutdown's, cut it): `pending` names it (`process.getActiveResourcesInfo()` in the thread).
+   * Counted in `metrics().cutOnExit`.
+   */
+  | { t: 'cut'; threadIndex: number; pending: string[]; detail: string }
   | LogMessage;
 
 // ---- child -> thread -------------------------------------------------------------------------
 
 export type ToThread =
   | { t: 'tasks'; tasks: TaskWire[] }
-  | { t: 'abort'; ids: number[]; reason: string }
-  /** Finish what runs, hand back what waits, run the finalizer, exit. */
-  | { t: 'retire'; reason: Reason; detail?: string };
+  /** Abort this attempt of the task, if the thread still holds it (waiting or running); else nothing. */
+  | { t: 'abort'; id: number; attempt: number; reason: string }
+  /**
+   * Finish what runs, hand back what waits, run the finalizer, let background work drain, exit.
+   * `deadlineAt` (epoch ms, a shutdown's grace): the drain ends by then at the latest. Sent again
+   * to a thread that retires already, it shortens the drain.
+   */
+  | { t: 'retire'; reason: Reason; detail?: string; deadlineAt?: number };
+
+/** One attempt of a task: [taskId, attempt]. */
+export type AttemptKey = [id: number, attempt: number];
 
 // ---- thread -> child -------------------------------------------------------------------------
 
 export type FromThread =
   | { t: 'ready' }
   | { t: 'done'; done: ResultWire[] }
-  /** The thread will take no more tasks; `returned` are the ids it held unstarted. */
-  | { t: 'retiring'; reason: Reason; returned: number[]; detail?: string }
+  /** The thread will take no more tasks; `returned` are the attempts it held unstarted. */
+  | { t: 'retiring'; reason: Reason; returned: AttemptKey[]; detail?: string }
   | { t: 'fatal'; phase: StartPhase; error: ErrorWire }
+  /**
+   * After its finalizer, the retiring thread's event loop still had work (what
+   * `process.getActiveResourcesInfo()` listed): it lets it drain, until `deadlineAt` at most.
+   */
+  | { t: 'draining'; pending: string[]; deadlineAt: number }
+  /** The drain deadline came with work still pending (listed): the thread exits now, cutting it. */
+  | { t: 'cut'; pending: string[]; waitedMs: number }
   | LogMessage;
 
 // ---- child <-> its watchdog thread (child/watchdog.ts) --------------------------------------
@@ -280,41 +308,106 @@ export type ToWatchdog =
 
 // ---- errors across the boundary --------------------------------------------------------------
 
-/** Flattens any thrown value so that it survives structured clone with its name and cause. */
+/**
+ * Flattens ANY thrown value into a form that survives structured clone with its name, message,
+ * stack and cause. It never throws and what it returns is always sendable: every read of the
+ * value is guarded (a throwing getter, a Proxy trap, a Symbol or a function where a string
+ * belongs, a cyclic cause), and own fields are kept only as structured clones. A thrown value
+ * is user data: one that cannot be read costs its own task a degraded error, never the batch
+ * of outcomes it travels in.
+ */
 export function toErrorWire(err: unknown, depth = 0): ErrorWire {
-  if (err instanceof Error) {
-    const wire: ErrorWire = { name: err.name, message: err.message, stack: err.stack };
-    const cause = (err as { cause?: unknown }).cause;
-    if (cause !== undefined && depth < 8) {
-      wire.cause = cause instanceof Error ? toErrorWire(cause, depth + 1) : { value: cloneable(cause) };
-    }
-    const props: Record<string, unknown> = {};
-    let any = false;
-    for (const key of Object.keys(err)) {
-      if (key === 'name' || key === 'message' || key === 'stack' || key === 'cause') continue;
-      props[key] = cloneable((err as unknown as Record<string, unknown>)[key]);
-      any = true;
-    }
-    if (any) wire.props = props;
-    return wire;
+  let isError = false;
+  try {
+    isError = err instanceof Error;
+  } catch {
+    // A Proxy whose getPrototypeOf trap throws: read as a non-Error value below.
   }
-  return { name: 'NonErrorThrown', message: `a non-Error value was thrown: ${describe(err)}`, props: { value: cloneable(err) } };
+  if (!isError) {
+    const message = `a non-Error value was thrown: ${describe(err)}`;
+    return { name: 'NonErrorThrown', message, props: { value: cloneable(err) } };
+  }
+  const e = err as Error & Record<string, unknown>;
+  const wire: ErrorWire = {
+    name: textOf(() => e.name, 'Error') || 'Error',
+    message: textOf(() => e.message, '(reading its message threw)'),
+  };
+  const stack = read(() => e.stack);
+  if (stack !== undefined) wire.stack = typeof stack === 'string' ? stack : describe(stack);
+  const cause = read(() => e.cause);
+  if (cause !== undefined && depth < 8) {
+    let causeIsError = false;
+    try {
+      causeIsError = cause instanceof Error;
+    } catch {
+      // as above
+    }
+    wire.cause = causeIsError ? toErrorWire(cause, depth + 1) : { value: cloneable(cause) };
+  }
+  let keys: string[] = [];
+  try {
+    keys = Object.keys(e);
+  } catch {
+    // ownKeys trap threw: no own fields.
+  }
+  const props: Record<string, unknown> = {};
+  let any = false;
+  for (const key of keys) {
+    if (key === 'name' || key === 'message' || key === 'stack' || key === 'cause') continue;
+    let value: unknown;
+    try {
+      value = e[key];
+    } catch (getterErr) {
+      value = `(reading this field threw: ${describe(read(() => (getterErr as Error).message) ?? getterErr)})`;
+    }
+    props[key] = cloneable(value);
+    any = true;
+  }
+  if (any) wire.props = props;
+  return wire;
+}
+
+/** `get()`, or undefined if reading it throws. */
+function read(get: () => unknown): unknown {
+  try {
+    return get();
+  } catch {
+    return undefined;
+  }
+}
+
+/** A string field of an error (name, message) as a string, whatever it holds; `fallback` if reading it throws. */
+function textOf(get: () => unknown, fallback: string): string {
+  let value: unknown;
+  try {
+    value = get();
+  } catch {
+    return fallback;
+  }
+  if (typeof value === 'string') return value;
+  return value === undefined ? '' : describe(value);
 }
 
 function describe(value: unknown): string {
   try {
     return typeof value === 'string' ? JSON.stringify(value) : String(value);
   } catch {
-    return typeof value;
+    try {
+      return Object.prototype.toString.call(value);
+    } catch {
+      return typeof value;
+    }
   }
 }
 
-/** Keeps values structured clone accepts; replaces the rest with a description. */
+/**
+ * A structured clone of `value`, or its description when it cannot be cloned. The clone, not the
+ * value: a getter or a Proxy may answer differently the next time the value is read.
+ */
 function cloneable(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return typeof value === 'function' || typeof value === 'symbol' ? describe(value) : value;
   try {
-    structuredClone(value);
-    return value;
+    return structuredClone(value);
   } catch {
     return describe(value);
   }

@@ -86,6 +86,12 @@ export interface Metrics {
   restarts: Record<RestartReason, number>;
   /** Outcomes so far, by status. */
   outcomes: Record<TaskStatus, number>;
+  /**
+   * Retiring threads that exited with background work still pending (a timer, a socket, a file
+   * operation a task started without awaiting), cut by `threadDrainTimeout` or a shutdown's deadline.
+   * Each is also logged as a warning naming what was pending. *(added)*
+   */
+  cutOnExit: number;
   /** How long tasks ran (last attempt). */
   runMs: Percentiles;
   /** How long tasks waited from `put()` to the start of their last attempt. */

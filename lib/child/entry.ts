@@ -128,6 +128,17 @@ function orphaned(): void {
 }
 process.on('disconnect', orphaned);
 
+/** Where start-up is, until `ready` is sent: an exit during start-up is reported with it. */
+let bootPhase: StartPhase | undefined;
+process.on('exit', (code) => {
+  if (bootPhase === undefined || exiting) return;
+  // The worker module or a hook ended the process (process.exit()): say where. A small message
+  // on an idle channel is written at once, so it leaves even from 'exit'.
+  const where = bootPhase === 'load' ? 'the loading of the worker module' : bootPhase;
+  const message = `the process exited with code ${code} during ${where} (process.exit() in the module or a hook?)`;
+  send({ t: 'fatal', phase: bootPhase, error: { name: 'WorkerStartError', message } });
+});
+
 function fail(phase: StartPhase, err: unknown): never {
   exiting = true;
   send({ t: 'fatal', phase, error: toErrorWire(err) }, () => void exitAfterReap(1));
@@ -139,15 +150,18 @@ function fail(phase: StartPhase, err: unknown): never {
 async function boot(init: ChildInit): Promise<void> {
   process.title = `${init.name}:p${init.processIndex}`;
   watchdog?.postMessage({ t: 'dir', dir: init.startLogDir } satisfies ToWatchdog);
+  bootPhase = 'load';
   let mod;
   try {
     mod = await withTimeout(loadWorkerModule(init.module), init.hookTimeout + LOAD_ALLOWANCE_MS, `loading ${init.module}`);
   } catch (err) {
     return fail('load', err);
   }
+  bootPhase = 'export';
   const fn = taskFunction(mod, init.exportName, init.module);
   if (typeof fn === 'string') return fail('export', new Error(fn));
 
+  bootPhase = 'processInitializer';
   const ctx: HookContext = { name: init.name, processIndex: init.processIndex, threadIndex: -1, initArgs: init.initArgs, processData: undefined };
   let processData: unknown;
   const initializer = mod.hook('processInitializer');
@@ -161,6 +175,7 @@ async function boot(init: ChildInit): Promise<void> {
   }
   ctx.processData = processData;
 
+  bootPhase = 'threadStart';
   const relay = new Relay(init, processData, send, log);
   let stopping: Promise<void> | undefined;
   const stop = (graceMs: number, leftover: typeof Code.Timeout | typeof Code.Crashed | typeof Code.Cancelled, reason: string) => {
@@ -219,6 +234,7 @@ async function boot(init: ChildInit): Promise<void> {
     setTimeout(() => process.exit(1), REAP_MS + 1000);
     return;
   }
+  bootPhase = undefined;
   send({ t: 'ready', pid: process.pid });
   if (stopAsked) stop(stopAsked.graceMs, stopAsked.leftover, stopAsked.reason);
 

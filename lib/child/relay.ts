@@ -8,6 +8,7 @@
  * start logs, which the master reads (shared/start-log.ts).
  */
 import { Code, fromTaskColumns, taskIdFields, toOutcomeColumns, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild } from '../protocol.js';
+import type { AttemptKey, StartPhase, ToThread } from '../protocol.js';
 import fs from 'node:fs';
 import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { startLogFile } from '../shared/start-log.js';
@@ -50,7 +51,8 @@ export class Relay {
     this.assign();
     this.flush();
   };
-  private readonly aborting = new Map<string, { slot: ThreadSlot; id: number; attempt: number; pos: number; at: number }>();
+  /** Threads holding attempts that were aborted and settled here (see ThreadSlot.aborted). */
+  private readonly aborting = new Set<ThreadSlot>();
   private timed = 0;
   private watchdog: NodeJS.Timeout | undefined;
   private startFailures = 0;
@@ -60,7 +62,7 @@ export class Relay {
   /** Resolves when every thread of the first generation is ready; rejects if they cannot start. */
   readonly ready: Promise<void>;
   private markReady!: () => void;
-  private failStart!: (err: { phase: 'load' | 'export' | 'threadInitializer' | 'threadStart'; error: ErrorWire }) => void;
+  private failStart!: (err: { phase: StartPhase; error: ErrorWire }) => void;
   private isReady = false;
   /** Called with a process-level reason when this child must retire (graceful die). */
   onRetire: ((reason: Reason, detail: string) => void) | undefined;
@@ -84,6 +86,7 @@ export class Relay {
       lifecycleDuration: 0,
       lifecycleMemory: init.lifecycleMemory ?? 0,
       gracefulDieErrors: init.gracefulDieErrors,
+      drainMs: init.drainMs,
     };
     this.ready = new Promise((resolve, reject) => {
       this.markReady = resolve;
@@ -181,6 +184,7 @@ export class Relay {
     slot.worker.on('exit', (code) => {
       clearTimeout(startTimer);
       clearTimeout(slot.successorTimer);
+      clearTimeout(slot.drainKill);
       this.onThreadExit(slot, code);
     });
     return slot;
@@ -269,7 +273,52 @@ export class Relay {
         return;
       case 'log':
         return this.log(msg.level as 'info', msg.msg, { ...msg.fields, threadIndex: slot.index });
+      case 'draining':
+        slot.draining = msg.pending;
+        this.endDrainBy(slot, msg.deadlineAt);
+        return this.boundDraining();
+      case 'cut':
+        return this.reportCut(slot, msg.pending, `its drain deadline came after ${msg.waitedMs} ms`);
     }
+  }
+
+  /**
+   * At most `threads` retired threads of this child drain background work at once: threads that
+   * recycle faster than their tasks' background work ends (or whose module keeps a handle open
+   * that no finalizer closes) would otherwise pile up, each an isolate's worth of memory. The
+   * oldest is told to stop now; it cuts its work with the same warning.
+   */
+  private boundDraining(): void {
+    if (this.stopping) return;
+    const draining = [...this.leaving].filter((t) => t.draining && !t.exited && !t.cutReported && !t.drainCutAsked);
+    for (let i = 0; i < draining.length - this.init.threads; i++) {
+      const oldest = draining[i]!;
+      oldest.drainCutAsked = true;
+      const detail = 'too many retired threads draining';
+      const msg: ToThread = { t: 'retire', reason: 'lifecycle', detail, deadlineAt: Date.now() };
+      oldest.worker.postMessage(msg);
+      this.endDrainBy(oldest, Date.now());
+    }
+  }
+
+  /**
+   * A draining thread ends its drain itself at its deadline; one whose event loop is blocked (a
+   * background callback stuck in synchronous code) cannot, and is terminated a little later
+   * (reported as cut on its exit).
+   */
+  private endDrainBy(slot: ThreadSlot, deadlineAt: number): void {
+    clearTimeout(slot.drainKill);
+    slot.drainKill = setTimeout(() => {
+      if (!slot.exited) this.kill(slot);
+    }, Math.max(0, deadlineAt - Date.now()) + DRAIN_KILL_AFTER_MS);
+    slot.drainKill.unref();
+  }
+
+  /** Background work a retiring thread left pending was cut by its exit: said, once, to the master. */
+  private reportCut(slot: ThreadSlot, pending: string[], detail: string): void {
+    if (slot.cutReported) return;
+    slot.cutReported = true;
+    this.send({ t: 'cut', threadIndex: slot.index, pending, detail });
   }
 
   private onDone(slot: ThreadSlot, results: ResultWire[]): void {
@@ -286,7 +335,7 @@ export class Relay {
         this.onRetire?.('gracefulDie', `task ${r[0]} threw ${(r[2] as ErrorWire).name}`);
       }
     }
-    slot.trim((id) => this.held.get(id)?.thread === slot);
+    slot.trim((task) => this.isOn(task, slot));
     if (slot.lifecycle > 0 || slot.lifecycleDuration > 0) this.idleCores.tick(Date.now());
     // Near the end of its lifecycle (in tasks): start its successor about a boot's time ahead.
     if (slot.lifecycle > 0 && !slot.aheadDecided && (slot.lifecycle - slot.consumed) * slot.runTime.ms <= this.successorLeadMs * slot.concurrency) {
@@ -296,12 +345,12 @@ export class Relay {
     this.flush();
   }
 
-  private onThreadRetiring(slot: ThreadSlot, reason: Reason, returned: number[], detail?: string): void {
+  private onThreadRetiring(slot: ThreadSlot, reason: Reason, returned: AttemptKey[], detail?: string): void {
     const firstNotice = !slot.retiring;
     slot.retiring = true;
-    for (const id of returned) {
+    for (const [id, attempt] of returned) {
       const h = this.held.get(id);
-      if (!h || h.thread !== slot) continue;
+      if (!h || h.thread !== slot || h.task[3] !== attempt) continue;
       slot.inflight--;
       this.unhandToQueue(id, h);
     }
@@ -328,18 +377,25 @@ export class Relay {
     }
   }
 
+  /** Whether this attempt is held here and handed to `slot`. */
+  private isOn(task: TaskWire, slot: ThreadSlot): boolean {
+    const h = this.held.get(task[0]);
+    return h !== undefined && h.task === task && h.thread === slot;
+  }
+
   private onThreadExit(slot: ThreadSlot, code: number): void {
     slot.exited = true;
     this.deadLogs.push(slot.startLog);
     this.leaving.delete(slot);
     this.standby.delete(slot);
-    const here = (id: number) => this.held.get(id)?.thread === slot;
-    const { started } = slot.partition(here);
+    this.aborting.delete(slot);
+    if (slot.draining && code !== 0) this.reportCut(slot, slot.draining, `it was ended (code ${code}) while draining`);
+    const { started } = slot.partition((task) => this.isOn(task, slot));
     const startedSet = new Set(started);
     const crashedReason = slot.hardKilled ? 'hard' : slot.failedStart ? 'initFailure' : 'crash';
     for (const [id, h] of this.held) {
       if (h.thread !== slot) continue;
-      if (startedSet.has(id)) {
+      if (startedSet.has(h.task)) {
         const err = slot.hardKilled
           ? { name: 'WorkerCrashedError', message: `thread ${slot.index} was terminated because a sibling task on it exceeded its time limit`, props: { exitCode: code, signal: null, scope: 'thread' } }
           : {
@@ -354,7 +410,11 @@ export class Relay {
       }
     }
     const normal = slot.retiring && code === 0;
-    if (!normal) this.log(slot.failedStart ? 'error' : 'warn', `thread ${slot.index} exited with code ${code} (${crashedReason})`, { threadIndex: slot.index, ...taskIdFields(started) });
+    if (!normal) {
+      const fields = { threadIndex: slot.index, ...taskIdFields(started.map((t) => t[0])) };
+      const level = slot.failedStart ? 'error' : 'warn';
+      this.log(level, `thread ${slot.index} exited with code ${code} (${crashedReason})`, fields);
+    }
     this.reportThreads();
     if (this.threads[slot.index] === slot && !this.stopping) {
       if (!normal) this.send({ t: 'restart', threadIndex: slot.index, reason: crashedReason });
@@ -370,7 +430,7 @@ export class Relay {
       this.startFailures++;
       if (this.startFailures >= MAX_START_FAILURES) {
         const error = slot.fatal ?? { name: 'WorkerStartError', message: `thread ${slot.index} exited with no ready signal` };
-        const phase = slot.failedStart === 'threadInitializer' ? 'threadInitializer' : 'threadStart';
+        const phase = slot.failedStart ?? 'threadStart';
         const wrapped: ErrorWire = { name: 'WorkerStartError', message: `thread of process ${this.init.processIndex} failed to start ${this.startFailures} times in a row (last: ${phase}: ${error.message})`, cause: error };
         if (!this.isReady) this.failStart({ phase, error: wrapped });
         else this.send({ t: 'fatal', phase, error: wrapped });
@@ -468,11 +528,24 @@ export class Relay {
     this.done.push([id, code, error, startedAt, Date.now(), h.task[3], h.thread?.index ?? -1]);
   }
 
-  private abortTask(id: number, code: Code, reason: string): void {
+  /**
+   * Ends an attempt here and now with `code` (a timeout, a cancellation, a stop's leftover),
+   * and aborts it in its thread. An attempt that has already finished in its thread is left
+   * alone: its own outcome is on its way and stands. Whether it started, and when, is read once
+   * (ThreadSlot.stateOf) — or, for a timeout, is what the watchdog saw: `seenRunningSince`.
+   */
+  private abortTask(id: number, code: Code, reason: string, seenRunningSince = 0): void {
     const h = this.held.get(id);
     if (!h) return;
     const slot = h.thread;
-    const startedAt = slot ? slot.runningSince(id, h.task[3]) : 0;
+    let startedAt = seenRunningSince;
+    // Its place in the thread's queue, taken before settling (which lets the order list forget it).
+    const pos = slot ? slot.positionOf(h.task) : -1;
+    if (slot && !startedAt) {
+      const state = slot.stateOf(h.task, pos);
+      if (state?.at === 'left') return;
+      if (state?.at === 'running') startedAt = state.startedAt;
+    }
     // The result always matches the status: each outcome has its own error class.
     const error: ErrorWire =
       code === Code.Timeout
@@ -480,40 +553,39 @@ export class Relay {
         : code === Code.Crashed
           ? { name: 'WorkerCrashedError', message: reason, props: { exitCode: null, signal: null, scope: 'process' } }
           : { name: 'TaskCancelledError', message: reason };
-    // Its place in the thread's queue, taken before settling (which lets the order list forget it).
-    const pos = slot ? slot.positionOf(id) : -1;
     this.settle(id, code, error, startedAt);
     if (slot && !slot.exited) {
-      slot.worker.postMessage({ t: 'abort', ids: [id], reason });
+      slot.worker.postMessage({ t: 'abort', id, attempt: h.task[3], reason } satisfies ToThread);
       // Watched until it is gone from the thread: running now, or started before the abort
       // message reached the thread (a race), a task that ignores its signal must not hold the
       // thread for ever.
-      this.aborting.set(`${id}:${h.task[3]}`, { slot, id, attempt: h.task[3], pos, at: Date.now() });
+      slot.aborted.set(h.task, { pos, at: Date.now() });
+      this.aborting.add(slot);
       this.armWatchdog();
     }
   }
 
   /**
-   * Aborted tasks still in a thread: once one has run `abortGraceMs` past its abort (or its
+   * Aborted attempts still in a thread: once one has run `abortGraceMs` past its abort (or its
    * start, if it started later), its thread is terminated (siblings go on). One the thread
    * skipped or finished is forgotten.
    */
   private checkAborted(now: number): void {
-    for (const [key, a] of this.aborting) {
-      if (a.slot.exited) {
-        this.aborting.delete(key);
-        continue;
-      }
-      const startedAt = a.slot.runningSince(a.id, a.attempt);
-      if (startedAt) {
-        if (now - Math.max(startedAt, a.at) >= this.init.abortGraceMs) {
-          this.aborting.delete(key);
-          this.log('warn', `task ${a.id} did not stop within ${this.init.abortGraceMs} ms of its abort; terminating thread ${a.slot.index}`, { taskId: a.id, threadIndex: a.slot.index });
-          this.kill(a.slot);
+    for (const slot of this.aborting) {
+      for (const [task, a] of slot.aborted) {
+        const state = slot.exited ? undefined : slot.stateOf(task, a.pos);
+        if (state?.at === 'waiting') continue;
+        if (state?.at !== 'running') {
+          slot.aborted.delete(task);
+        } else if (now - Math.max(state.startedAt, a.at) >= this.init.abortGraceMs) {
+          const grace = this.init.abortGraceMs;
+          const msg = `task ${task[0]} did not stop within ${grace} ms of its abort; terminating thread ${slot.index}`;
+          this.log('warn', msg, { taskId: task[0], threadIndex: slot.index });
+          slot.aborted.clear();
+          this.kill(slot);
         }
-      } else if (a.pos < 0 || a.slot.consumed > a.pos) {
-        this.aborting.delete(key);
       }
+      if (slot.aborted.size === 0) this.aborting.delete(slot);
     }
   }
 
@@ -540,7 +612,8 @@ export class Relay {
         slot.forEachRunning((id, attempt, startedAt) => {
           const h = this.held.get(id);
           if (!h || h.thread !== slot || h.task[3] !== attempt || h.task[2] <= 0) return;
-          if (now - startedAt >= h.task[2]) this.abortTask(id, Code.Timeout, `task ${id} exceeded its time limit of ${h.task[2]} ms`);
+          if (now - startedAt < h.task[2]) return;
+          this.abortTask(id, Code.Timeout, `task ${id} exceeded its time limit of ${h.task[2]} ms`, startedAt);
         });
       for (const slot of this.threads) if (!slot.exited) check(slot);
       for (const slot of this.leaving) check(slot);
@@ -575,7 +648,8 @@ export class Relay {
     }
     this.queue = [];
     for (const slot of this.allThreads()) {
-      if (!slot.exited) slot.worker.postMessage({ t: 'retire', reason: 'lifecycle', detail: reason });
+      if (slot.exited) continue;
+      slot.worker.postMessage({ t: 'retire', reason: 'lifecycle', detail: reason } satisfies ToThread);
     }
     this.flush();
     if (this.threadsAlive === 0) resolveGone();
@@ -592,6 +666,13 @@ export class Relay {
     this.deadlineAt = Date.now() + graceMs;
     clearTimeout(this.deadlineTimer);
     this.deadlineTimer = setTimeout(() => this.deadline(leftover, reason), graceMs);
+    // Threads must be gone by then (deadline()): a retiring thread's drain of background work
+    // ends by then, and says what it cut.
+    for (const slot of this.allThreads()) {
+      if (slot.exited) continue;
+      const msg: ToThread = { t: 'retire', reason: 'lifecycle', detail: reason, deadlineAt: this.deadlineAt };
+      slot.worker.postMessage(msg);
+    }
   }
 
   private deadline(leftover: Code, reason: string): void {
@@ -600,11 +681,10 @@ export class Relay {
     // here: its consumed count tells which; those go back to the master, never settled.
     for (const slot of this.allThreads()) {
       if (slot.exited) continue;
-      const { unstarted } = slot.partition((id) => this.held.get(id)?.thread === slot);
-      for (const id of unstarted) {
-        const h = this.held.get(id)!;
+      const { unstarted } = slot.partition((task) => this.isOn(task, slot));
+      for (const task of unstarted) {
         slot.inflight--;
-        this.unhandToQueue(id, h);
+        this.unhandToQueue(task[0], this.held.get(task[0])!);
       }
     }
     for (const [id, h] of [...this.held]) {
@@ -633,6 +713,8 @@ export class Relay {
 }
 
 const WATCHDOG_TICK_MS = 20;
+/** A draining thread still alive this long after its drain deadline is terminated (see endDrainBy). */
+const DRAIN_KILL_AFTER_MS = 1000;
 /**
  * A successor starts when its predecessor has about this many boot times of work left, and
  * never less than MIN_SUCCESSOR_LEAD_MS: boots vary several-fold under load (25 ms to 700 ms

@@ -1,6 +1,8 @@
 /**
  * One worker thread as the child sees it: the Worker, the shared slots it writes, and the
- * tasks handed to it in order (so that, if it dies, the child knows which of them had started).
+ * attempts handed to it in order. Where an attempt is in the thread — waiting, running, or
+ * left (finished) — is decided here and only here (`stateOf`, `partition`), from one reading of
+ * the thread's shared memory: its consumed count and its running slots.
  */
 import { Worker } from 'node:worker_threads';
 import type { Readable } from 'node:stream';
@@ -30,11 +32,14 @@ function ended(stream: Readable): Promise<void> {
   });
 }
 
+/** Where an attempt handed to a thread is (see ThreadSlot.stateOf). */
+export type AttemptState = { at: 'waiting' } | { at: 'running'; startedAt: number } | { at: 'left' };
+
 export class ThreadSlot {
   readonly worker: Worker;
   readonly shared: Float64Array;
-  /** Ids handed to the thread, oldest first; `sentBase` of them have already been trimmed off the front. */
-  private sent: number[] = [];
+  /** Attempts handed to the thread, oldest first; `sentBase` of them have already been trimmed off the front. */
+  private sent: TaskWire[] = [];
   private sentHead = 0;
   private sentBase = 0;
   /** Tasks this thread holds (queued in it or running), as counted by the child. */
@@ -65,6 +70,20 @@ export class ThreadSlot {
   successorDue = false;
   /** Starts the successor when this thread's lifecycleDuration is about to run out. */
   successorTimer: NodeJS.Timeout | undefined;
+  /**
+   * Attempts settled here by an abort while this thread still held them (running, or waiting and
+   * maybe started before the abort reached it), with when they were aborted: watched until they
+   * leave the thread (see Relay.checkAborted).
+   */
+  readonly aborted = new Map<TaskWire, { pos: number; at: number }>();
+  /** After its finalizer, background work was still pending in it (it said what); it drains until it exits. */
+  draining: string[] | undefined;
+  /** It reported (or the child did for it) that work still pending was cut when it exited. */
+  cutReported = false;
+  /** Told to end its drain now: too many retired threads were draining (see Relay.boundDraining). */
+  drainCutAsked = false;
+  /** Terminates it if it outlives its drain deadline (see Relay.endDrainBy). */
+  drainKill: NodeJS.Timeout | undefined;
 
   private workingSince: EventLoopUtilization | undefined;
 
@@ -114,12 +133,12 @@ export class ThreadSlot {
   }
 
   post(tasks: TaskWire[]): void {
-    for (const t of tasks) this.sent.push(t[0]);
+    for (const t of tasks) this.sent.push(t);
     this.worker.postMessage({ t: 'tasks', tasks });
   }
 
-  /** Drops ids from the front of the order list once they are no longer held here. */
-  trim(stillHere: (id: number) => boolean): void {
+  /** Drops attempts from the front of the order list once they are no longer held here. */
+  trim(stillHere: (task: TaskWire) => boolean): void {
     while (this.sentHead < this.sent.length && !stillHere(this.sent[this.sentHead]!)) {
       this.sentHead++;
       this.sentBase++;
@@ -135,25 +154,43 @@ export class ThreadSlot {
     return this.shared[SLOTS.consumed]!;
   }
 
-  /** Absolute place of `id` in the order it was handed to this thread, or -1 if no longer listed. */
-  positionOf(id: number): number {
-    for (let i = this.sent.length - 1; i >= this.sentHead; i--) if (this.sent[i] === id) return this.sentBase + (i - this.sentHead);
+  /** Absolute place of this attempt in the order it was handed to this thread, or -1 if no longer listed. */
+  positionOf(task: TaskWire): number {
+    for (let i = this.sent.length - 1; i >= this.sentHead; i--) {
+      if (this.sent[i] === task) return this.sentBase + (i - this.sentHead);
+    }
     return -1;
   }
 
   /**
-   * Splits the ids still handed to this thread into those it had started (or skipped) and those
-   * it never reached, from the consumed count the thread keeps in shared memory.
+   * Where this attempt is in the thread: still `waiting` (not consumed), `running` (in a slot,
+   * with its start), or `left`: consumed and in no slot, so it finished and its outcome is on
+   * its way (or it was skipped, aborted before it started). The count is read before the slots:
+   * the thread fills a task's slot before it counts it consumed (see SLOTS), so a running task
+   * never reads as `left`. Undefined if the attempt is not listed here. `pos`: its place, if
+   * known already (an attempt no longer held may have been trimmed off the order list).
    */
-  partition(stillHere: (id: number) => boolean): { started: number[]; unstarted: number[] } {
+  stateOf(task: TaskWire, pos = this.positionOf(task)): AttemptState | undefined {
+    if (pos < 0) return undefined;
     const consumed = this.shared[SLOTS.consumed]!;
-    const started: number[] = [];
-    const unstarted: number[] = [];
+    const startedAt = this.runningSince(task[0], task[3]);
+    if (startedAt > 0) return { at: 'running', startedAt };
+    return pos < consumed ? { at: 'left' } : { at: 'waiting' };
+  }
+
+  /**
+   * Splits the attempts still handed to this thread into those it had started (or skipped) and
+   * those it never reached, from the consumed count the thread keeps in shared memory.
+   */
+  partition(stillHere: (task: TaskWire) => boolean): { started: TaskWire[]; unstarted: TaskWire[] } {
+    const consumed = this.shared[SLOTS.consumed]!;
+    const started: TaskWire[] = [];
+    const unstarted: TaskWire[] = [];
     for (let i = this.sentHead; i < this.sent.length; i++) {
-      const id = this.sent[i]!;
-      if (!stillHere(id)) continue;
-      if (this.sentBase + (i - this.sentHead) < consumed) started.push(id);
-      else unstarted.push(id);
+      const task = this.sent[i]!;
+      if (!stillHere(task)) continue;
+      if (this.sentBase + (i - this.sentHead) < consumed) started.push(task);
+      else unstarted.push(task);
     }
     return { started, unstarted };
   }

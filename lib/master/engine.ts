@@ -80,6 +80,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private readonly leaving = new Set<ChildHandle>();
   private readonly policy = new RestartPolicy();
   private readonly restarts: Record<RestartReason, number> = { crash: 0, lifecycle: 0, hard: 0, gracefulDie: 0, initFailure: 0 };
+  /** Retiring threads that exited with background work still pending (see Metrics.cutOnExit). */
+  private cutOnExit = 0;
   private state: EngineState = 'new';
   private readonly moduleHref: string;
   /** Where threads keep their start logs (shared/start-log.ts); made by start(), removed by the teardown. */
@@ -302,6 +304,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       processesAlive,
       threadsAlive,
       restarts: { ...this.restarts },
+      cutOnExit: this.cutOnExit,
       outcomes: { ...this.ledger.counts },
       runMs: this.ledger.runPercentiles(),
       waitMs: this.ledger.waitPercentiles(),
@@ -396,6 +399,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       gracefulDieTimeout: o.workerGracefulDieTimeout,
       abortGraceMs: ABORT_GRACE_MS,
       startLogDir: this.startLogDir,
+      drainMs: o.threadDrainTimeout,
     };
   }
 
@@ -449,6 +453,14 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       }
       case 'threads':
         c.threadsAlive = msg.alive;
+        return;
+      case 'cut':
+        this.cutOnExit++;
+        c.log.warn(
+          { threadIndex: msg.threadIndex, pending: msg.pending },
+          `thread ${msg.threadIndex} of process ${c.index} exited with background work still pending, ` +
+            `cut (${msg.detail}): ${msg.pending.join(', ')}`,
+        );
         return;
       case 'log':
         try {

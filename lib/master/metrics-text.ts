@@ -17,6 +17,8 @@ export function metricsText(m: Metrics, engine: string): string {
   metric('mpms_tasks_finished_total', 'counter', 'Tasks with an outcome.', [[e, m.finished]]);
   metric('mpms_task_outcomes_total', 'counter', 'Outcomes by status.', Object.entries(m.outcomes).map(([status, n]) => [`${e},status="${status}"`, n]));
   metric('mpms_restarts_total', 'counter', 'Thread and process restarts by reason.', Object.entries(m.restarts).map(([reason, n]) => [`${e},reason="${reason}"`, n]));
+  const cutHelp = 'Retiring threads that exited with background work still pending (cut).';
+  metric('mpms_threads_cut_on_exit_total', 'counter', cutHelp, [[e, m.cutOnExit]]);
   metric('mpms_tasks_queued', 'gauge', 'Tasks waiting in the master queue.', [[e, m.queued]]);
   metric('mpms_tasks_running', 'gauge', 'Tasks held by children (running or prefetched).', [[e, m.running]]);
   metric('mpms_processes_alive', 'gauge', 'Child processes alive.', [[e, m.processesAlive]]);

@@ -1,12 +1,13 @@
 /**
  * Entry of every worker thread: load the worker module, run `threadInitializer`, serve tasks
- * until told (or deciding) to retire, then wait for what runs, run `threadFinalizer`, exit.
- * Every hook is bounded by `hookTimeout`; the child additionally bounds the whole thread.
+ * until told (or deciding) to retire, then wait for what runs, run `threadFinalizer`, let
+ * background work drain, exit. Every hook is bounded by `hookTimeout`, the drain by
+ * `threadDrainTimeout`; the child additionally bounds the whole thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { toErrorWire, type FromThread, type StartPhase, type ThreadInit, type ToThread, type LogLevel } from '../protocol.js';
-import { loadWorkerModule, taskFunction } from '../shared/worker-module.js';
-import { withTimeout } from '../shared/bounded.js';
+import { loadWorkerModule, taskFunction, type Hook } from '../shared/worker-module.js';
+import { StepTimeoutError, withTimeout } from '../shared/bounded.js';
 import { registry } from './context.js';
 import { Runner } from './runner.js';
 import { StartLog } from '../shared/start-log.js';
@@ -17,10 +18,47 @@ const port = parentPort!;
 const post = (msg: FromThread) => port.postMessage(msg);
 const log = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => post({ t: 'log', level, msg, fields });
 
-function fatal(phase: StartPhase, err: unknown): void {
-  post({ t: 'fatal', phase, error: toErrorWire(err) });
+/** Where start-up is, until `ready`: an exit during start-up is reported with it. */
+let phase: StartPhase | undefined = 'load';
+
+function fatal(at: StartPhase, err: unknown): void {
+  phase = undefined;
+  post({ t: 'fatal', phase: at, error: toErrorWire(err) });
   // The child terminates us after this message; exiting here too keeps a stuck handle from holding the thread.
   setImmediate(() => process.exit(1));
+}
+
+// The worker module (or a hook) may end this thread during start-up (process.exit(), or
+// nothing left to run): say where, instead of a bare "no ready signal". Messages posted from
+// 'exit' are delivered.
+process.on('exit', (code) => {
+  if (phase === undefined) return;
+  const at = phase;
+  phase = undefined;
+  const why = '(process.exit() in the worker module, or nothing left to run)';
+  const message = `the thread exited with code ${code} during ${describePhase(at)} ${why}`;
+  post({ t: 'fatal', phase: at, error: { name: 'WorkerStartError', message } });
+});
+
+function describePhase(at: StartPhase): string {
+  return at === 'load' ? 'the loading of the worker module' : at;
+}
+
+/**
+ * Runs a hook under `hookTimeout`. The time limit holds the event loop: a hook that waits on a
+ * promise nothing will settle must end as a timeout that names it, not as a thread whose loop
+ * ran empty and exited without a word.
+ */
+async function runHook(name: string, hook: Hook, ctx: HookContext): Promise<void> {
+  const hold = setInterval(() => {}, 1 << 30);
+  try {
+    await withTimeout(hook(ctx), init.hookTimeout, name);
+  } catch (err) {
+    if (!(err instanceof StepTimeoutError)) throw err;
+    throw new StepTimeoutError(`${name} did not finish within its hookTimeout of ${init.hookTimeout} ms`);
+  } finally {
+    clearInterval(hold);
+  }
 }
 
 /** Promises a task handed to `keepAlive`: retirement waits for them, bounded. */
@@ -40,6 +78,7 @@ async function main(): Promise<void> {
   } catch (err) {
     return fatal('load', err);
   }
+  phase = 'export';
   const fn = taskFunction(mod, init.exportName, init.module);
   if (typeof fn === 'string') return fatal('export', new Error(fn));
 
@@ -52,8 +91,9 @@ async function main(): Promise<void> {
   };
   const initializer = mod.hook('threadInitializer');
   if (initializer) {
+    phase = 'threadInitializer';
     try {
-      await withTimeout(initializer(ctx), init.hookTimeout, 'threadInitializer');
+      await runHook('threadInitializer', initializer, ctx);
     } catch (err) {
       return fatal('threadInitializer', err);
     }
@@ -84,17 +124,18 @@ async function main(): Promise<void> {
   // still leave (messages posted from 'exit' are delivered), so only the culprit is `crashed`.
   process.on('exit', () => runner.flush());
 
+  const drain = new Drain();
   let exiting = false;
   runner.onIdle = () => {
     if (exiting) return;
     exiting = true;
-    void finalizeAndExit();
+    void finalizeAndDrain();
   };
-  const finalizeAndExit = async () => {
+  const finalizeAndDrain = async () => {
     runner.flush();
     if (kept.size) {
       try {
-        await withTimeout(Promise.all(kept), init.hookTimeout, 'keepAlive work');
+        await runHook('keepAlive work', () => Promise.all(kept), ctx);
       } catch (err) {
         log('warn', (err as Error).message);
       }
@@ -102,14 +143,13 @@ async function main(): Promise<void> {
     const finalizer = mod.hook('threadFinalizer');
     if (finalizer) {
       try {
-        await withTimeout(finalizer(ctx), init.hookTimeout, 'threadFinalizer');
+        await runHook('threadFinalizer', finalizer, ctx);
       } catch (err) {
-        log('error', `threadFinalizer failed: ${(err as Error)?.message}`, { err: toErrorWire(err) });
+        log('error', `threadFinalizer failed: ${toErrorWire(err).message}`, { err: toErrorWire(err) });
       }
     }
     runner.flush();
-    // Explicit exit: a handle the user's code left open must not keep a retired thread alive.
-    process.exit(0);
+    drain.start();
   };
 
   port.on('message', (msg: ToThread) => {
@@ -117,8 +157,9 @@ async function main(): Promise<void> {
       case 'tasks':
         return runner.accept(msg.tasks);
       case 'abort':
-        return runner.abort(msg.ids, msg.reason);
+        return runner.abort(msg.id, msg.attempt, msg.reason);
       case 'retire':
+        if (msg.deadlineAt !== undefined) drain.shortenTo(msg.deadlineAt);
         return runner.retire(msg.reason, msg.detail);
     }
   });
@@ -126,7 +167,52 @@ async function main(): Promise<void> {
   if (init.lifecycleDuration > 0) {
     setTimeout(() => runner.retire('lifecycle', `${init.lifecycleDuration} ms`), init.lifecycleDuration).unref();
   }
+  phase = undefined;
   post({ t: 'ready' });
+}
+
+/**
+ * The last step of a retiring thread (seed 002: a recycled worker must not cut the background
+ * work its tasks started). After the finalizer, nothing of ours holds the event loop: what
+ * still runs (a timer, an upload, a write a task did not await) finishes, and the thread then
+ * exits on its own, with code 0. `threadDrainTimeout` (or a shutdown's deadline) bounds that; when it
+ * cuts work still pending, the thread names it (`process.getActiveResourcesInfo()`) before it
+ * exits, and the engine logs it and counts it (`metrics().cutOnExit`).
+ */
+class Drain {
+  private started = 0;
+  private deadlineAt = Infinity;
+  private timer: NodeJS.Timeout | undefined;
+
+  start(): void {
+    this.started = Date.now();
+    this.deadlineAt = Math.min(this.deadlineAt, this.started + init.drainMs);
+    // Our own handle: messages still arrive while anything else keeps the loop alive.
+    port.unref();
+    const pending = process.getActiveResourcesInfo();
+    if (pending.length === 0) return; // the loop ends now; the thread exits by itself
+    post({ t: 'draining', pending, deadlineAt: this.deadlineAt });
+    this.arm();
+  }
+
+  /** A shutdown asks the thread to be gone by `at`. */
+  shortenTo(at: number): void {
+    if (at >= this.deadlineAt) return;
+    this.deadlineAt = at;
+    if (this.started) this.arm();
+  }
+
+  private arm(): void {
+    clearTimeout(this.timer);
+    // Unref'd: it bounds the drain, it must not prolong it.
+    this.timer = setTimeout(() => this.cut(), Math.max(0, this.deadlineAt - Date.now()));
+    this.timer.unref();
+  }
+
+  private cut(): void {
+    post({ t: 'cut', pending: process.getActiveResourcesInfo(), waitedMs: Date.now() - this.started });
+    process.exit(0);
+  }
 }
 
 void main();

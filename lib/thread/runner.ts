@@ -2,21 +2,31 @@
  * The task runner of one worker thread: takes tasks from its small local queue in arrival
  * order, runs up to `concurrency` at once, and sends outcomes back in batches.
  *
- * Shared memory with the child (`ThreadInit.slots`, a Float64Array):
+ * Shared memory with the child (`ThreadInit.slots`, a Float64Array, layout `SLOTS`):
  *   [0]            tasks consumed from the head of the queue (started, or skipped as aborted)
- *   [1 + 2k]       id of the task running in slot k (0 = free)
- *   [2 + 2k]       epoch ms it started
+ *   then per slot k: id, attempt and start (epoch ms) of the task running in it (id 0 = free)
  * The child reads it without a message, even while this thread is stuck in synchronous code:
  * the consumed count tells crashed tasks from unstarted ones when the thread dies, the slots
- * drive hard timeouts.
+ * drive hard timeouts. A slot is filled before its task is counted consumed (see SLOTS).
  */
 import type { MessagePort } from 'node:worker_threads';
 import v8 from 'node:v8';
-import { Code, SERIALIZED, SLOTS, toErrorWire, type FromThread, type ResultWire, type TaskWire, type Reason } from '../protocol.js';
-import { abortTask, registry, type TaskState } from './context.js';
+import { Code, SERIALIZED, SLOTS, toErrorWire } from '../protocol.js';
+import type { AttemptKey, ErrorWire, FromThread, ResultWire, TaskWire, Reason } from '../protocol.js';
+import { registry, type TaskState } from './context.js';
+import { Attempts } from './attempts.js';
 import type { StartLog } from '../shared/start-log.js';
 
 type TaskFn = (...args: unknown[]) => unknown;
+
+/**
+ * Before a task starts, outcomes whose tasks started at least this many ms earlier leave first.
+ * An outcome waiting in this thread is lost if the thread dies (a task runs it out of heap,
+ * exits, is terminated) before it is sent: this bounds that window to the tasks that started
+ * within the last FLUSH_AFTER_MS, while no-op tasks still leave in batches of about that much work.
+ * Measured on the no-op benchmark: see docs/guarantees.md.
+ */
+const FLUSH_AFTER_MS = 2;
 
 export interface RunnerSettings {
   fn: TaskFn;
@@ -30,15 +40,14 @@ export interface RunnerSettings {
 }
 
 export class Runner {
-  private readonly queue: TaskWire[] = [];
-  private head = 0;
+  private readonly attempts = new Attempts();
   private running = 0;
   private completed = 0;
   private pumping = false;
   private outbox: ResultWire[] = [];
+  /** Start time of the oldest task whose outcome is in the outbox. */
+  private outboxSince = 0;
   private flushScheduled = false;
-  private readonly aborted = new Set<number>();
-  private readonly states = new Map<number, TaskState>();
   private readonly shared: Float64Array;
   private readonly freeSlots: number[] = [];
   /** Set once the thread takes no more tasks; `onIdle` is called when nothing runs any more. */
@@ -61,33 +70,25 @@ export class Runner {
   accept(tasks: TaskWire[]): void {
     if (this.retiring) {
       // Sent before the child learnt that we retire: hand them straight back.
-      this.post({ t: 'retiring', reason: this.retiring, returned: tasks.map((t) => t[0]) });
+      this.post({ t: 'retiring', reason: this.retiring, returned: tasks.map(keyOf) });
       return;
     }
-    for (const t of tasks) this.queue.push(t);
+    this.attempts.push(tasks);
     this.pump();
     // Synchronous tasks of this batch are done already: their outcomes leave now, as one message,
     // instead of a turn later (the child is waiting for them to refill this thread).
     if (this.outbox.length > 0) this.flush();
   }
 
-  abort(ids: number[], reason: string): void {
-    for (const id of ids) {
-      const state = this.states.get(id);
-      if (state) abortTask(state, reason);
-      // Not started yet: skipped when it reaches the head, so the consumed count stays exact.
-      else this.aborted.add(id);
-    }
+  abort(id: number, attempt: number, reason: string): void {
+    this.attempts.abort(id, attempt, reason);
   }
 
   /** Stop taking tasks: hand back every unstarted one; `onIdle` fires once running ones are done. */
   retire(reason: Reason, detail?: string): void {
     if (this.retiring) return;
     this.retiring = reason;
-    const returned: number[] = [];
-    for (let i = this.head; i < this.queue.length; i++) returned.push(this.queue[i]![0]);
-    this.queue.length = 0;
-    this.head = 0;
+    const returned = this.attempts.takeWaiting().map(keyOf);
     this.flush();
     this.post({ t: 'retiring', reason, returned, detail });
     if (this.running === 0) this.onIdle?.();
@@ -97,38 +98,47 @@ export class Runner {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (this.running < this.settings.concurrency && this.head < this.queue.length && !this.retiring) {
-        const task = this.queue[this.head]!;
-        this.queue[this.head++] = undefined as unknown as TaskWire;
-        if (this.head > 1024 && this.head * 2 > this.queue.length) {
-          this.queue.splice(0, this.head);
-          this.head = 0;
+      while (this.running < this.settings.concurrency && !this.retiring) {
+        const task = this.attempts.next();
+        if (!task) break;
+        const aborted = this.attempts.abortedBeforeStart(task);
+        if (aborted !== undefined) {
+          this.skip(task, aborted);
+          continue;
         }
-        this.shared[SLOTS.consumed]! += 1;
-        if (this.aborted.size && this.aborted.delete(task[0])) continue;
-        // A task with a time limit or an AbortSignal may get this thread terminated under it:
-        // outcomes already decided leave first, or they would be lost with the thread. (An exit
-        // or an uncaught error flushes them from the 'exit' handler; see entry.ts.)
-        if (task[2] !== 0 && this.outbox.length > 0) this.flush();
-        this.start(task);
+        const now = Date.now();
+        // A task with a time limit or an AbortSignal may get this thread terminated under it, and
+        // any task may run it out of heap or exit it: outcomes already decided leave first, at
+        // once before a timed task, else once they have waited FLUSH_AFTER_MS. (An exit or an
+        // uncaught error flushes them from the 'exit' handler; see entry.ts.)
+        if (this.outbox.length > 0 && (task[2] !== 0 || now - this.outboxSince >= FLUSH_AFTER_MS)) this.flush();
+        this.start(task, now);
       }
     } finally {
       this.pumping = false;
     }
   }
 
-  private start(task: TaskWire): void {
+  /** An attempt aborted before it started leaves with an outcome too (the child settled it already). */
+  private skip(task: TaskWire, reason: string): void {
+    this.shared[SLOTS.consumed]! += 1;
+    const error: ErrorWire = { name: 'TaskCancelledError', message: reason };
+    this.queueOutcome([task[0], Code.Cancelled, error, 0, Date.now(), task[3], this.settings.threadIndex], Date.now());
+  }
+
+  private start(task: TaskWire, startedAt: number): void {
     const [id, args, , attempt] = task;
     const slot = this.freeSlots.pop()!;
     // Before the task can crash this process: the master reads it if the process dies.
     this.settings.startLog.record(id, attempt);
-    const startedAt = Date.now();
     const at = SLOTS.idAt(slot);
     this.shared[at + 1] = attempt;
     this.shared[at + 2] = startedAt;
     this.shared[at] = id;
+    // Counted after its slot is filled: the child reads "consumed, in no slot" as finished.
+    this.shared[SLOTS.consumed]! += 1;
     const state: TaskState = { id, attempt, slot, settled: false, abortReason: undefined, controller: undefined };
-    this.states.set(id, state);
+    this.attempts.started(state);
     this.running++;
     let ret: unknown;
     try {
@@ -139,13 +149,18 @@ export class Runner {
       this.finish(state, startedAt, Code.Error, err);
       return;
     }
-    if (ret !== null && typeof ret === 'object' && typeof (ret as PromiseLike<unknown>).then === 'function') {
-      (ret as PromiseLike<unknown>).then(
+    if (ret === null || typeof ret !== 'object') return this.finish(state, startedAt, Code.Ok, ret);
+    // A returned object is user data too: reading its `then` or calling it may throw.
+    try {
+      const then = (ret as PromiseLike<unknown>).then;
+      if (typeof then !== 'function') return this.finish(state, startedAt, Code.Ok, ret);
+      then.call(
+        ret,
         (v) => this.finish(state, startedAt, Code.Ok, v),
         (e) => this.finish(state, startedAt, Code.Error, e),
       );
-    } else {
-      this.finish(state, startedAt, Code.Ok, ret);
+    } catch (err) {
+      this.finish(state, startedAt, Code.Error, err);
     }
   }
 
@@ -154,16 +169,19 @@ export class Runner {
     state.settled = true;
     this.shared[SLOTS.idAt(state.slot)] = 0;
     this.freeSlots.push(state.slot);
-    // A retry of the same task may run here while an earlier, aborted attempt lingers.
-    if (this.states.get(state.id) === state) this.states.delete(state.id);
+    this.attempts.settled(state);
     this.running--;
     this.completed++;
-    const isError = code === Code.Error;
     const t = this.settings.threadIndex;
-    this.outbox.push(isError ? [state.id, code, toErrorWire(value), startedAt, Date.now(), state.attempt, t] : okWire(state.id, state.attempt, value, startedAt, t));
-    this.scheduleFlush();
-    if (isError && this.settings.gracefulDieErrors.includes((value as Error | null)?.name as string)) {
-      this.retire('gracefulDie', `task ${state.id} threw ${(value as Error).name}`);
+    // Whatever the task threw or returned, its wire form is sendable (toErrorWire and okWire
+    // never throw): a bad value costs only its own task.
+    const error = code === Code.Error ? toErrorWire(value) : undefined;
+    const outcome: ResultWire = error
+      ? [state.id, code, error, startedAt, Date.now(), state.attempt, t]
+      : okWire(state.id, state.attempt, value, startedAt, t);
+    this.queueOutcome(outcome, startedAt);
+    if (error && this.settings.gracefulDieErrors.includes(error.name)) {
+      this.retire('gracefulDie', `task ${state.id} threw ${error.name}`);
     } else if (!this.retiring) {
       if (this.settings.lifecycle && this.completed >= this.settings.lifecycle) this.retire('lifecycle', `${this.completed} tasks`);
       else if (this.settings.lifecycleMemory && v8.getHeapStatistics().used_heap_size > this.settings.lifecycleMemory * 1048576) {
@@ -177,7 +195,9 @@ export class Runner {
     }
   }
 
-  private scheduleFlush(): void {
+  private queueOutcome(outcome: ResultWire, startedAt: number): void {
+    if (this.outbox.length === 0) this.outboxSince = startedAt;
+    this.outbox.push(outcome);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     // setImmediate, not a microtask: outcomes of a burst of tasks leave as one message.
@@ -190,17 +210,33 @@ export class Runner {
     if (this.outbox.length === 0) return;
     const done = this.outbox;
     this.outbox = [];
-    this.port.postMessage({ t: 'done', done } satisfies FromThread);
+    try {
+      this.port.postMessage({ t: 'done', done } satisfies FromThread);
+    } catch {
+      // Cannot happen with the wire forms built here; if it does, only the outcome that cannot
+      // be sent is replaced, never the batch lost with the thread.
+      for (const r of done) this.sendAlone(r);
+    }
   }
 
-  /** Aborts every running task (shutdown deadline); their outcomes are decided by the child. */
-  abortAll(reason: string): void {
-    for (const state of this.states.values()) abortTask(state, reason);
+  private sendAlone(r: ResultWire): void {
+    try {
+      this.port.postMessage({ t: 'done', done: [r] } satisfies FromThread);
+    } catch (err) {
+      const message = `the outcome of task ${r[0]} cannot be sent to its process: ${toErrorWire(err).message}`;
+      const wire: ErrorWire = { name: 'SerializationError', message };
+      const replaced: ResultWire = [r[0], Code.Error, wire, r[3], r[4], r[5], r[6]];
+      this.port.postMessage({ t: 'done', done: [replaced] } satisfies FromThread);
+    }
   }
 
   private post(msg: FromThread): void {
     this.port.postMessage(msg);
   }
+}
+
+function keyOf(t: TaskWire): AttemptKey {
+  return [t[0], t[3]];
 }
 
 /**
@@ -214,8 +250,8 @@ function okWire(id: number, attempt: number, value: unknown, startedAt: number, 
   try {
     return [id, Code.Ok | SERIALIZED, v8.serialize(value), startedAt, Date.now(), attempt, threadIndex];
   } catch (err) {
-    const e = new Error(`the result of task ${id} cannot be sent back to the master: ${(err as Error).message}`);
-    e.name = 'SerializationError';
-    return [id, Code.Error, toErrorWire(e), startedAt, Date.now(), attempt, threadIndex];
+    const message = `the result of task ${id} cannot be sent back to the master: ${toErrorWire(err).message}`;
+    const wire: ErrorWire = { name: 'SerializationError', message };
+    return [id, Code.Error, wire, startedAt, Date.now(), attempt, threadIndex];
   }
 }
