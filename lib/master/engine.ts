@@ -26,6 +26,7 @@ import { RestartPolicy, type RestartDecision } from './restart-policy.js';
 import { metricsText } from './metrics-text.js';
 import { ResultSink } from './results.js';
 import { TaskQueue } from './task-queue.js';
+import { installSignalHandlers, runSteps, waitExits, type TeardownStep } from './teardown.js';
 
 type EngineState = 'new' | 'starting' | 'running' | 'closed' | 'stopping' | 'stopped';
 
@@ -100,7 +101,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private userClosed = false;
   /** gracefulShutdown() or terminate() was called (by the user elsewhere, or by a signal). */
   private shutdownBegan = false;
-  private signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
+  private removeSignalHandlers: (() => void) | undefined;
   private startFailure: Deferred<never> | undefined;
   /** The stop sent to every child by the teardown; re-sent to a child that becomes ready later. */
   private stopMessage: Extract<ToChild, { t: 'stop' }> | undefined;
@@ -171,7 +172,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     } catch (err) {
       this.state = 'stopped';
       for (const c of this.children) c?.killTree();
-      await this.waitExits([...this.children].filter((c): c is ChildHandle => !!c), 3000);
+      await waitExits([...this.children].filter((c): c is ChildHandle => !!c), 3000);
       this.removeStartLogs();
       // A fork that failed (EAGAIN, ENOMEM) throws here raw: every start-up failure is a WorkerStartError.
       if (err instanceof WorkerStartError || err instanceof EngineStateError) throw err;
@@ -182,7 +183,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.state = 'running';
     this.health = setInterval(() => this.checkHealth(), this.opts.subprocCheckInterval);
     this.health.unref();
-    if (this.opts.handleSignals) this.installSignalHandlers();
+    if (this.opts.handleSignals) this.installSignals();
     this.pump();
   }
 
@@ -341,7 +342,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     }
     if ((this.state as EngineState) !== 'starting') return;
     this.state = 'running';
-    if (this.opts.handleSignals) this.installSignalHandlers();
+    if (this.opts.handleSignals) this.installSignals();
     this.pump();
   }
 
@@ -864,108 +865,89 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   }
 
   private async runTeardown(kind: 'join' | 'graceful' | 'terminate', graceMs: number): Promise<FinalSummary> {
-    const step = async (name: string, ms: number, fn: () => Promise<void> | void) => {
-      this.logger.info(`shutdown (${kind}): ${name}`);
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        await Promise.race([fn(), new Promise<void>((r) => (timer = setTimeout(() => {
-          this.logger.warn(`shutdown (${kind}): step "${name}" did not finish within ${ms} ms; going on`);
-          r();
-        }, ms)))]);
-      } catch (err) {
-        this.logger.error({ err }, `shutdown (${kind}): step "${name}" failed; going on`);
-      } finally {
-        clearTimeout(timer);
-      }
-    };
-    const wasStarted = this.state !== 'new';
-    await step('stop intake', 100, () => {
-      this.state = 'stopping';
-      // Waiting puts resolve without a task id: a signal or a shutdown elsewhere is not their caller's mistake.
-      if (this.declining()) this.queue.releaseWaiters();
-      else this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine shut down; not accepted'));
-      if (this.health) clearInterval(this.health);
-      for (const t of this.respawnTimers) clearTimeout(t);
-      this.respawnTimers.clear();
-    });
-    await step('cancel queued tasks', 1000, () => {
-      this.cancelQueued('the engine shut down before it started');
-      // Only now: dispatch that resumes for want of a reader finds nothing left to start.
-      this.sink.endIntake();
-    });
-    if (wasStarted && this.transport) {
-      const t = this.transport;
-      const grace = kind === 'join' ? this.opts.hookTimeout : graceMs;
-      await step(`stop the ${t.kind} transport (take back unstarted jobs, wait for started ones)`, grace + 10_000, () => t.stop(grace));
-    } else if (wasStarted) {
-      const children = this.liveChildren();
-      const childGrace = kind === 'join' ? this.opts.hookTimeout : graceMs;
-      const bound = childGrace + ABORT_GRACE_MS + 2 * this.opts.hookTimeout + 2000;
-      await step('stop children (drain, thread finalizers, process finalizers)', kind === 'terminate' ? 3000 : bound, async () => {
-        this.stopMessage = { t: 'stop', graceMs: childGrace, reason: 'shutdown', leftover: Code.Cancelled };
-        for (const c of children) {
-          c.state = 'stopping';
-          c.post(this.stopMessage);
-        }
-        await this.waitExits(children, Infinity);
-      });
-      await step('kill what is left', 3000, async () => {
-        const left = this.liveChildren();
-        for (const c of left) c.killTree();
-        await this.waitExits(left, Infinity);
-      });
-    }
-    await step('settle what is left', 1000, () => {
-      for (const rec of [...this.ledger.records()]) this.cancelUnstarted(rec, 'the engine stopped');
-    });
-    // join(): as long as the collector returns (limitStalls: one call may take up to hookTimeout).
-    await step('drain the collector', kind === 'join' ? 2 ** 31 - 1 : Math.max(graceMs, 1000), () => this.sink.idle());
+    await runSteps(this.teardownSteps(kind, graceMs, this.state !== 'new'), this.logger, kind);
     this.sink.abandon(`the collector did not finish within the shutdown's bound (${kind})`);
     this.sink.close();
     this.removeStartLogs();
-    this.removeSignalHandlers();
+    this.removeSignalHandlers?.();
+    this.removeSignalHandlers = undefined;
     this.state = 'stopped';
     this.allSettled.resolve();
     this.sink.poke();
     return { ...this.ledger.summary(this.startedAt), unstarted: this.unstarted };
   }
 
-  /** Waits (bounded by `ms`) until the exits of `children` are accounted for (ChildHandle.gone). */
-  private waitExits(children: ChildHandle[], ms: number): Promise<void> {
-    const pending = children.filter((c) => c.state !== 'exited');
-    if (pending.length === 0) return Promise.resolve();
-    const all = Promise.all(pending.map((c) => c.gone.promise)).then(() => undefined);
-    if (!Number.isFinite(ms)) return all;
-    let timer: NodeJS.Timeout | undefined;
-    return Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
+  /** The ordered, bounded steps of a shutdown (docs/architecture.md, Shutdown). */
+  private teardownSteps(kind: 'join' | 'graceful' | 'terminate', graceMs: number, wasStarted: boolean): TeardownStep[] {
+    const grace = kind === 'join' ? this.opts.hookTimeout : graceMs;
+    const steps: TeardownStep[] = [
+      { name: 'stop intake', bound: 100, run: () => this.stopIntake() },
+      {
+        name: 'cancel queued tasks',
+        bound: 1000,
+        run: () => {
+          this.cancelQueued('the engine shut down before it started');
+          // Only now: dispatch that resumes for want of a reader finds nothing left to start.
+          this.sink.endIntake();
+        },
+      },
+    ];
+    const t = this.transport;
+    if (wasStarted && t) {
+      const name = `stop the ${t.kind} transport (take back unstarted jobs, wait for started ones)`;
+      steps.push({ name, bound: grace + 10_000, run: () => t.stop(grace) });
+    } else if (wasStarted) {
+      const bound = kind === 'terminate' ? 3000 : grace + ABORT_GRACE_MS + 2 * this.opts.hookTimeout + 2000;
+      steps.push(
+        { name: 'stop children (drain, thread finalizers, process finalizers)', bound, run: () => this.stopChildren(grace) },
+        { name: 'kill what is left', bound: 3000, run: () => this.killChildren() },
+      );
+    }
+    const settle = () => {
+      for (const rec of [...this.ledger.records()]) this.cancelUnstarted(rec, 'the engine stopped');
+    };
+    steps.push({ name: 'settle what is left', bound: 1000, run: settle });
+    // join(): as long as the collector returns (limitStalls: one call may take up to hookTimeout).
+    const drainBound = kind === 'join' ? 2 ** 31 - 1 : Math.max(graceMs, 1000);
+    steps.push({ name: 'drain the collector', bound: drainBound, run: () => this.sink.idle() });
+    return steps;
+  }
+
+  private stopIntake(): void {
+    this.state = 'stopping';
+    // Waiting puts resolve without a task id: a signal or a shutdown elsewhere is not their caller's mistake.
+    if (this.declining()) this.queue.releaseWaiters();
+    else this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine shut down; not accepted'));
+    if (this.health) clearInterval(this.health);
+    for (const t of this.respawnTimers) clearTimeout(t);
+    this.respawnTimers.clear();
+  }
+
+  private async stopChildren(graceMs: number): Promise<void> {
+    const children = this.liveChildren();
+    this.stopMessage = { t: 'stop', graceMs, reason: 'shutdown', leftover: Code.Cancelled };
+    for (const c of children) {
+      c.state = 'stopping';
+      c.post(this.stopMessage);
+    }
+    await waitExits(children, Infinity);
+  }
+
+  private async killChildren(): Promise<void> {
+    const left = this.liveChildren();
+    for (const c of left) c.killTree();
+    await waitExits(left, Infinity);
+  }
+
+  private installSignals(): void {
+    const graceful = () => void this.gracefulShutdown({ timeout: SIGNAL_SHUTDOWN_TIMEOUT_MS });
+    this.removeSignalHandlers = installSignalHandlers(this.logger, SIGNAL_SHUTDOWN_TIMEOUT_MS, graceful, () => void this.terminate());
   }
 
   private removeStartLogs(): void {
     if (this.startLogDir) fs.rmSync(this.startLogDir, { recursive: true, force: true });
   }
 
-  private installSignalHandlers(): void {
-    let count = 0;
-    this.signalHandler = (sig) => {
-      count++;
-      if (count === 1) {
-        this.logger.warn(`${sig}: graceful shutdown (up to ${SIGNAL_SHUTDOWN_TIMEOUT_MS} ms); send it again to stop at once`);
-        void this.gracefulShutdown({ timeout: SIGNAL_SHUTDOWN_TIMEOUT_MS });
-      } else {
-        this.logger.warn(`${sig} again: terminating now`);
-        void this.terminate();
-      }
-    };
-    process.on('SIGINT', this.signalHandler);
-    process.on('SIGTERM', this.signalHandler);
-  }
-
-  private removeSignalHandlers(): void {
-    if (!this.signalHandler) return;
-    process.off('SIGINT', this.signalHandler);
-    process.off('SIGTERM', this.signalHandler);
-    this.signalHandler = undefined;
-  }
 }
 
 /**
