@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import { withTimeout } from '../shared/bounded.js';
 import { ThreadSlot } from './thread-slot.js';
 import { ThreadSupervisor } from './thread-supervisor.js';
+import { cancelled, crashed, timedOut, unsendable } from '../shared/outcomes.js';
 
 interface Held {
   task: TaskWire;
@@ -248,13 +249,11 @@ export class Relay {
     for (const [id, h] of this.held) {
       if (h.thread !== slot) continue;
       if (startedSet.has(h.task)) {
-        const err = slot.hardKilled
-          ? { name: 'WorkerCrashedError', message: `thread ${slot.index} was terminated because a sibling task on it exceeded its time limit`, props: { exitCode: code, signal: null, scope: 'thread' } }
-          : {
-              name: 'WorkerCrashedError',
-              message: `thread ${slot.index} of process ${this.init.processIndex} exited with code ${code} while running task ${id}${slot.lastError ? `: ${slot.lastError.message}` : ''}`,
-              props: { exitCode: code, signal: null, scope: 'thread' },
-            };
+        const why = slot.lastError ? `: ${slot.lastError.message}` : '';
+        const message = slot.hardKilled
+          ? `thread ${slot.index} was terminated because a sibling task on it exceeded its time limit`
+          : `thread ${slot.index} of process ${this.init.processIndex} exited with code ${code} while running task ${id}${why}`;
+        const err = crashed(message, 'thread', code);
         this.settle(id, Code.Crashed, err, 0);
       } else {
         slot.inflight--;
@@ -336,7 +335,7 @@ export class Relay {
       try {
         this.send({ t: 'batch', done: toOutcomeColumns([r]) });
       } catch (e) {
-        const wire: ErrorWire = { name: 'SerializationError', message: `the result of task ${r[0]} cannot be sent to the master: ${(e as Error).message}` };
+        const wire = unsendable(`the result of task ${r[0]} cannot be sent to the master: ${(e as Error).message}`);
         this.send({ t: 'batch', done: toOutcomeColumns([[r[0], Code.Error, wire, r[3], r[4], r[5], r[6]]]) });
       }
     }
@@ -380,10 +379,10 @@ export class Relay {
     // The result always matches the status: each outcome has its own error class.
     const error: ErrorWire =
       code === Code.Timeout
-        ? { name: 'TaskTimeoutError', message: reason, props: { timeoutMs: h.task[2] } }
+        ? timedOut(reason, h.task[2])
         : code === Code.Crashed
-          ? { name: 'WorkerCrashedError', message: reason, props: { exitCode: null, signal: null, scope: 'process' } }
-          : { name: 'TaskCancelledError', message: reason };
+          ? crashed(reason, 'process')
+          : cancelled(reason);
     this.settle(id, code, error, startedAt);
     if (slot && !slot.exited) {
       slot.worker.postMessage({ t: 'abort', id, attempt: h.task[3], reason } satisfies ToThread);

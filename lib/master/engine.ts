@@ -15,18 +15,20 @@ import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../optio
 import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, taskIdFields, type ChildInit, type ErrorWire, type FromChild, type ToChild, type WireArgs } from '../protocol.js';
 import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
-import { makeStartLogDir, takeStartLogs } from '../shared/start-log.js';
-import { killRecorded, recordsFile, takeRecords } from '../shared/descendants.js';
+import { makeStartLogDir } from '../shared/start-log.js';
 import type { Meta, Metrics, RestartReason, SubmitOptions, Summary, TaskResult } from '../types.js';
-import type { OutgoingTask, RemoteOutcome, RemotePlace, Transport, TransportHost } from '../transport/types.js';
+import type { RemotePlace, Transport } from '../transport/types.js';
 import { ChildHandle } from './child-handle.js';
+import { childExitFacts, diedWith } from './exit-accounting.js';
 import { Ledger, type TaskRecord } from './ledger.js';
 import { buildMeta, fromErrorWire } from './outcome.js';
 import { RestartPolicy, type RestartDecision } from './restart-policy.js';
 import { metricsText } from './metrics-text.js';
+import { pumpRemote, startRemote, type RemoteEngine } from './remote.js';
 import { ResultSink } from './results.js';
 import { TaskQueue } from './task-queue.js';
 import { installSignalHandlers, runSteps, waitExits, type TeardownStep } from './teardown.js';
+import { cancelled, unsendable } from '../shared/outcomes.js';
 
 type EngineState = 'new' | 'starting' | 'running' | 'closed' | 'stopping' | 'stopped';
 
@@ -319,23 +321,19 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   /** start() with a transport: no children here; connect, adopt what an earlier master of the run left in flight. */
   private async startTransport(t: Transport): Promise<void> {
-    const host: TransportHost = {
+    const engine: RemoteEngine = {
       logger: this.logger,
+      ledger: this.ledger,
       module: this.moduleHref,
       exportName: this.opts.export,
-      settle: (o) => this.settleRemote(o),
-      returned: (taskId, attempt) => {
-        const rec = this.ledger.get(taskId);
-        if (!rec || !rec.remote || rec.attempts + 1 !== attempt) return;
-        rec.remote = false;
-        this.requeue(rec);
-        this.checkDone();
-      },
-      wake: () => this.pump(),
+      meta: this.hasUserMeta ? this.opts.meta : undefined,
+      complete: (rec, o) => this.complete(rec, o.code, o.value, o.startedAt, o.endedAt, undefined, o.threadIndex, o),
+      requeue: (rec) => this.requeue(rec),
+      checkDone: () => this.checkDone(),
+      pump: () => this.pump(),
     };
     try {
-      // Keys from the dead master's submit({ meta }) were never sent; the engine's own meta applies.
-      for (const a of await t.start(host)) this.ledger.adopt(a.taskId, a.args, a.attempt - 1, a.timeout, this.hasUserMeta ? this.opts.meta : undefined);
+      await startRemote(t, engine);
     } catch (err) {
       this.state = 'stopped';
       throw new WorkerStartError(`the ${t.kind} transport could not start: ${(err as Error).message}`, { cause: err });
@@ -344,33 +342,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.state = 'running';
     if (this.opts.handleSignals) this.installSignals();
     this.pump();
-  }
-
-  /** An outcome from a transport: only for the attempt in flight (a duplicate or stale one is dropped). */
-  private settleRemote(o: RemoteOutcome): boolean {
-    const rec = this.ledger.get(o.taskId);
-    if (!rec || !rec.remote || rec.attempts + 1 !== o.attempt) {
-      this.logger.debug({ taskId: o.taskId, attempt: o.attempt }, 'dropped a remote outcome for a task that already has one');
-      return false;
-    }
-    rec.remote = false;
-    this.complete(rec, o.code, o.value, o.startedAt, o.endedAt, undefined, o.threadIndex, o);
-    return true;
-  }
-
-  /** Hands queued tasks to the transport, up to its bound on outstanding jobs. */
-  private pumpRemote(t: Transport): void {
-    const n = Math.min(t.credit, this.queue.length);
-    if (n > 0) {
-      const out: OutgoingTask[] = new Array(n);
-      for (let i = 0; i < n; i++) {
-        const rec = this.queue.shift()!;
-        rec.remote = true;
-        out[i] = { taskId: rec.id, attempt: rec.attempts + 1, args: rec.args, timeout: rec.timeout > 0 ? rec.timeout : 0 };
-      }
-      t.send(out);
-    }
-    this.queue.wake();
   }
 
   /** A shutdown during start(): start() rejects now instead of waiting out its bound. */
@@ -516,38 +487,23 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.leaving.delete(c);
     c.killGroup();
     const stopping = this.state === 'stopping' || this.state === 'stopped';
-    // Its descendants that left its process group (`detached`), as its watchdog last recorded
-    // them: the group kill above does not reach them, and a child killed outright could not.
-    killRecorded(takeRecords(recordsFile(this.startLogDir, c.pid)), c.pid);
-    // Which of its tasks had started: the threads' start logs say, exactly.
-    const started = takeStartLogs(this.startLogDir, c.pid);
-    const crashed: TaskRecord[] = [];
-    const back: TaskRecord[] = [];
-    for (const rec of this.ledger.records()) {
-      if (rec.child !== c) continue;
-      if (started.get(rec.id)?.has(rec.attempts + 1)) crashed.push(rec);
-      else back.push(rec);
-    }
+    // Its descendants that left its process group, and which of its tasks had started.
+    const { started, unstarted, how } = childExitFacts(c, this.ledger, this.startLogDir);
     c.inflight = 0;
-    for (let i = back.length - 1; i >= 0; i--) this.requeue(back[i]!);
-    const how = c.signal ? `was killed by ${c.signal}` : `exited with code ${c.exitCode}`;
-    for (const rec of crashed) {
-      const wire: ErrorWire = stopping
-        ? { name: 'TaskCancelledError', message: `task ${rec.id} was still running when the engine stopped its process (${how})` }
-        : { name: 'WorkerCrashedError', message: `process ${c.index} (pid ${c.pid}) ${how} while holding task ${rec.id}`, props: { exitCode: c.exitCode, signal: c.signal, scope: 'process' } };
-      this.complete(rec, stopping ? Code.Cancelled : Code.Crashed, wire, 0, Date.now(), c, undefined);
-    }
+    for (let i = unstarted.length - 1; i >= 0; i--) this.requeue(unstarted[i]!);
+    const code = stopping ? Code.Cancelled : Code.Crashed;
+    for (const rec of started) this.complete(rec, code, diedWith(c, rec, how, stopping), 0, Date.now(), c, undefined);
     if (this.state === 'starting') this.startFailure?.reject(c.fatal ?? new WorkerStartError(`process ${c.index} ${how} during start-up`));
     const planned = c.state === 'retiring' || c.state === 'stopping' || stopping;
     if (this.children[c.index] === c && !stopping) {
       if (!planned) {
-        c.log.warn({ exitCode: c.exitCode, signal: c.signal, ...taskIdFields(crashed.map((r) => r.id)) }, `process ${c.index} ${how}; replacing it`);
+        c.log.warn({ exitCode: c.exitCode, signal: c.signal, ...taskIdFields(started.map((r) => r.id)) }, `process ${c.index} ${how}; replacing it`);
         this.noteRestart(c.index, c.fatal ? 'initFailure' : 'crash');
       }
       // The tasks it was running are charged above (retried or crashed); the policy decides about the process.
       const decision = planned
         ? this.policy.retiring()
-        : this.policy.died({ settled: c.settledCount, blamed: crashed.length, fatal: !!c.fatal });
+        : this.policy.died({ settled: c.settledCount, blamed: started.length, fatal: !!c.fatal });
       this.follow(c, decision, how);
     }
     this.pump();
@@ -608,7 +564,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     for (const id of ids) {
       const rec = this.ledger.get(id);
       if (!rec || rec.child !== c) continue;
-      this.complete(rec, Code.Error, { name: 'SerializationError', message: `task ${id}'s arguments cannot be sent to a child: ${err.message}` }, 0, Date.now(), c, undefined);
+      this.complete(rec, Code.Error, unsendable(`task ${id}'s arguments cannot be sent to a child: ${err.message}`), 0, Date.now(), c, undefined);
     }
   }
 
@@ -636,7 +592,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   /** Hands queued tasks to the children with credit, in batches, unless outcomes are piling up unread. */
   private pump(): void {
     if (this.sink.pausesDispatch) return this.pausedForReader();
-    if (this.transport) return this.state === 'new' || this.state === 'starting' ? undefined : this.pumpRemote(this.transport);
+    if (this.transport) return this.state === 'new' || this.state === 'starting' ? undefined : pumpRemote(this.transport, this.queue);
     while (this.queue.length > 0) {
       let best: ChildHandle | undefined;
       let bestCredit = 0;
@@ -720,7 +676,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private requeue(rec: TaskRecord): void {
     rec.child = null;
     if (rec.cancelled) {
-      this.complete(rec, Code.Cancelled, { name: 'TaskCancelledError', message: rec.cancelled }, 0, Date.now(), undefined, undefined);
+      this.complete(rec, Code.Cancelled, cancelled(rec.cancelled), 0, Date.now(), undefined, undefined);
     } else if (this.state === 'stopping' || this.state === 'stopped' || this.broken) {
       this.cancelUnstarted(rec, this.broken ? `the engine gave up: ${this.broken.message}` : 'the engine is shutting down; the task never started');
     } else {
@@ -795,7 +751,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   private cancelUnstarted(rec: TaskRecord, why: string): void {
     if (this.state === 'stopping' || this.state === 'stopped') this.unstarted.push({ taskId: rec.id, args: rec.args });
-    this.complete(rec, Code.Cancelled, { name: 'TaskCancelledError', message: `task ${rec.id} was cancelled: ${why}` }, 0, Date.now(), undefined, undefined);
+    this.complete(rec, Code.Cancelled, cancelled(`task ${rec.id} was cancelled: ${why}`), 0, Date.now(), undefined, undefined);
   }
 
   private cancelQueued(why: string): void {
@@ -814,7 +770,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       if (rec.remote) return;
       if (rec.child === null) {
         this.queue.remove(rec);
-        this.complete(rec, Code.Cancelled, { name: 'TaskCancelledError', message: reason }, 0, Date.now(), undefined, undefined);
+        this.complete(rec, Code.Cancelled, cancelled(reason), 0, Date.now(), undefined, undefined);
       } else {
         rec.child.post({ t: 'abort', ids: [rec.id], code: Code.Cancelled, reason });
       }
