@@ -269,7 +269,7 @@ export class Relay {
     this.reportThreads();
     if (this.sup.serves(slot)) {
       if (!normal) this.send({ t: 'restart', threadIndex: slot.index, reason: crashedReason });
-      this.sup.respawn(slot);
+      this.sup.died(slot);
     }
     if (this.stopping && this.threadsAlive === 0) this.stopping.onThreadsGone();
     this.assign();

@@ -96,7 +96,7 @@ export class ThreadSupervisor {
   }
 
   /** Starts a thread for slot `index`; `before`, the thread it replaces, hands down what it learnt. */
-  startThread(index: number, before: ThreadSlot | undefined): ThreadSlot {
+  private startThread(index: number, before: ThreadSlot | undefined): ThreadSlot {
     const slot = new ThreadSlot(
       index,
       {
@@ -205,7 +205,7 @@ export class ThreadSupervisor {
   }
 
   /** Replaces a thread that died: at once if it had started, else after a back-off, or gives up. */
-  respawn(slot: ThreadSlot): void {
+  died(slot: ThreadSlot): void {
     if (slot.ready) {
       this.replace(slot);
       return;

@@ -12,7 +12,7 @@ import v8 from 'node:v8';
 import { pino, type Logger } from 'pino';
 import { ConfigError, EngineStateError, SerializationError, WorkerStartError } from '../errors.js';
 import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../options.js';
-import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, taskIdFields, type ChildInit, type ErrorWire, type FromChild, type ToChild, type WireArgs } from '../protocol.js';
+import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, type ErrorWire, type FromChild, type ToChild, type WireArgs } from '../protocol.js';
 import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
 import { makeStartLogDir } from '../shared/start-log.js';
@@ -22,10 +22,10 @@ import { ChildHandle } from './child-handle.js';
 import { childExitFacts, diedWith } from './exit-accounting.js';
 import { Ledger, type TaskRecord } from './ledger.js';
 import { buildMeta, fromErrorWire } from './outcome.js';
-import { RestartPolicy, type RestartDecision } from './restart-policy.js';
 import { metricsText } from './metrics-text.js';
 import { pumpRemote, startRemote, type RemoteEngine } from './remote.js';
 import { ResultSink } from './results.js';
+import { ABORT_GRACE_MS, ProcessSupervisor } from './supervisor.js';
 import { TaskQueue } from './task-queue.js';
 import { installSignalHandlers, runSteps, waitExits, type TeardownStep } from './teardown.js';
 import { cancelled, unsendable } from '../shared/outcomes.js';
@@ -53,8 +53,6 @@ export interface FinalSummary extends Summary {
   unstarted: Array<{ taskId: number; args: unknown[] }>;
 }
 
-/** ms a child waits after a hard limit fired for the task to return, before it terminates the thread. */
-const ABORT_GRACE_MS = 500;
 /** Default deadline of a shutdown started by a signal (`handleSignals`). */
 export const SIGNAL_SHUTDOWN_TIMEOUT_MS = 10_000;
 
@@ -79,13 +77,10 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private readonly ledger = new Ledger();
   private readonly queue: TaskQueue;
   private readonly sink: ResultSink;
-  private readonly children: (ChildHandle | undefined)[] = [];
-  private readonly leaving = new Set<ChildHandle>();
-  private readonly policy = new RestartPolicy();
-  private readonly restarts: Record<RestartReason, number> = { crash: 0, lifecycle: 0, hard: 0, gracefulDie: 0, initFailure: 0 };
   /** Retiring threads that exited with background work still pending (see Metrics.cutOnExit). */
   private cutOnExit = 0;
   private state: EngineState = 'new';
+  private readonly sup: ProcessSupervisor;
   private readonly moduleHref: string;
   /** Where threads keep their start logs (shared/start-log.ts); made by start(), removed by the teardown. */
   private startLogDir = '';
@@ -95,8 +90,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private readonly stopRequested: Deferred<void> = deferred();
   private joining: Promise<FinalSummary> | undefined;
   private teardownRun: Promise<FinalSummary> | undefined;
-  private health: NodeJS.Timeout | undefined;
-  private readonly respawnTimers = new Set<NodeJS.Timeout>();
   private broken: Error | undefined;
   private readonly unstarted: FinalSummary['unstarted'] = [];
   /** The user called close() or join(): a later put() is a call-order mistake and rejects. */
@@ -123,6 +116,23 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.sink = new ResultSink(this.opts.resultQueueMaxsize, this.opts.collector, this.logger, () => this.pump(), () => this.isFinished());
     this.hasUserMeta = Object.keys(this.opts.meta).length > 0;
     this.transport = this.opts.transport;
+    const engine = this;
+    this.sup = new ProcessSupervisor({
+      opts: this.opts,
+      logger: this.logger,
+      moduleHref: this.moduleHref,
+      get startLogDir() {
+        return engine.startLogDir;
+      },
+      stopping: () => this.stopping(),
+      gaveUp: () => this.broken !== undefined,
+      onMessage: (c, msg) => this.onChildMessage(c, msg),
+      onUnsendable: (c, ids, err) => this.onUnsendable(c, ids, err),
+      onExit: (c) => this.onChildExit(c),
+      restarted: (info) => this.restarted(info),
+      giveUp: (cause) => this.giveUp(cause),
+      checkDone: () => this.checkDone(),
+    });
   }
 
   // ---- public API ---------------------------------------------------------------------------
@@ -168,13 +178,13 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       timer = setTimeout(() => reject(new WorkerStartError(`children did not become ready within ${bound} ms`)), bound);
     });
     try {
-      for (let i = 0; i < this.opts.processes; i++) this.spawnChild(i);
-      const allReady = Promise.all(this.children.map((c) => c!.ready.promise));
+      this.sup.startAll();
+      const allReady = Promise.all(this.sup.children.map((c) => c!.ready.promise));
       await Promise.race([allReady, this.startFailure.promise, timeout]);
     } catch (err) {
       this.state = 'stopped';
-      for (const c of this.children) c?.killTree();
-      await waitExits([...this.children].filter((c): c is ChildHandle => !!c), 3000);
+      for (const c of this.sup.children) c?.killTree();
+      await waitExits([...this.sup.children].filter((c): c is ChildHandle => !!c), 3000);
       this.removeStartLogs();
       // A fork that failed (EAGAIN, ENOMEM) throws here raw: every start-up failure is a WorkerStartError.
       if (err instanceof WorkerStartError || err instanceof EngineStateError) throw err;
@@ -183,8 +193,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       clearTimeout(timer);
     }
     this.state = 'running';
-    this.health = setInterval(() => this.checkHealth(), this.opts.subprocCheckInterval);
-    this.health.unref();
+    this.sup.watch();
     if (this.opts.handleSignals) this.installSignals();
     this.pump();
   }
@@ -285,7 +294,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.abortStart('terminate() was called during start()');
     this.state = 'stopping';
     this.cancelQueued('terminate() was called');
-    for (const c of this.liveChildren()) c.killTree();
+    for (const c of this.sup.live()) c.killTree();
     return this.awaitedByConsumer(this.teardown('terminate', 0));
   }
 
@@ -294,7 +303,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     let running = this.transport?.outstanding ?? 0;
     let processesAlive = 0;
     let threadsAlive = 0;
-    for (const c of this.liveChildren()) {
+    for (const c of this.sup.live()) {
       running += c.inflight;
       threadsAlive += c.threadsAlive;
       if (c.state !== 'starting') processesAlive++;
@@ -306,7 +315,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       total: this.ledger.total,
       processesAlive,
       threadsAlive,
-      restarts: { ...this.restarts },
+      restarts: { ...this.sup.restarts },
       cutOnExit: this.cutOnExit,
       outcomes: { ...this.ledger.counts },
       runMs: this.ledger.runPercentiles(),
@@ -351,53 +360,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   // ---- children -----------------------------------------------------------------------------
 
-  private childInit(index: number): ChildInit {
-    const o = this.opts;
-    return {
-      module: this.moduleHref,
-      exportName: o.export,
-      processIndex: index,
-      name: o.name,
-      threads: o.threads,
-      concurrency: o.concurrency,
-      hookTimeout: o.hookTimeout,
-      initArgs: o.initArgs,
-      lifecycle: o.lifecycle,
-      lifecycleDuration: o.lifecycleDuration,
-      lifecycleJitter: o.lifecycleJitter,
-      lifecycleMemory: o.lifecycleMemory,
-      processMemoryLimit: o.processMemoryLimit,
-      gracefulDieErrors: o.workerGracefulDieErrors,
-      gracefulDieTimeout: o.workerGracefulDieTimeout,
-      abortGraceMs: ABORT_GRACE_MS,
-      startLogDir: this.startLogDir,
-      drainMs: o.threadDrainTimeout,
-    };
-  }
-
-  private spawnChild(index: number): ChildHandle {
-    const child = new ChildHandle(
-      index,
-      this.opts.threads,
-      this.opts.concurrency,
-      this.childInit(index),
-      (c, msg) => this.onChildMessage(c, msg),
-      (c) => this.onChildExit(c),
-      (c, ids, err) => this.onUnsendable(c, ids, err),
-      this.opts.workerStdout,
-      this.logger,
-    );
-    this.children[index] = child;
-    return child;
-  }
-
-  private liveChildren(): ChildHandle[] {
-    const out: ChildHandle[] = [];
-    for (const c of this.children) if (c && c.state !== 'exited') out.push(c);
-    for (const c of this.leaving) if (c.state !== 'exited') out.push(c);
-    return out;
-  }
-
   private onChildMessage(c: ChildHandle, msg: FromChild): void {
     switch (msg.t) {
       case 'batch':
@@ -409,9 +371,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         this.pump();
         return;
       case 'restart':
-        return this.noteRestart(c.index, msg.reason, msg.threadIndex, msg.detail, msg.warm);
+        return this.sup.note(c.index, msg.reason, msg.threadIndex, msg.detail, msg.warm);
       case 'retiring':
-        return this.onChildRetiring(c, msg.reason, msg.detail);
+        return this.sup.retiring(c, msg.reason, msg.detail);
       case 'fatal': {
         const err = new WorkerStartError(`process ${c.index} could not start (${msg.phase}): ${msg.error.message}`, {
           cause: decodeError(msg.error),
@@ -463,7 +425,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         const threadIndex = nums[o + 5]!;
         this.complete(rec, nums[o + 1]!, values[i], startedAt, endedAt, c, threadIndex < 0 ? undefined : threadIndex);
       }
-      this.policy.succeeded();
+      this.sup.succeeded();
     }
     if (msg.returned) {
       for (const id of msg.returned) {
@@ -476,17 +438,11 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.pump();
   }
 
-  private onChildRetiring(c: ChildHandle, reason: RestartReason, detail?: string): void {
-    if (c.state === 'exited' || c.state === 'stopping') return;
-    c.state = 'retiring';
-    this.noteRestart(c.index, reason, undefined, detail);
-    this.follow(c, this.policy.retiring());
-  }
-
+  /** A child exited: charges its tasks (exit-accounting.ts), then the supervisor decides about the process. */
   private onChildExit(c: ChildHandle): void {
-    this.leaving.delete(c);
+    this.sup.forget(c);
     c.killGroup();
-    const stopping = this.state === 'stopping' || this.state === 'stopped';
+    const stopping = this.stopping();
     // Its descendants that left its process group, and which of its tasks had started.
     const { started, unstarted, how } = childExitFacts(c, this.ledger, this.startLogDir);
     c.inflight = 0;
@@ -494,58 +450,18 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     const code = stopping ? Code.Cancelled : Code.Crashed;
     for (const rec of started) this.complete(rec, code, diedWith(c, rec, how, stopping), 0, Date.now(), c, undefined);
     if (this.state === 'starting') this.startFailure?.reject(c.fatal ?? new WorkerStartError(`process ${c.index} ${how} during start-up`));
-    const planned = c.state === 'retiring' || c.state === 'stopping' || stopping;
-    if (this.children[c.index] === c && !stopping) {
-      if (!planned) {
-        c.log.warn({ exitCode: c.exitCode, signal: c.signal, ...taskIdFields(started.map((r) => r.id)) }, `process ${c.index} ${how}; replacing it`);
-        this.noteRestart(c.index, c.fatal ? 'initFailure' : 'crash');
-      }
-      // The tasks it was running are charged above (retried or crashed); the policy decides about the process.
-      const decision = planned
-        ? this.policy.retiring()
-        : this.policy.died({ settled: c.settledCount, blamed: started.length, fatal: !!c.fatal });
-      this.follow(c, decision, how);
-    }
+    this.sup.exited(c, started.map((r) => r.id), how);
     this.pump();
     this.checkDone();
   }
 
-  /** Does what the restart policy decided about `c`: replace it (after a delay), or give up. */
-  private follow(c: ChildHandle, decision: RestartDecision, how = 'could not be started'): void {
-    if (decision.replace) return this.replace(c, decision.delayMs);
-    this.giveUp(c.fatal ?? new WorkerStartError(`${decision.why} (last: process ${c.index} ${how})`));
+  private stopping(): boolean {
+    return this.state === 'stopping' || this.state === 'stopped';
   }
 
-  /** Starts a replacement for `old` after `delay` ms; `old` keeps serving what it holds until it exits. */
-  private replace(old: ChildHandle, delay: number): void {
-    if (old.state !== 'exited') this.leaving.add(old);
-    const go = () => {
-      if (this.children[old.index] !== old || this.state === 'stopping' || this.state === 'stopped' || this.broken) return;
-      try {
-        this.spawnChild(old.index);
-      } catch (err) {
-        // fork() itself failed (EAGAIN, ENOMEM): a start that failed, with nothing to blame.
-        const how = `could not be forked: ${(err as Error)?.message}`;
-        this.logger.error({ err, processIndex: old.index }, `process ${old.index} ${how}`);
-        this.follow(old, this.policy.died({ settled: 0, blamed: 0, fatal: true }), how);
-        this.checkDone();
-      }
-    };
-    if (delay === 0) return go();
-    // Kept referenced: while a replacement is pending it may be the only thing alive, and the
-    // process must not end with tasks waiting. The teardown clears it.
-    const timer = setTimeout(() => {
-      this.respawnTimers.delete(timer);
-      go();
-    }, delay);
-    this.respawnTimers.add(timer);
-  }
-
-  private noteRestart(processIndex: number, reason: RestartReason, threadIndex?: number, detail?: string, warm?: boolean): void {
-    this.restarts[reason]++;
-    if (this.listenerCount('restart') === 0) return;
-    const info = { processIndex, threadIndex, reason, detail, ...(warm === undefined ? {} : { warm }) };
-    this.emitIsolated('restart', info);
+  /** A thread or process restart, counted by the supervisor: told to the `restart` listeners. */
+  private restarted(info: MPMSEvents['restart'][0]): void {
+    if (this.listenerCount('restart') > 0) this.emitIsolated('restart', info);
   }
 
   /** The engine cannot keep children alive: every task without a child settles `cancelled`; join() resolves. */
@@ -568,25 +484,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     }
   }
 
-  private checkHealth(): void {
-    const hard = this.opts.lifecycleDurationHard;
-    if (!hard) return;
-    const now = Date.now();
-    for (const c of this.liveChildren()) {
-      // A retiring child (a soft limit) lets its tasks run, but the hard limit still applies to it.
-      if ((c.state !== 'ready' && c.state !== 'retiring') || now - c.spawnedAt < hard) continue;
-      // Drained briefly, then killed: unstarted tasks come back, running ones settle `timeout`.
-      if (c.state === 'ready') {
-        this.noteRestart(c.index, 'hard');
-        this.follow(c, this.policy.retiring());
-      }
-      c.state = 'stopping';
-      const grace = Math.min(5000, Math.max(100, Math.round(hard / 10)));
-      c.post({ t: 'stop', graceMs: grace, reason: 'hard', leftover: Code.Timeout });
-      setTimeout(() => c.killTree(), grace + ABORT_GRACE_MS + 2000).unref();
-    }
-  }
-
   // ---- flow ---------------------------------------------------------------------------------
 
   /** Hands queued tasks to the children with credit, in batches, unless outcomes are piling up unread. */
@@ -596,7 +493,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     while (this.queue.length > 0) {
       let best: ChildHandle | undefined;
       let bestCredit = 0;
-      for (const c of this.children) {
+      for (const c of this.sup.children) {
         const credit = c ? c.sendableCredit : 0;
         if (credit > bestCredit) {
           best = c;
@@ -801,7 +698,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private checkDone(): void {
     if (this.isFinished()) this.allSettled.resolve();
     // With no child left and none coming, nothing can settle what remains: cancel it.
-    if (this.broken && this.liveChildren().length === 0) {
+    if (this.broken && this.sup.live().length === 0) {
       for (const rec of [...this.ledger.records()]) this.cancelUnstarted(rec, `the engine gave up: ${this.broken.message}`);
       if (this.state === 'running') this.state = 'closed';
       if (this.isFinished()) this.allSettled.resolve();
@@ -874,13 +771,11 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     // Waiting puts resolve without a task id: a signal or a shutdown elsewhere is not their caller's mistake.
     if (this.declining()) this.queue.releaseWaiters();
     else this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine shut down; not accepted'));
-    if (this.health) clearInterval(this.health);
-    for (const t of this.respawnTimers) clearTimeout(t);
-    this.respawnTimers.clear();
+    this.sup.stop();
   }
 
   private async stopChildren(graceMs: number): Promise<void> {
-    const children = this.liveChildren();
+    const children = this.sup.live();
     this.stopMessage = { t: 'stop', graceMs, reason: 'shutdown', leftover: Code.Cancelled };
     for (const c of children) {
       c.state = 'stopping';
@@ -890,7 +785,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   }
 
   private async killChildren(): Promise<void> {
-    const left = this.liveChildren();
+    const left = this.sup.live();
     for (const c of left) c.killTree();
     await waitExits(left, Infinity);
   }
