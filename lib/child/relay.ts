@@ -12,6 +12,7 @@ import { Code, fromTaskColumns, taskIdFields, toOutcomeColumns, toErrorWire, typ
 import type { AttemptKey, StartPhase, ToThread } from '../protocol.js';
 import fs from 'node:fs';
 import { withTimeout } from '../shared/bounded.js';
+import { Ring } from '../shared/ring.js';
 import { ThreadSlot } from './thread-slot.js';
 import { ThreadSupervisor } from './thread-supervisor.js';
 import { cancelled, crashed, timedOut, unsendable } from '../shared/outcomes.js';
@@ -25,7 +26,7 @@ interface Held {
 type Send = (msg: FromChild, cb?: (err: Error | null) => void) => void;
 
 export class Relay {
-  private queue: TaskWire[] = [];
+  private readonly queue = new Ring<TaskWire>(64);
   private readonly held = new Map<number, Held>();
   private done: ResultWire[] = [];
   private returned: number[] = [];
@@ -352,8 +353,7 @@ export class Relay {
     if (h.task[2] > 0) this.timed--;
     if (h.thread) h.thread.inflight--;
     else {
-      const i = this.queue.indexOf(h.task);
-      if (i >= 0) this.queue.splice(i, 1);
+      this.queue.remove(h.task);
     }
     this.done.push([id, code, error, startedAt, Date.now(), h.task[3], h.thread?.index ?? -1]);
   }
@@ -471,12 +471,11 @@ export class Relay {
     let resolveGone!: () => void;
     const gone = new Promise<void>((r) => (resolveGone = r));
     this.stopping = { leftover, onThreadsGone: resolveGone };
-    for (const task of this.queue) {
+    for (const task of this.queue.drain()) {
       this.held.delete(task[0]);
       if (task[2] > 0) this.timed--;
       this.returned.push(task[0]);
     }
-    this.queue = [];
     for (const slot of this.allThreads()) {
       if (slot.exited) continue;
       slot.worker.postMessage({ t: 'retire', reason: 'lifecycle', detail: reason } satisfies ToThread);
