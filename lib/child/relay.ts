@@ -385,7 +385,7 @@ export class Relay {
           : cancelled(reason);
     this.settle(id, code, error, startedAt);
     if (slot && !slot.exited) {
-      slot.worker.postMessage({ t: 'abort', id, attempt: h.task[3], reason } satisfies ToThread);
+      slot.send({ t: 'abort', id, attempt: h.task[3], reason });
       // Watched until it is gone from the thread: running now, or started before the abort
       // message reached the thread (a race), a task that ignores its signal must not hold the
       // thread for ever.
@@ -478,7 +478,7 @@ export class Relay {
     }
     for (const slot of this.allThreads()) {
       if (slot.exited) continue;
-      slot.worker.postMessage({ t: 'retire', reason: 'lifecycle', detail: reason } satisfies ToThread);
+      slot.send({ t: 'retire', reason: 'lifecycle', detail: reason });
     }
     this.flush();
     if (this.threadsAlive === 0) resolveGone();
@@ -500,7 +500,7 @@ export class Relay {
     for (const slot of this.allThreads()) {
       if (slot.exited) continue;
       const msg: ToThread = { t: 'retire', reason: 'lifecycle', detail: reason, deadlineAt: this.deadlineAt };
-      slot.worker.postMessage(msg);
+      slot.send(msg);
     }
   }
 

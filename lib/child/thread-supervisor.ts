@@ -238,7 +238,7 @@ export class ThreadSupervisor {
       oldest.drainCutAsked = true;
       const detail = 'too many retired threads draining';
       const msg: ToThread = { t: 'retire', reason: 'lifecycle', detail, deadlineAt: Date.now() };
-      oldest.worker.postMessage(msg);
+      oldest.send(msg);
       this.endDrainBy(oldest, Date.now());
     }
   }

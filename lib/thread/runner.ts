@@ -64,10 +64,6 @@ export class Runner {
     for (let k = settings.concurrency - 1; k >= 0; k--) this.freeSlots.push(k);
   }
 
-  get busy(): number {
-    return this.running;
-  }
-
   accept(tasks: TaskWire[]): void {
     if (this.retiring) {
       // Sent before the child learnt that we retire: hand them straight back.
