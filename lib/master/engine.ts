@@ -12,7 +12,7 @@ import v8 from 'node:v8';
 import { pino, type Logger } from 'pino';
 import { ConfigError, EngineStateError, SerializationError, WorkerStartError } from '../errors.js';
 import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../options.js';
-import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, type ErrorWire, type FromChild, type ToChild, type WireArgs } from '../protocol.js';
+import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, type ErrorWire, type FromChild, type ToChild } from '../protocol.js';
 import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
 import { makeStartLogDir } from '../shared/start-log.js';
@@ -26,6 +26,7 @@ import { metricsText } from './metrics-text.js';
 import { pumpRemote, startRemote, type RemoteEngine } from './remote.js';
 import { ResultSink } from './results.js';
 import { ABORT_GRACE_MS, ProcessSupervisor } from './supervisor.js';
+import { checkSubmitOptions, toWireArgs } from './task-args.js';
 import { TaskQueue } from './task-queue.js';
 import { installSignalHandlers, runSteps, waitExits, type TeardownStep } from './teardown.js';
 import { cancelled, unsendable } from '../shared/outcomes.js';
@@ -217,11 +218,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (this.declining()) return undefined;
     this.assertAccepting();
     if (!Array.isArray(args)) throw new TypeError('submit(args): args must be an array of arguments');
-    const problems: string[] = [];
-    if (options.timeout !== undefined && !(typeof options.timeout === 'number' && options.timeout > 0 && Number.isFinite(options.timeout))) problems.push(`\`timeout\` must be a finite number > 0, got ${String(options.timeout)}`);
-    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) problems.push('`signal` must be an AbortSignal');
-    if (options.meta !== undefined && (options.meta === null || typeof options.meta !== 'object')) problems.push('`meta` must be an object');
-    if (problems.length) throw new ConfigError(problems);
+    checkSubmitOptions(options);
     const wireArgs = toWireArgs(args);
     if (!this.queue.hasRoom && !(await this.waitForRoom())) return undefined;
     const userMeta = options.meta ? (this.hasUserMeta ? { ...this.opts.meta, ...options.meta } : options.meta) : this.hasUserMeta ? this.opts.meta : undefined;
@@ -799,27 +796,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (this.startLogDir) fs.rmSync(this.startLogDir, { recursive: true, force: true });
   }
 
-}
-
-/**
- * The arguments as they travel (see `TaskWire`): as they are when all are primitives, else
- * serialized once here. Fails fast, at the put() that caused it, for an argument no child
- * could receive.
- */
-function toWireArgs(args: unknown[]): WireArgs {
-  let plain = true;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const t = typeof a;
-    if (t === 'function' || t === 'symbol') throw new SerializationError(`argument ${i} is a ${t} and cannot be sent to a child process`);
-    if (t === 'object' && a !== null) plain = false;
-  }
-  if (plain) return args.length === 1 ? (args[0] as WireArgs) : args;
-  try {
-    return v8.serialize(args);
-  } catch (err) {
-    throw new SerializationError(`an argument cannot be sent to a child process: ${(err as Error).message}`, { cause: err });
-  }
 }
 
 /** fromErrorWire that cannot throw: an error a child sent may be beyond the master to rebuild. */
