@@ -11,9 +11,9 @@
 import { Code, fromTaskColumns, taskIdFields, toOutcomeColumns, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild } from '../protocol.js';
 import type { AttemptKey, StartPhase, ToThread } from '../protocol.js';
 import fs from 'node:fs';
-import { withTimeout } from '../shared/bounded.js';
 import { Ring } from '../shared/ring.js';
 import { ThreadSlot } from './thread-slot.js';
+import { TaskWatchdog } from './task-watchdog.js';
 import { ThreadSupervisor } from './thread-supervisor.js';
 import { cancelled, crashed, timedOut, unsendable } from '../shared/outcomes.js';
 
@@ -37,10 +37,8 @@ export class Relay {
     this.assign();
     this.flush();
   };
-  /** Threads holding attempts that were aborted and settled here (see ThreadSlot.aborted). */
-  private readonly aborting = new Set<ThreadSlot>();
   private timed = 0;
-  private watchdog: NodeJS.Timeout | undefined;
+  private readonly watchdog: TaskWatchdog;
   private rr = 0;
   private stopping: { leftover: Code; onThreadsGone: () => void } | undefined;
   readonly threadInit: Omit<ThreadInit, 'slots' | 'threadIndex' | 'startLog'>;
@@ -78,6 +76,19 @@ export class Relay {
       this.markReady = resolve;
       this.failStart = reject;
     });
+    this.watchdog = new TaskWatchdog({
+      init,
+      log,
+      timedCount: () => this.timed,
+      heldTask: (id, attempt, slot) => {
+        const h = this.held.get(id);
+        return h && h.thread === slot && h.task[3] === attempt ? h.task : undefined;
+      },
+      serving: () => this.sup.threads,
+      leaving: () => this.sup.leaving,
+      abortTask: (id, code, reason, since) => this.abortTask(id, code, reason, since),
+      flush: () => this.flush(),
+    });
     this.sup = new ThreadSupervisor({
       init,
       threadInit: this.threadInit,
@@ -86,7 +97,7 @@ export class Relay {
       onMessage: (slot, msg) => this.onThreadMessage(slot, msg),
       onExit: (slot, code) => this.onThreadExit(slot, code),
       giveUp: (phase, error) => (this.isReady ? this.send({ t: 'fatal', phase, error }) : this.failStart({ phase, error })),
-      kill: (slot) => this.kill(slot),
+      kill: (slot) => this.watchdog.kill(slot),
     });
     this.sup.startAll();
   }
@@ -121,7 +132,7 @@ export class Relay {
           this.queue.push(task);
           if (task[2] > 0) this.timed++;
         }
-        if (this.timed > 0) this.armWatchdog();
+        if (this.timed > 0) this.watchdog.arm();
         this.assign();
         return;
       case 'abort':
@@ -242,7 +253,7 @@ export class Relay {
     slot.exited = true;
     this.deadLogs.push(slot.startLog);
     this.sup.forget(slot);
-    this.aborting.delete(slot);
+    this.watchdog.aborting.delete(slot);
     if (slot.draining && code !== 0) this.reportCut(slot, slot.draining, `it was ended (code ${code}) while draining`);
     const { started } = slot.partition((task) => this.isOn(task, slot));
     const startedSet = new Set(started);
@@ -390,66 +401,9 @@ export class Relay {
       // message reached the thread (a race), a task that ignores its signal must not hold the
       // thread for ever.
       slot.aborted.set(h.task, { pos, at: Date.now() });
-      this.aborting.add(slot);
-      this.armWatchdog();
+      this.watchdog.aborting.add(slot);
+      this.watchdog.arm();
     }
-  }
-
-  /**
-   * Aborted attempts still in a thread: once one has run `abortGraceMs` past its abort (or its
-   * start, if it started later), its thread is terminated (siblings go on). One the thread
-   * skipped or finished is forgotten.
-   */
-  private checkAborted(now: number): void {
-    for (const slot of this.aborting) {
-      for (const [task, a] of slot.aborted) {
-        const state = slot.exited ? undefined : slot.stateOf(task, a.pos);
-        if (state?.at === 'waiting') continue;
-        if (state?.at !== 'running') {
-          slot.aborted.delete(task);
-        } else if (now - Math.max(state.startedAt, a.at) >= this.init.abortGraceMs) {
-          const grace = this.init.abortGraceMs;
-          const msg = `task ${task[0]} did not stop within ${grace} ms of its abort; terminating thread ${slot.index}`;
-          this.log('warn', msg, { taskId: task[0], threadIndex: slot.index });
-          slot.aborted.clear();
-          this.kill(slot);
-        }
-      }
-      if (slot.aborted.size === 0) this.aborting.delete(slot);
-    }
-  }
-
-  /** Terminates a thread; if it will not die (stuck in native code), the whole child goes. */
-  private kill(slot: ThreadSlot): void {
-    slot.hardKilled = true;
-    void withTimeout(slot.worker.terminate(), 2000, `terminating thread ${slot.index}`).catch(() => {
-      this.log('error', `thread ${slot.index} would not terminate; ending process ${this.init.processIndex}`);
-      process.exit(70);
-    });
-  }
-
-  private armWatchdog(): void {
-    if (this.watchdog) return;
-    this.watchdog = setInterval(() => {
-      if (this.timed <= 0 && this.aborting.size === 0) {
-        clearInterval(this.watchdog);
-        this.watchdog = undefined;
-        return;
-      }
-      const now = Date.now();
-      this.checkAborted(now);
-      const check = (slot: ThreadSlot) =>
-        slot.forEachRunning((id, attempt, startedAt) => {
-          const h = this.held.get(id);
-          if (!h || h.thread !== slot || h.task[3] !== attempt || h.task[2] <= 0) return;
-          if (now - startedAt < h.task[2]) return;
-          this.abortTask(id, Code.Timeout, `task ${id} exceeded its time limit of ${h.task[2]} ms`, startedAt);
-        });
-      for (const slot of this.sup.threads) if (!slot.exited) check(slot);
-      for (const slot of this.sup.leaving) check(slot);
-      this.flush();
-    }, WATCHDOG_TICK_MS);
-    this.watchdog.unref();
   }
 
   // ---- stopping -----------------------------------------------------------------------------
@@ -523,7 +477,7 @@ export class Relay {
     this.flush();
     // Aborted tasks had their chance in the grace; threads still alive now are ended.
     setTimeout(() => {
-      for (const slot of this.allThreads()) if (!slot.exited) this.kill(slot);
+      for (const slot of this.allThreads()) if (!slot.exited) this.watchdog.kill(slot);
     }, Math.min(this.init.abortGraceMs, 1000)).unref();
   }
 
@@ -541,4 +495,3 @@ export class Relay {
   }
 }
 
-const WATCHDOG_TICK_MS = 20;
