@@ -151,7 +151,7 @@ export interface OptionSpec {
 export const OPTION_SPECS: readonly OptionSpec[] = withDefaultTexts([
   { name: 'worker', kind: 'module', defaultText: '(required)', description: 'path (relative to cwd) or URL of the worker module' },
   { name: 'export', kind: 'string', default: 'default', description: 'name of the task function export', cli: { flag: 'export' } },
-  { name: 'collector', kind: 'function', defaultText: 'none', description: '(meta, result) => void | Promise<void>, called once per task' },
+  { name: 'collector', kind: 'function', defaultText: 'none', description: '(meta, result) => void | Promise<void>, called once per outcome, one at a time, in order (see docs/guarantees.md, "User code")' },
   { name: 'processes', kind: 'int>=1', derive: () => os.availableParallelism(), defaultText: 'os.availableParallelism()', description: 'child processes', cli: { flag: 'processes', short: 'p' } },
   { name: 'threads', kind: 'int>=1', default: 2, description: 'worker threads per child process', cli: { flag: 'threads', short: 't' } },
   { name: 'concurrency', kind: 'int>=1', default: 1, description: 'tasks one thread runs at once (async workers)', cli: { flag: 'concurrency' } },
