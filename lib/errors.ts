@@ -5,6 +5,7 @@
  * Classes do not survive a process or thread boundary, so each class sets a stable `name`:
  * code on the far side matches by name (see `workerGracefulDieErrors`).
  */
+import type { StartPhase } from './protocol.js';
 
 /** Thrown by a task to make its whole process stop taking tasks and retire gracefully. */
 export class WorkerGracefulDie extends Error {
@@ -77,5 +78,5 @@ export class WorkerStartError extends Error {
    * Where it failed, when a child or thread said so: `load` (importing the module), `export`
    * (no such function), `processInitializer`, `threadInitializer`, `threadStart`.
    */
-  phase?: 'load' | 'export' | 'processInitializer' | 'threadInitializer' | 'threadStart';
+  phase?: StartPhase;
 }

@@ -1,6 +1,6 @@
 /**
- * The one declaration of every engine setting: its type, default, validation, CLI flag and
- * description. Validation (`resolveOptions`), the CLI flags (`lib/cli`) and the option table
+ * The one declaration of every engine setting: its type, default (a value, or a function of the
+ * settings before it), validation, CLI flag and description. Validation (`resolveOptions`), the CLI flags (`lib/cli`) and the option table
  * in docs/api.md are all derived from `OPTION_SPECS`, so they cannot drift apart.
  */
 import os from 'node:os';
@@ -129,7 +129,13 @@ export interface OptionSpec {
   name: keyof MPMSOptions;
   /** How the value is checked (and, for the CLI, parsed): e.g. `'int>=1'`, `'ms'`, `'mib'`, `'fraction'`. */
   kind: Kind;
-  /** Human text of the default, for docs and `--help`. */
+  /**
+   * The default, as a value (`default`) or a function of the settings before it in
+   * `OPTION_SPECS` (`derive`); neither: unset. `resolveOptions` applies exactly this.
+   */
+  default?: unknown;
+  derive?: (before: Readonly<Record<string, unknown>>) => unknown;
+  /** Human text of the default, for docs and `--help`: derived from `default` unless given. */
   defaultText: string;
   /** One line for docs and `--help`. */
   description: string;
@@ -142,51 +148,67 @@ export interface OptionSpec {
  * table of docs/api.md all come from here. Read-only; useful to build your own CLI or config
  * loader on the same rules.
  */
-export const OPTION_SPECS: readonly OptionSpec[] = [
+export const OPTION_SPECS: readonly OptionSpec[] = withDefaultTexts([
   { name: 'worker', kind: 'module', defaultText: '(required)', description: 'path (relative to cwd) or URL of the worker module' },
-  { name: 'export', kind: 'string', defaultText: "'default'", description: 'name of the task function export', cli: { flag: 'export' } },
+  { name: 'export', kind: 'string', default: 'default', description: 'name of the task function export', cli: { flag: 'export' } },
   { name: 'collector', kind: 'function', defaultText: 'none', description: '(meta, result) => void | Promise<void>, called once per outcome, one at a time, in order (see docs/guarantees.md, "User code")' },
-  { name: 'processes', kind: 'int>=1', defaultText: 'os.availableParallelism()', description: 'child processes', cli: { flag: 'processes', short: 'p' } },
-  { name: 'threads', kind: 'int>=1', defaultText: '2', description: 'worker threads per child process', cli: { flag: 'threads', short: 't' } },
-  { name: 'concurrency', kind: 'int>=1', defaultText: '1', description: 'tasks one thread runs at once (async workers)', cli: { flag: 'concurrency' } },
-  { name: 'taskQueueMaxsize', kind: 'int>=1', defaultText: 'processes * threads * 3 + 30', description: 'tasks the master holds waiting for a thread', cli: { flag: 'task-queue-maxsize' } },
+  { name: 'processes', kind: 'int>=1', derive: () => os.availableParallelism(), defaultText: 'os.availableParallelism()', description: 'child processes', cli: { flag: 'processes', short: 'p' } },
+  { name: 'threads', kind: 'int>=1', default: 2, description: 'worker threads per child process', cli: { flag: 'threads', short: 't' } },
+  { name: 'concurrency', kind: 'int>=1', default: 1, description: 'tasks one thread runs at once (async workers)', cli: { flag: 'concurrency' } },
+  { name: 'taskQueueMaxsize', kind: 'int>=1', derive: (o) => (o.processes as number) * (o.threads as number) * 3 + 30, defaultText: 'processes * threads * 3 + 30', description: 'tasks the master holds waiting for a thread', cli: { flag: 'task-queue-maxsize' } },
   { name: 'putTimeout', kind: 'ms', defaultText: 'none (wait forever)', description: 'ms put() may wait for room, then QueueFullError' },
-  { name: 'meta', kind: 'object', defaultText: '{}', description: 'user keys copied into every meta' },
+  { name: 'meta', kind: 'object', default: {}, description: 'user keys copied into every meta' },
   { name: 'lifecycle', kind: 'int>=1', defaultText: 'none', description: 'soft: a thread retires after this many tasks', cli: { flag: 'lifecycle' } },
   { name: 'lifecycleDuration', kind: 'ms', defaultText: 'none', description: 'soft: a thread retires after this many ms', cli: { flag: 'lifecycle-duration' } },
-  { name: 'lifecycleJitter', kind: 'fraction', defaultText: '0', description: 'each thread\'s lifecycle limits vary by up to ± this fraction', cli: { flag: 'lifecycle-jitter' } },
+  { name: 'lifecycleJitter', kind: 'fraction', default: 0, description: 'each thread\'s lifecycle limits vary by up to ± this fraction', cli: { flag: 'lifecycle-jitter' } },
   { name: 'lifecycleMemory', kind: 'mib', defaultText: 'none', description: 'soft: a thread retires when its heap exceeds this many MiB after a task', cli: { flag: 'lifecycle-memory' } },
   { name: 'processMemoryLimit', kind: 'mib', defaultText: 'none', description: 'soft: a child retires when its RSS exceeds this many MiB', cli: { flag: 'process-memory-limit' } },
   { name: 'lifecycleDurationHard', kind: 'ms', defaultText: 'none', description: 'hard: a child older than this is killed (its running tasks: timeout)', cli: { flag: 'lifecycle-duration-hard' } },
   { name: 'taskTimeout', kind: 'ms', defaultText: 'none', description: 'hard: a task running longer than this settles timeout', cli: { flag: 'task-timeout' } },
-  { name: 'retries', kind: 'int>=0', defaultText: '0', description: 're-runs of a task whose worker crashed or timed out', cli: { flag: 'retries' } },
-  { name: 'resultQueueMaxsize', kind: 'int>=1', defaultText: 'taskQueueMaxsize', description: 'outcomes waiting for the collector/iterator; dispatch pauses while full' },
-  { name: 'subprocCheckInterval', kind: 'ms', defaultText: '1000', description: 'ms between health checks of the children' },
-  { name: 'workerGracefulDieTimeout', kind: 'ms', defaultText: '5000', description: 'ms after which a gracefully dying process that still runs tasks logs a warning (its tasks are never cut: a soft restart)' },
-  { name: 'workerGracefulDieErrors', kind: 'string[]', defaultText: "['WorkerGracefulDie']", description: 'error names that trigger graceful die' },
-  { name: 'hookTimeout', kind: 'ms', defaultText: '30000', description: 'ms each initializer or finalizer may run', cli: { flag: 'hook-timeout' } },
+  { name: 'retries', kind: 'int>=0', default: 0, description: 're-runs of a task whose worker crashed or timed out', cli: { flag: 'retries' } },
+  { name: 'resultQueueMaxsize', kind: 'int>=1', derive: (o) => o.taskQueueMaxsize, defaultText: 'taskQueueMaxsize', description: 'outcomes waiting for the collector/iterator; dispatch pauses while full' },
+  { name: 'subprocCheckInterval', kind: 'ms', default: 1000, description: 'ms between health checks of the children' },
+  { name: 'workerGracefulDieTimeout', kind: 'ms', default: 5000, description: 'ms after which a gracefully dying process that still runs tasks logs a warning (its tasks are never cut: a soft restart)' },
+  { name: 'workerGracefulDieErrors', kind: 'string[]', default: ['WorkerGracefulDie'], description: 'error names that trigger graceful die' },
+  { name: 'hookTimeout', kind: 'ms', default: 30000, description: 'ms each initializer or finalizer may run', cli: { flag: 'hook-timeout' } },
+  /**
+   * A retiring thread with nothing pending exits at once, so this bounds only threads whose tasks
+   * left work running; it costs no recycling speed (measured: bench/restart-storm.mjs, see
+   * docs/guarantees.md), only the memory of a lingering thread meanwhile. 5 s lets an ordinary
+   * upload or write finish; longer work belongs in `keepAlive` (bounded by `hookTimeout`).
+   */
   {
     name: 'threadDrainTimeout',
     kind: 'ms',
-    defaultText: '5000',
+    default: 5000,
     description: 'ms a retiring thread lets unawaited background work finish, then cuts it (logged, counted)',
     cli: { flag: 'thread-drain-timeout' },
   },
   { name: 'initArgs', kind: 'cloneable', defaultText: 'undefined', description: 'structured-cloneable value handed to every hook as ctx.initArgs' },
-  { name: 'name', kind: 'string', defaultText: "'mpms'", description: 'base name for process titles, thread names and logs', cli: { flag: 'name' } },
+  { name: 'name', kind: 'string', default: 'mpms', description: 'base name for process titles, thread names and logs', cli: { flag: 'name' } },
   { name: 'logger', kind: 'logger', defaultText: "pino at level 'warn' to stderr", description: 'a pino logger' },
-  { name: 'workerStdout', kind: 'stdout', defaultText: "'inherit'", description: "where workers' stdout goes: 'inherit' (the master's stdout) or 'stderr'" },
+  { name: 'workerStdout', kind: 'stdout', default: 'inherit', description: "where workers' stdout goes: 'inherit' (the master's stdout) or 'stderr'" },
   { name: 'transport', kind: 'transport', defaultText: 'local (child processes)', description: "where tasks go: bullmqTransport({ connection, queue }) from 'mpms/bullmq' sends them to `mpms worker` engines over Redis" },
-  { name: 'handleSignals', kind: 'boolean', defaultText: 'false', description: 'SIGINT/SIGTERM -> gracefulShutdown; a second signal -> terminate' },
-];
+  { name: 'handleSignals', kind: 'boolean', default: false, description: 'SIGINT/SIGTERM -> gracefulShutdown; a second signal -> terminate' },
+]);
 
-/**
- * A retiring thread with nothing pending exits at once, so this bounds only threads whose tasks
- * left work running; it costs no recycling speed (measured: bench/restart-storm.mjs, see
- * docs/guarantees.md), only the memory of a lingering thread meanwhile. 5 s lets an ordinary
- * upload or write finish; longer work belongs in `keepAlive` (bounded by `hookTimeout`).
- */
-const DEFAULT_DRAIN_TIMEOUT = 5000;
+/** A spec list whose `defaultText` is written only where the default is not a plain value. */
+function withDefaultTexts(specs: (Omit<OptionSpec, 'defaultText'> & { defaultText?: string })[]): OptionSpec[] {
+  return specs.map((s) => ({ ...s, defaultText: s.defaultText ?? showDefault(s.default) }));
+}
+
+/** A default as the docs show it: `'mpms'`, `2`, `['WorkerGracefulDie']`, `{}`. */
+function showDefault(value: unknown): string {
+  if (value === undefined) return 'none';
+  return JSON.stringify(value).replaceAll('"', "'");
+}
+
+/** Each engine gets its own copy of an array or object default (a user may mutate the resolved options). */
+function fresh(value: unknown): unknown {
+  if (Array.isArray(value)) return [...value];
+  if (value !== null && typeof value === 'object') return { ...value };
+  return value;
+}
 
 const KNOWN = new Set<string>(OPTION_SPECS.map((s) => s.name));
 
@@ -267,39 +289,11 @@ export function resolveOptions(input: MPMSOptions): ResolvedOptions {
   }
   if (problems.length) throw new ConfigError(problems);
 
-  const processes = input.processes ?? os.availableParallelism();
-  const threads = input.threads ?? 2;
-  const taskQueueMaxsize = input.taskQueueMaxsize ?? processes * threads * 3 + 30;
-  const worker = input.worker instanceof URL ? input.worker.href : input.worker;
-  return {
-    worker,
-    export: input.export ?? 'default',
-    collector: input.collector,
-    processes,
-    threads,
-    concurrency: input.concurrency ?? 1,
-    taskQueueMaxsize,
-    putTimeout: input.putTimeout,
-    meta: input.meta ?? {},
-    lifecycle: input.lifecycle,
-    lifecycleDuration: input.lifecycleDuration,
-    lifecycleJitter: input.lifecycleJitter ?? 0,
-    lifecycleMemory: input.lifecycleMemory,
-    processMemoryLimit: input.processMemoryLimit,
-    lifecycleDurationHard: input.lifecycleDurationHard,
-    taskTimeout: input.taskTimeout,
-    retries: input.retries ?? 0,
-    resultQueueMaxsize: input.resultQueueMaxsize ?? taskQueueMaxsize,
-    subprocCheckInterval: input.subprocCheckInterval ?? 1000,
-    workerGracefulDieTimeout: input.workerGracefulDieTimeout ?? 5000,
-    workerGracefulDieErrors: input.workerGracefulDieErrors ?? ['WorkerGracefulDie'],
-    hookTimeout: input.hookTimeout ?? 30000,
-    threadDrainTimeout: input.threadDrainTimeout ?? DEFAULT_DRAIN_TIMEOUT,
-    initArgs: input.initArgs,
-    name: input.name ?? 'mpms',
-    logger: input.logger,
-    handleSignals: input.handleSignals ?? false,
-    workerStdout: input.workerStdout ?? 'inherit',
-    transport: input.transport,
-  };
+  const out: Record<string, unknown> = {};
+  for (const spec of OPTION_SPECS) {
+    const given = input[spec.name];
+    out[spec.name] = given !== undefined ? given : spec.derive ? spec.derive(out) : fresh(spec.default);
+  }
+  if (input.worker instanceof URL) out.worker = input.worker.href;
+  return out as unknown as ResolvedOptions;
 }

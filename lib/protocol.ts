@@ -12,7 +12,14 @@ import v8 from 'node:v8';
 export const Code = { Ok: 0, Error: 1, Timeout: 2, Crashed: 3, Cancelled: 4 } as const;
 export type Code = (typeof Code)[keyof typeof Code];
 
+/** The five outcome statuses, in code order: the one list (`TaskStatus` in types.ts derives from it). */
 export const STATUS_BY_CODE = ['ok', 'error', 'timeout', 'crashed', 'cancelled'] as const;
+export type Status = (typeof STATUS_BY_CODE)[number];
+
+/** A zeroed count per status. */
+export function countByStatus(): Record<Status, number> {
+  return { ok: 0, error: 0, timeout: 0, crashed: 0, cancelled: 0 };
+}
 
 /**
  * A task on the wire: [taskId, args, timeoutMs (0 = none, ABORTABLE), attempt]. `args` travels as is when
@@ -112,7 +119,8 @@ export interface ErrorWire {
 }
 
 /** Where a child or thread was when it failed to start. */
-export type StartPhase = 'load' | 'export' | 'processInitializer' | 'threadInitializer' | 'threadStart';
+export const START_PHASES = ['load', 'export', 'processInitializer', 'threadInitializer', 'threadStart'] as const;
+export type StartPhase = (typeof START_PHASES)[number];
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
@@ -143,8 +151,14 @@ export const SLOTS = {
   idAt: (k: number) => 1 + 3 * k,
 } as const;
 
-/** Why a thread or process is being replaced. Mirrors `RestartReason` in types.ts. */
-export type Reason = 'crash' | 'lifecycle' | 'hard' | 'gracefulDie' | 'initFailure';
+/** Why a thread or process is being replaced: the one list (`RestartReason` in types.ts derives from it). */
+export const RESTART_REASONS = ['crash', 'lifecycle', 'hard', 'gracefulDie', 'initFailure'] as const;
+export type Reason = (typeof RESTART_REASONS)[number];
+
+/** A zeroed count per restart reason. */
+export function countByReason(): Record<Reason, number> {
+  return { crash: 0, lifecycle: 0, hard: 0, gracefulDie: 0, initFailure: 0 };
+}
 
 /** Settings every child receives once, in its `init` message. */
 export interface ChildInit {
@@ -436,6 +450,3 @@ function cloneable(value: unknown): unknown {
     return describe(value);
   }
 }
-
-/** The error types mpms itself creates on the far side; the master rebuilds them as its classes. */
-export const OWN_ERROR_NAMES = ['TaskTimeoutError', 'WorkerCrashedError', 'TaskCancelledError', 'SerializationError', 'WorkerGracefulDie'] as const;

@@ -1,7 +1,8 @@
 /** Public data shapes: what a task's outcome, the summary and the metrics look like. */
+import type { Reason, Status } from './protocol.js';
 
 /** The five outcomes; every accepted task gets exactly one. */
-export type TaskStatus = 'ok' | 'error' | 'timeout' | 'crashed' | 'cancelled';
+export type TaskStatus = Status;
 
 /** What the collector and the iterator receive with every result. */
 export interface Meta {
@@ -74,7 +75,7 @@ export interface Percentiles {
  * duration, memory), `hard` (`lifecycleDurationHard`, or a thread terminated for a stuck task),
  * `gracefulDie` (a task threw a graceful-die error), `initFailure` (a hook or the module failed at start).
  */
-export type RestartReason = 'crash' | 'lifecycle' | 'hard' | 'gracefulDie' | 'initFailure';
+export type RestartReason = Reason;
 
 /** A snapshot of the engine, from `metrics()`. */
 export interface Metrics {

@@ -178,7 +178,8 @@ describe('regressions found by the property suite', () => {
     const got: Meta[] = [];
     const m = new MPMS({ worker, processes: 1, threads: 1, workerGracefulDieTimeout: 200, collector: (meta) => void got.push(meta) });
     await m.start();
-    const proc = (m as unknown as { children: { proc: import('node:child_process').ChildProcess }[] }).children[0]!.proc;
+    type Internals = { sup: { children: { proc: import('node:child_process').ChildProcess }[] } };
+    const proc = (m as unknown as Internals).sup.children[0]!.proc;
     const emit = proc.emit.bind(proc) as (event: string | symbol, ...args: unknown[]) => boolean;
     proc.emit = ((event: string | symbol, ...args: unknown[]) => {
       if (event === 'message' || event === 'disconnect') {

@@ -28,6 +28,7 @@ import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { Relay } from './relay.js';
 import { threadOutputPassedOn } from './thread-slot.js';
 import type { HookContext } from '../types.js';
+import { startFailed } from '../shared/outcomes.js';
 
 const send = (msg: FromChild, cb?: (err: Error | null) => void): void => {
   if (!process.connected) return cb?.(new Error('IPC channel closed'));
@@ -136,7 +137,7 @@ process.on('exit', (code) => {
   // on an idle channel is written at once, so it leaves even from 'exit'.
   const where = bootPhase === 'load' ? 'the loading of the worker module' : bootPhase;
   const message = `the process exited with code ${code} during ${where} (process.exit() in the module or a hook?)`;
-  send({ t: 'fatal', phase: bootPhase, error: { name: 'WorkerStartError', message } });
+  send({ t: 'fatal', phase: bootPhase, error: startFailed(message) });
 });
 
 function fail(phase: StartPhase, err: unknown): never {

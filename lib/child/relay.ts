@@ -1,7 +1,8 @@
 /**
- * The child's relay and thread supervisor: holds the tasks the master sent, hands them to its
- * threads within each thread's window, enforces hard timeouts from the threads' shared slots,
- * replaces threads that die or retire, and sends outcomes back in batches.
+ * The child's relay: holds the tasks the master sent, hands them to its threads within each
+ * thread's window, enforces hard timeouts from the threads' shared slots, and sends outcomes
+ * back in batches. Which thread serves each slot, and every restart, is the thread
+ * supervisor's (thread-supervisor.ts): the relay reports to it what its threads did.
  *
  * Crash accounting is exact on both levels without a message per task: a dead thread's started
  * tasks are read from the shared slots (consumed count), a dead process's from the threads'
@@ -10,10 +11,11 @@
 import { Code, fromTaskColumns, taskIdFields, toOutcomeColumns, toErrorWire, type ChildInit, type ErrorWire, type FromChild, type FromThread, type Reason, type ResultWire, type TaskWire, type ThreadInit, type ToChild } from '../protocol.js';
 import type { AttemptKey, StartPhase, ToThread } from '../protocol.js';
 import fs from 'node:fs';
-import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
-import { startLogFile } from '../shared/start-log.js';
+import { Ring } from '../shared/ring.js';
 import { ThreadSlot } from './thread-slot.js';
-import { IdleCores } from './idle-cores.js';
+import { TaskWatchdog } from './task-watchdog.js';
+import { ThreadSupervisor } from './thread-supervisor.js';
+import { cancelled, crashed, timedOut, unsendable } from '../shared/outcomes.js';
 
 interface Held {
   task: TaskWire;
@@ -23,42 +25,24 @@ interface Held {
 
 type Send = (msg: FromChild, cb?: (err: Error | null) => void) => void;
 
-/** Consecutive start failures of a thread slot before the child reports itself unable to work. */
-const MAX_START_FAILURES = 5;
-
 export class Relay {
-  private queue: TaskWire[] = [];
+  private readonly queue = new Ring<TaskWire>(64);
   private readonly held = new Map<number, Held>();
-  private readonly threads: ThreadSlot[] = [];
-  private readonly leaving = new Set<ThreadSlot>();
-  /** Successors started ahead of their predecessor's retirement, not yet in its place. */
-  private readonly standby = new Set<ThreadSlot>();
-  /**
-   * How long a thread's boot (spawn to ready) takes here, pessimistically: a slow boot counts
-   * at once, faster ones lower it slowly. It sets how early a successor starts, and a late one
-   * leaves a slot idle while one standing by a little longer costs only memory and idle CPU
-   * (see startSuccessor). Boots vary several-fold under load.
-   */
-  private bootMs = 0;
-  private readonly idleCores = new IdleCores();
   private done: ResultWire[] = [];
   private returned: number[] = [];
   private deadLogs: string[] = [];
-  private spawnSeq = 0;
   private sending = false;
   private readonly afterSend = () => {
     this.sending = false;
     this.assign();
     this.flush();
   };
-  /** Threads holding attempts that were aborted and settled here (see ThreadSlot.aborted). */
-  private readonly aborting = new Set<ThreadSlot>();
   private timed = 0;
-  private watchdog: NodeJS.Timeout | undefined;
-  private startFailures = 0;
+  private readonly watchdog: TaskWatchdog;
   private rr = 0;
   private stopping: { leftover: Code; onThreadsGone: () => void } | undefined;
-  private readonly threadInit: Omit<ThreadInit, 'slots' | 'threadIndex' | 'startLog'>;
+  readonly threadInit: Omit<ThreadInit, 'slots' | 'threadIndex' | 'startLog'>;
+  private readonly sup: ThreadSupervisor;
   /** Resolves when every thread of the first generation is ready; rejects if they cannot start. */
   readonly ready: Promise<void>;
   private markReady!: () => void;
@@ -92,12 +76,35 @@ export class Relay {
       this.markReady = resolve;
       this.failStart = reject;
     });
-    for (let i = 0; i < init.threads; i++) this.spawn(i);
+    this.watchdog = new TaskWatchdog({
+      init,
+      log,
+      timedCount: () => this.timed,
+      heldTask: (id, attempt, slot) => {
+        const h = this.held.get(id);
+        return h && h.thread === slot && h.task[3] === attempt ? h.task : undefined;
+      },
+      serving: () => this.sup.threads,
+      leaving: () => this.sup.leaving,
+      abortTask: (id, code, reason, since) => this.abortTask(id, code, reason, since),
+      flush: () => this.flush(),
+    });
+    this.sup = new ThreadSupervisor({
+      init,
+      threadInit: this.threadInit,
+      log,
+      stopping: () => this.stopping !== undefined,
+      onMessage: (slot, msg) => this.onThreadMessage(slot, msg),
+      onExit: (slot, code) => this.onThreadExit(slot, code),
+      giveUp: (phase, error) => (this.isReady ? this.send({ t: 'fatal', phase, error }) : this.failStart({ phase, error })),
+      kill: (slot) => this.watchdog.kill(slot),
+    });
+    this.sup.startAll();
   }
 
   /** Threads not yet exited (starting ones too): a stop waits for all of them. */
   get threadsAlive(): number {
-    return this.threads.filter((t) => !t.exited).length + this.leaving.size + this.standby.size;
+    return this.sup.alive;
   }
 
   private reportedAlive = 0;
@@ -105,7 +112,7 @@ export class Relay {
   /** Tells the master how many threads can run tasks, when that changed (see `threads` in protocol.ts). */
   private reportThreads(): void {
     let alive = 0;
-    for (const slot of this.allThreads()) if (slot.ready && !slot.exited && !this.standby.has(slot)) alive++;
+    for (const slot of this.allThreads()) if (slot.ready && !slot.exited && !this.sup.standby.has(slot)) alive++;
     if (alive === this.reportedAlive) return;
     this.reportedAlive = alive;
     this.send({ t: 'threads', alive });
@@ -125,7 +132,7 @@ export class Relay {
           this.queue.push(task);
           if (task[2] > 0) this.timed++;
         }
-        if (this.timed > 0) this.armWatchdog();
+        if (this.timed > 0) this.watchdog.arm();
         this.assign();
         return;
       case 'abort':
@@ -142,111 +149,6 @@ export class Relay {
 
   // ---- threads ------------------------------------------------------------------------------
 
-  private jittered(value: number | undefined): number {
-    if (!value) return 0;
-    const j = this.init.lifecycleJitter;
-    return Math.max(1, Math.round(value * (1 + (j ? (Math.random() * 2 - 1) * j : 0))));
-  }
-
-  private spawn(index: number): void {
-    this.threads[index] = this.startThread(index, this.threads[index]);
-  }
-
-  /** Starts a thread for slot `index`; `before`, the thread it replaces, hands down what it learnt. */
-  private startThread(index: number, before: ThreadSlot | undefined): ThreadSlot {
-    const slot = new ThreadSlot(
-      index,
-      {
-        ...this.threadInit,
-        lifecycle: this.jittered(this.init.lifecycle),
-        lifecycleDuration: this.jittered(this.init.lifecycleDuration),
-        startLog: startLogFile(this.init.startLogDir, process.pid, index, this.spawnSeq++),
-      },
-      this.init.concurrency,
-    );
-    // The replacement inherits what its predecessor learnt of task run times, so its window is
-    // right from its first refill instead of ramping up from the pessimistic default.
-    if (before) slot.runTime.ms = before.runTime.ms;
-    // Boot + module load + threadInitializer (which bounds itself by hookTimeout).
-    const readyBound = this.init.hookTimeout + LOAD_ALLOWANCE_MS;
-    const startTimer = setTimeout(() => {
-      if (slot.ready || slot.exited) return;
-      this.log('error', `thread ${index} did not become ready within ${readyBound} ms; terminating it`);
-      slot.failedStart = 'threadStart';
-      void slot.worker.terminate();
-    }, readyBound);
-    startTimer.unref();
-    slot.worker.on('message', (msg: FromThread) => this.onThreadMessage(slot, msg));
-    // A message this process cannot read (e.g. nested deeper than its stack) may have carried
-    // outcomes: a fault of the thread, ended so that its exit settles or hands back all it held.
-    slot.worker.on('messageerror', (err) => {
-      slot.lastError = new Error(`a message from it could not be read: ${err?.message}`);
-      this.log('error', `thread ${index}: ${slot.lastError.message}; terminating it`, { threadIndex: index });
-      void withTimeout(slot.worker.terminate(), 2000, `terminating thread ${index}`).catch(() => process.exit(70));
-    });
-    slot.worker.on('error', (err) => {
-      slot.lastError = err;
-      this.log('warn', `thread ${index} raised an uncaught error: ${err?.message}`, { threadIndex: index, err: toErrorWire(err) });
-    });
-    slot.worker.on('exit', (code) => {
-      clearTimeout(startTimer);
-      clearTimeout(slot.successorTimer);
-      clearTimeout(slot.drainKill);
-      this.onThreadExit(slot, code);
-    });
-    return slot;
-  }
-
-  /**
-   * Starts the thread that will take `slot`'s place when its lifecycle ends, so that it is
-   * ready by then and capacity does not dip for a thread's boot (tens of ms) at every soft
-   * restart. It waits on standby, taking no tasks, until `slot` retires (or dies).
-   *
-   * Only where there is CPU to boot it with: a thread that mostly waits (I/O-like tasks), or a
-   * machine with a core to spare. When every core is busy, a boot ahead gains nothing — it
-   * competes with the work for the same cores — and a successor started early that is never
-   * used (the run ends first) is a boot wasted: measured at P2×T4 with 0.2 ms CPU tasks, a
-   * boot took ~200 ms there, successors were started a whole lifecycle ahead, and recycling
-   * cost 2× the CPU per restart.
-   */
-  private startSuccessor(slot: ThreadSlot, utilization?: number): void {
-    if (slot.successor || slot.aheadDecided || slot.retiring || slot.exited || this.stopping) return;
-    // Itself still on standby (its lifecycleDuration runs from its ready): asked again when it
-    // takes its place, see replace().
-    if (this.threads[slot.index] !== slot) {
-      slot.successorDue = true;
-      return;
-    }
-    slot.aheadDecided = true;
-    const spare = this.idleCores.now() >= SPARE_CORES;
-    if (!spare && (utilization ?? slot.utilization()) > WAITING_UTILIZATION) return;
-    const next = this.startThread(slot.index, slot);
-    slot.successor = next;
-    this.standby.add(next);
-  }
-
-  /** How much work (ms) a thread has left when its successor starts. */
-  private get successorLeadMs(): number {
-    return Math.max(SUCCESSOR_LEAD * this.bootMs, MIN_SUCCESSOR_LEAD_MS);
-  }
-
-  /** Puts `slot`'s successor in its place, or a new thread when none is alive on standby. */
-  private replace(slot: ThreadSlot): boolean {
-    const next = slot.successor;
-    slot.successor = undefined;
-    clearTimeout(slot.successorTimer);
-    if (next && !next.exited && !next.retiring) {
-      this.standby.delete(next);
-      this.threads[slot.index] = next;
-      if (next.ready) next.markWorking();
-      // Its own successor came due while it stood by: the work it takes over is its predecessor's.
-      if (next.successorDue) this.startSuccessor(next, slot.utilization());
-      return next.ready;
-    }
-    this.spawn(slot.index);
-    return false;
-  }
-
   private onThreadMessage(slot: ThreadSlot, msg: FromThread): void {
     switch (msg.t) {
       case 'done':
@@ -254,15 +156,9 @@ export class Relay {
       case 'ready':
         slot.ready = true;
         slot.markWorking();
-        this.startFailures = 0;
-        this.bootMs = Math.max(Date.now() - slot.spawnedAt, this.bootMs * 0.9);
-        if (slot.lifecycleDuration > 0) {
-          // The thread retires lifecycleDuration after it is ready (its own timer, thread/entry.ts).
-          slot.successorTimer = setTimeout(() => this.startSuccessor(slot), Math.max(0, slot.lifecycleDuration - this.successorLeadMs));
-          slot.successorTimer.unref();
-        }
+        this.sup.ready(slot);
         this.reportThreads();
-        if (!this.isReady && this.threads.every((t) => t.ready)) {
+        if (!this.isReady && this.sup.threads.every((t) => t.ready)) {
           this.isReady = true;
           this.markReady();
         }
@@ -282,43 +178,11 @@ export class Relay {
         return this.log(msg.level as 'info', msg.msg, { ...msg.fields, threadIndex: slot.index });
       case 'draining':
         slot.draining = msg.pending;
-        this.endDrainBy(slot, msg.deadlineAt);
-        return this.boundDraining();
+        this.sup.endDrainBy(slot, msg.deadlineAt);
+        return this.sup.boundDraining();
       case 'cut':
         return this.reportCut(slot, msg.pending, `its drain deadline came after ${msg.waitedMs} ms`);
     }
-  }
-
-  /**
-   * At most `threads` retired threads of this child drain background work at once: threads that
-   * recycle faster than their tasks' background work ends (or whose module keeps a handle open
-   * that no finalizer closes) would otherwise pile up, each an isolate's worth of memory. The
-   * oldest is told to stop now; it cuts its work with the same warning.
-   */
-  private boundDraining(): void {
-    if (this.stopping) return;
-    const draining = [...this.leaving].filter((t) => t.draining && !t.exited && !t.cutReported && !t.drainCutAsked);
-    for (let i = 0; i < draining.length - this.init.threads; i++) {
-      const oldest = draining[i]!;
-      oldest.drainCutAsked = true;
-      const detail = 'too many retired threads draining';
-      const msg: ToThread = { t: 'retire', reason: 'lifecycle', detail, deadlineAt: Date.now() };
-      oldest.worker.postMessage(msg);
-      this.endDrainBy(oldest, Date.now());
-    }
-  }
-
-  /**
-   * A draining thread ends its drain itself at its deadline; one whose event loop is blocked (a
-   * background callback stuck in synchronous code) cannot, and is terminated a little later
-   * (reported as cut on its exit).
-   */
-  private endDrainBy(slot: ThreadSlot, deadlineAt: number): void {
-    clearTimeout(slot.drainKill);
-    slot.drainKill = setTimeout(() => {
-      if (!slot.exited) this.kill(slot);
-    }, Math.max(0, deadlineAt - Date.now()) + DRAIN_KILL_AFTER_MS);
-    slot.drainKill.unref();
   }
 
   /** Background work a retiring thread left pending was cut by its exit: said, once, to the master. */
@@ -343,11 +207,7 @@ export class Relay {
       }
     }
     slot.trim((task) => this.isOn(task, slot));
-    if (slot.lifecycle > 0 || slot.lifecycleDuration > 0) this.idleCores.tick(Date.now());
-    // Near the end of its lifecycle (in tasks): start its successor about a boot's time ahead.
-    if (slot.lifecycle > 0 && !slot.aheadDecided && (slot.lifecycle - slot.consumed) * slot.runTime.ms <= this.successorLeadMs * slot.concurrency) {
-      this.startSuccessor(slot);
-    }
+    this.sup.worked(slot);
     this.assign();
     this.flush();
   }
@@ -361,12 +221,11 @@ export class Relay {
       slot.inflight--;
       this.unhandToQueue(id, h);
     }
-    if (firstNotice && !this.stopping && this.threads[slot.index] === slot) {
+    if (firstNotice) {
       // The replacement is in place before the old thread leaves; started ahead of time (a
       // successor on standby), it is usually ready already, and capacity does not dip.
-      this.leaving.add(slot);
-      const warm = this.replace(slot);
-      this.send({ t: 'restart', threadIndex: slot.index, reason, detail, warm });
+      const warm = this.sup.retiring(slot);
+      if (warm !== undefined) this.send({ t: 'restart', threadIndex: slot.index, reason, detail, warm });
     }
     this.assign();
     this.flush();
@@ -393,9 +252,8 @@ export class Relay {
   private onThreadExit(slot: ThreadSlot, code: number): void {
     slot.exited = true;
     this.deadLogs.push(slot.startLog);
-    this.leaving.delete(slot);
-    this.standby.delete(slot);
-    this.aborting.delete(slot);
+    this.sup.forget(slot);
+    this.watchdog.aborting.delete(slot);
     if (slot.draining && code !== 0) this.reportCut(slot, slot.draining, `it was ended (code ${code}) while draining`);
     const { started } = slot.partition((task) => this.isOn(task, slot));
     const startedSet = new Set(started);
@@ -403,13 +261,11 @@ export class Relay {
     for (const [id, h] of this.held) {
       if (h.thread !== slot) continue;
       if (startedSet.has(h.task)) {
-        const err = slot.hardKilled
-          ? { name: 'WorkerCrashedError', message: `thread ${slot.index} was terminated because a sibling task on it exceeded its time limit`, props: { exitCode: code, signal: null, scope: 'thread' } }
-          : {
-              name: 'WorkerCrashedError',
-              message: `thread ${slot.index} of process ${this.init.processIndex} exited with code ${code} while running task ${id}${slot.lastError ? `: ${slot.lastError.message}` : ''}`,
-              props: { exitCode: code, signal: null, scope: 'thread' },
-            };
+        const why = slot.lastError ? `: ${slot.lastError.message}` : '';
+        const message = slot.hardKilled
+          ? `thread ${slot.index} was terminated because a sibling task on it exceeded its time limit`
+          : `thread ${slot.index} of process ${this.init.processIndex} exited with code ${code} while running task ${id}${why}`;
+        const err = crashed(message, 'thread', code);
         this.settle(id, Code.Crashed, err, 0);
       } else {
         slot.inflight--;
@@ -423,43 +279,22 @@ export class Relay {
       this.log(level, `thread ${slot.index} exited with code ${code} (${crashedReason})`, fields);
     }
     this.reportThreads();
-    if (this.threads[slot.index] === slot && !this.stopping) {
+    if (this.sup.serves(slot)) {
       if (!normal) this.send({ t: 'restart', threadIndex: slot.index, reason: crashedReason });
-      this.respawn(slot);
+      this.sup.died(slot);
     }
     if (this.stopping && this.threadsAlive === 0) this.stopping.onThreadsGone();
     this.assign();
     this.flush();
   }
 
-  private respawn(slot: ThreadSlot): void {
-    if (!slot.ready) {
-      this.startFailures++;
-      if (this.startFailures >= MAX_START_FAILURES) {
-        const error = slot.fatal ?? { name: 'WorkerStartError', message: `thread ${slot.index} exited with no ready signal` };
-        const phase = slot.failedStart ?? 'threadStart';
-        const wrapped: ErrorWire = { name: 'WorkerStartError', message: `thread of process ${this.init.processIndex} failed to start ${this.startFailures} times in a row (last: ${phase}: ${error.message})`, cause: error };
-        if (!this.isReady) this.failStart({ phase, error: wrapped });
-        else this.send({ t: 'fatal', phase, error: wrapped });
-        return;
-      }
-      // Exponential back-off so a broken initializer cannot spin the CPU.
-      const delay = Math.min(100 * 2 ** (this.startFailures - 1), 5000);
-      setTimeout(() => {
-        if (!this.stopping && this.threads[slot.index] === slot) this.spawn(slot.index);
-      }, delay).unref();
-      return;
-    }
-    this.replace(slot);
-  }
-
   // ---- flow ---------------------------------------------------------------------------------
 
   private assign(): void {
     if (this.stopping || this.queue.length === 0) return;
-    const n = this.threads.length;
+    const n = this.sup.threads.length;
     for (let k = 0; k < n && this.queue.length > 0; k++) {
-      const slot = this.threads[(this.rr + k) % n]!;
+      const slot = this.sup.threads[(this.rr + k) % n]!;
       let credit = slot.credit;
       if (credit <= 0) continue;
       const batch: TaskWire[] = [];
@@ -512,7 +347,7 @@ export class Relay {
       try {
         this.send({ t: 'batch', done: toOutcomeColumns([r]) });
       } catch (e) {
-        const wire: ErrorWire = { name: 'SerializationError', message: `the result of task ${r[0]} cannot be sent to the master: ${(e as Error).message}` };
+        const wire = unsendable(`the result of task ${r[0]} cannot be sent to the master: ${(e as Error).message}`);
         this.send({ t: 'batch', done: toOutcomeColumns([[r[0], Code.Error, wire, r[3], r[4], r[5], r[6]]]) });
       }
     }
@@ -529,8 +364,7 @@ export class Relay {
     if (h.task[2] > 0) this.timed--;
     if (h.thread) h.thread.inflight--;
     else {
-      const i = this.queue.indexOf(h.task);
-      if (i >= 0) this.queue.splice(i, 1);
+      this.queue.remove(h.task);
     }
     this.done.push([id, code, error, startedAt, Date.now(), h.task[3], h.thread?.index ?? -1]);
   }
@@ -556,77 +390,20 @@ export class Relay {
     // The result always matches the status: each outcome has its own error class.
     const error: ErrorWire =
       code === Code.Timeout
-        ? { name: 'TaskTimeoutError', message: reason, props: { timeoutMs: h.task[2] } }
+        ? timedOut(reason, h.task[2])
         : code === Code.Crashed
-          ? { name: 'WorkerCrashedError', message: reason, props: { exitCode: null, signal: null, scope: 'process' } }
-          : { name: 'TaskCancelledError', message: reason };
+          ? crashed(reason, 'process')
+          : cancelled(reason);
     this.settle(id, code, error, startedAt);
     if (slot && !slot.exited) {
-      slot.worker.postMessage({ t: 'abort', id, attempt: h.task[3], reason } satisfies ToThread);
+      slot.send({ t: 'abort', id, attempt: h.task[3], reason });
       // Watched until it is gone from the thread: running now, or started before the abort
       // message reached the thread (a race), a task that ignores its signal must not hold the
       // thread for ever.
       slot.aborted.set(h.task, { pos, at: Date.now() });
-      this.aborting.add(slot);
-      this.armWatchdog();
+      this.watchdog.aborting.add(slot);
+      this.watchdog.arm();
     }
-  }
-
-  /**
-   * Aborted attempts still in a thread: once one has run `abortGraceMs` past its abort (or its
-   * start, if it started later), its thread is terminated (siblings go on). One the thread
-   * skipped or finished is forgotten.
-   */
-  private checkAborted(now: number): void {
-    for (const slot of this.aborting) {
-      for (const [task, a] of slot.aborted) {
-        const state = slot.exited ? undefined : slot.stateOf(task, a.pos);
-        if (state?.at === 'waiting') continue;
-        if (state?.at !== 'running') {
-          slot.aborted.delete(task);
-        } else if (now - Math.max(state.startedAt, a.at) >= this.init.abortGraceMs) {
-          const grace = this.init.abortGraceMs;
-          const msg = `task ${task[0]} did not stop within ${grace} ms of its abort; terminating thread ${slot.index}`;
-          this.log('warn', msg, { taskId: task[0], threadIndex: slot.index });
-          slot.aborted.clear();
-          this.kill(slot);
-        }
-      }
-      if (slot.aborted.size === 0) this.aborting.delete(slot);
-    }
-  }
-
-  /** Terminates a thread; if it will not die (stuck in native code), the whole child goes. */
-  private kill(slot: ThreadSlot): void {
-    slot.hardKilled = true;
-    void withTimeout(slot.worker.terminate(), 2000, `terminating thread ${slot.index}`).catch(() => {
-      this.log('error', `thread ${slot.index} would not terminate; ending process ${this.init.processIndex}`);
-      process.exit(70);
-    });
-  }
-
-  private armWatchdog(): void {
-    if (this.watchdog) return;
-    this.watchdog = setInterval(() => {
-      if (this.timed <= 0 && this.aborting.size === 0) {
-        clearInterval(this.watchdog);
-        this.watchdog = undefined;
-        return;
-      }
-      const now = Date.now();
-      this.checkAborted(now);
-      const check = (slot: ThreadSlot) =>
-        slot.forEachRunning((id, attempt, startedAt) => {
-          const h = this.held.get(id);
-          if (!h || h.thread !== slot || h.task[3] !== attempt || h.task[2] <= 0) return;
-          if (now - startedAt < h.task[2]) return;
-          this.abortTask(id, Code.Timeout, `task ${id} exceeded its time limit of ${h.task[2]} ms`, startedAt);
-        });
-      for (const slot of this.threads) if (!slot.exited) check(slot);
-      for (const slot of this.leaving) check(slot);
-      this.flush();
-    }, WATCHDOG_TICK_MS);
-    this.watchdog.unref();
   }
 
   // ---- stopping -----------------------------------------------------------------------------
@@ -648,15 +425,14 @@ export class Relay {
     let resolveGone!: () => void;
     const gone = new Promise<void>((r) => (resolveGone = r));
     this.stopping = { leftover, onThreadsGone: resolveGone };
-    for (const task of this.queue) {
+    for (const task of this.queue.drain()) {
       this.held.delete(task[0]);
       if (task[2] > 0) this.timed--;
       this.returned.push(task[0]);
     }
-    this.queue = [];
     for (const slot of this.allThreads()) {
       if (slot.exited) continue;
-      slot.worker.postMessage({ t: 'retire', reason: 'lifecycle', detail: reason } satisfies ToThread);
+      slot.send({ t: 'retire', reason: 'lifecycle', detail: reason });
     }
     this.flush();
     if (this.threadsAlive === 0) resolveGone();
@@ -678,7 +454,7 @@ export class Relay {
     for (const slot of this.allThreads()) {
       if (slot.exited) continue;
       const msg: ToThread = { t: 'retire', reason: 'lifecycle', detail: reason, deadlineAt: this.deadlineAt };
-      slot.worker.postMessage(msg);
+      slot.send(msg);
     }
   }
 
@@ -701,12 +477,12 @@ export class Relay {
     this.flush();
     // Aborted tasks had their chance in the grace; threads still alive now are ended.
     setTimeout(() => {
-      for (const slot of this.allThreads()) if (!slot.exited) this.kill(slot);
+      for (const slot of this.allThreads()) if (!slot.exited) this.watchdog.kill(slot);
     }, Math.min(this.init.abortGraceMs, 1000)).unref();
   }
 
   private allThreads(): ThreadSlot[] {
-    return [...this.threads, ...this.leaving, ...this.standby];
+    return this.sup.all();
   }
 
   /** Waits (bounded) until every pending outcome has been written to the master. */
@@ -719,26 +495,3 @@ export class Relay {
   }
 }
 
-const WATCHDOG_TICK_MS = 20;
-/** A draining thread still alive this long after its drain deadline is terminated (see endDrainBy). */
-const DRAIN_KILL_AFTER_MS = 1000;
-/**
- * A successor starts when its predecessor has about this many boot times of work left, and
- * never less than MIN_SUCCESSOR_LEAD_MS: boots vary several-fold under load (25 ms to 700 ms
- * within seconds, measured with four test files beside a CPU-bound benchmark on 2 cores), and
- * 1.5 × an average boot left restarts cold there. Starting early costs a standby's memory for
- * a while, and only idle CPU (see startSuccessor).
- */
-const SUCCESSOR_LEAD = 2;
-const MIN_SUCCESSOR_LEAD_MS = 500;
-/**
- * At or below this event-loop utilization a thread mostly waits (I/O-like tasks), and its
- * successor starts ahead even when no core is idle. Measured: 0.06–0.18 with 2 ms sleeps at
- * P2×T4; 0.41–0.78 with 0.2 ms CPU tasks there (threads waiting for their next task count as idle).
- */
-const WAITING_UTILIZATION = 0.25;
-/**
- * Idle cores (machine-wide, over the last 250–500 ms) enough to boot a successor on. Measured
- * at decision time: 0.81–0.91 with one busy thread on 2 cores, 0–0.03 at P2×T4 with CPU tasks.
- */
-const SPARE_CORES = 0.5;

@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { Readable } from 'node:stream';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { SLOTS, type ErrorWire, type StartPhase, type ThreadInit, type TaskWire } from '../protocol.js';
+import type { ToThread } from '../protocol.js';
 import { RunTimeAverage, threadWindow } from '../shared/windows.js';
 
 const THREAD_ENTRY = new URL('../thread/entry.js', import.meta.url);
@@ -134,7 +135,12 @@ export class ThreadSlot {
 
   post(tasks: TaskWire[]): void {
     for (const t of tasks) this.sent.push(t);
-    this.worker.postMessage({ t: 'tasks', tasks });
+    this.send({ t: 'tasks', tasks });
+  }
+
+  /** The one way a message reaches the thread: typed, so the protocol does not stop at this boundary. */
+  send(msg: ToThread): void {
+    this.worker.postMessage(msg);
   }
 
   /** Drops attempts from the front of the order list once they are no longer held here. */

@@ -15,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { ConfigError, WorkerStartError } from '../errors.js';
 import { MPMS } from '../index.js';
+import { countByStatus } from '../protocol.js';
+import { unsendable } from '../shared/outcomes.js';
 import type { Meta, Summary, TaskStatus } from '../types.js';
 import { describeConfigError, parseRunArgs, runHelp, UsageError, type RunArgs } from './args.js';
 import { encodeJson, errorFields } from './encode.js';
@@ -51,7 +53,7 @@ export function formatOutcome(meta: Meta, result: unknown, options: { echoArgs?:
     try {
       return { line: encodeJson({ ...head, status: 'ok', result, runMs }) + '\n', serializable: true };
     } catch (err) {
-      const error = { name: 'SerializationError', message: `task ${meta.taskId} succeeded but its result cannot be written as JSON: ${(err as Error).message}` };
+      const error = unsendable(`task ${meta.taskId} succeeded but its result cannot be written as JSON: ${(err as Error).message}`);
       return { line: encodeJson({ ...head, status: 'error', error, runMs }) + '\n', serializable: false };
     }
   }
@@ -258,7 +260,7 @@ function describeStartError(err: WorkerStartError): string {
 }
 
 class Runner {
-  private readonly counts: Record<TaskStatus, number> = { ok: 0, error: 0, timeout: 0, crashed: 0, cancelled: 0 };
+  private readonly counts: Record<TaskStatus, number> = countByStatus();
   private outcomes = 0;
   private unwritable = 0;
   private badLines = 0;

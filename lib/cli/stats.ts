@@ -2,10 +2,11 @@
  * What `mpms run` tells a person about a run, on stderr: the live `--stats` line and the final
  * table. Both are read from `metrics()`, the same figures a program gets.
  */
+import { RESTART_REASONS, STATUS_BY_CODE } from '../protocol.js';
 import type { Metrics, Percentiles, RestartReason, Summary, TaskStatus } from '../types.js';
 
-const STATUSES: readonly TaskStatus[] = ['ok', 'error', 'timeout', 'crashed', 'cancelled'];
-const REASONS: readonly RestartReason[] = ['crash', 'lifecycle', 'hard', 'gracefulDie', 'initFailure'];
+const STATUSES: readonly TaskStatus[] = STATUS_BY_CODE;
+const REASONS: readonly RestartReason[] = RESTART_REASONS;
 
 /** `1 task`, `2 tasks`: `noun` with an English plural `s` unless `n` is 1. */
 export function plural(n: number, noun: string): string {

@@ -12,20 +12,24 @@ import v8 from 'node:v8';
 import { pino, type Logger } from 'pino';
 import { ConfigError, EngineStateError, SerializationError, WorkerStartError } from '../errors.js';
 import { resolveOptions, type MPMSOptions, type ResolvedOptions } from '../options.js';
-import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, taskIdFields, type ChildInit, type ErrorWire, type FromChild, type ToChild, type WireArgs } from '../protocol.js';
+import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, type ErrorWire, type FromChild, type ToChild } from '../protocol.js';
 import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
-import { makeStartLogDir, takeStartLogs } from '../shared/start-log.js';
-import { killRecorded, recordsFile, takeRecords } from '../shared/descendants.js';
+import { makeStartLogDir } from '../shared/start-log.js';
 import type { Meta, Metrics, RestartReason, SubmitOptions, Summary, TaskResult } from '../types.js';
-import type { OutgoingTask, RemoteOutcome, RemotePlace, Transport, TransportHost } from '../transport/types.js';
+import type { RemotePlace, Transport } from '../transport/types.js';
 import { ChildHandle } from './child-handle.js';
+import { childExitFacts, diedWith } from './exit-accounting.js';
 import { Ledger, type TaskRecord } from './ledger.js';
 import { buildMeta, fromErrorWire } from './outcome.js';
-import { RestartPolicy, type RestartDecision } from './restart-policy.js';
 import { metricsText } from './metrics-text.js';
+import { pumpRemote, startRemote, type RemoteEngine } from './remote.js';
 import { ResultSink } from './results.js';
+import { ABORT_GRACE_MS, ProcessSupervisor } from './supervisor.js';
+import { checkSubmitOptions, toWireArgs } from './task-args.js';
 import { TaskQueue } from './task-queue.js';
+import { installSignalHandlers, runSteps, waitExits, type TeardownStep } from './teardown.js';
+import { cancelled, unsendable } from '../shared/outcomes.js';
 
 type EngineState = 'new' | 'starting' | 'running' | 'closed' | 'stopping' | 'stopped';
 
@@ -50,8 +54,6 @@ export interface FinalSummary extends Summary {
   unstarted: Array<{ taskId: number; args: unknown[] }>;
 }
 
-/** ms a child waits after a hard limit fired for the task to return, before it terminates the thread. */
-const ABORT_GRACE_MS = 500;
 /** Default deadline of a shutdown started by a signal (`handleSignals`). */
 export const SIGNAL_SHUTDOWN_TIMEOUT_MS = 10_000;
 
@@ -76,13 +78,10 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private readonly ledger = new Ledger();
   private readonly queue: TaskQueue;
   private readonly sink: ResultSink;
-  private readonly children: (ChildHandle | undefined)[] = [];
-  private readonly leaving = new Set<ChildHandle>();
-  private readonly policy = new RestartPolicy();
-  private readonly restarts: Record<RestartReason, number> = { crash: 0, lifecycle: 0, hard: 0, gracefulDie: 0, initFailure: 0 };
   /** Retiring threads that exited with background work still pending (see Metrics.cutOnExit). */
   private cutOnExit = 0;
   private state: EngineState = 'new';
+  private readonly sup: ProcessSupervisor;
   private readonly moduleHref: string;
   /** Where threads keep their start logs (shared/start-log.ts); made by start(), removed by the teardown. */
   private startLogDir = '';
@@ -92,15 +91,13 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private readonly stopRequested: Deferred<void> = deferred();
   private joining: Promise<FinalSummary> | undefined;
   private teardownRun: Promise<FinalSummary> | undefined;
-  private health: NodeJS.Timeout | undefined;
-  private readonly respawnTimers = new Set<NodeJS.Timeout>();
   private broken: Error | undefined;
   private readonly unstarted: FinalSummary['unstarted'] = [];
   /** The user called close() or join(): a later put() is a call-order mistake and rejects. */
   private userClosed = false;
   /** gracefulShutdown() or terminate() was called (by the user elsewhere, or by a signal). */
   private shutdownBegan = false;
-  private signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
+  private removeSignalHandlers: (() => void) | undefined;
   private startFailure: Deferred<never> | undefined;
   /** The stop sent to every child by the teardown; re-sent to a child that becomes ready later. */
   private stopMessage: Extract<ToChild, { t: 'stop' }> | undefined;
@@ -120,6 +117,23 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.sink = new ResultSink(this.opts.resultQueueMaxsize, this.opts.collector, this.logger, () => this.pump(), () => this.isFinished());
     this.hasUserMeta = Object.keys(this.opts.meta).length > 0;
     this.transport = this.opts.transport;
+    const engine = this;
+    this.sup = new ProcessSupervisor({
+      opts: this.opts,
+      logger: this.logger,
+      moduleHref: this.moduleHref,
+      get startLogDir() {
+        return engine.startLogDir;
+      },
+      stopping: () => this.stopping(),
+      gaveUp: () => this.broken !== undefined,
+      onMessage: (c, msg) => this.onChildMessage(c, msg),
+      onUnsendable: (c, ids, err) => this.onUnsendable(c, ids, err),
+      onExit: (c) => this.onChildExit(c),
+      restarted: (info) => this.restarted(info),
+      giveUp: (cause) => this.giveUp(cause),
+      checkDone: () => this.checkDone(),
+    });
   }
 
   // ---- public API ---------------------------------------------------------------------------
@@ -165,13 +179,13 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       timer = setTimeout(() => reject(new WorkerStartError(`children did not become ready within ${bound} ms`)), bound);
     });
     try {
-      for (let i = 0; i < this.opts.processes; i++) this.spawnChild(i);
-      const allReady = Promise.all(this.children.map((c) => c!.ready.promise));
+      this.sup.startAll();
+      const allReady = Promise.all(this.sup.children.map((c) => c!.ready.promise));
       await Promise.race([allReady, this.startFailure.promise, timeout]);
     } catch (err) {
       this.state = 'stopped';
-      for (const c of this.children) c?.killTree();
-      await this.waitExits([...this.children].filter((c): c is ChildHandle => !!c), 3000);
+      for (const c of this.sup.children) c?.killTree();
+      await waitExits([...this.sup.children].filter((c): c is ChildHandle => !!c), 3000);
       this.removeStartLogs();
       // A fork that failed (EAGAIN, ENOMEM) throws here raw: every start-up failure is a WorkerStartError.
       if (err instanceof WorkerStartError || err instanceof EngineStateError) throw err;
@@ -180,9 +194,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       clearTimeout(timer);
     }
     this.state = 'running';
-    this.health = setInterval(() => this.checkHealth(), this.opts.subprocCheckInterval);
-    this.health.unref();
-    if (this.opts.handleSignals) this.installSignalHandlers();
+    this.sup.watch();
+    if (this.opts.handleSignals) this.installSignals();
     this.pump();
   }
 
@@ -205,11 +218,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (this.declining()) return undefined;
     this.assertAccepting();
     if (!Array.isArray(args)) throw new TypeError('submit(args): args must be an array of arguments');
-    const problems: string[] = [];
-    if (options.timeout !== undefined && !(typeof options.timeout === 'number' && options.timeout > 0 && Number.isFinite(options.timeout))) problems.push(`\`timeout\` must be a finite number > 0, got ${String(options.timeout)}`);
-    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) problems.push('`signal` must be an AbortSignal');
-    if (options.meta !== undefined && (options.meta === null || typeof options.meta !== 'object')) problems.push('`meta` must be an object');
-    if (problems.length) throw new ConfigError(problems);
+    checkSubmitOptions(options);
     const wireArgs = toWireArgs(args);
     if (!this.queue.hasRoom && !(await this.waitForRoom())) return undefined;
     const userMeta = options.meta ? (this.hasUserMeta ? { ...this.opts.meta, ...options.meta } : options.meta) : this.hasUserMeta ? this.opts.meta : undefined;
@@ -282,7 +291,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.abortStart('terminate() was called during start()');
     this.state = 'stopping';
     this.cancelQueued('terminate() was called');
-    for (const c of this.liveChildren()) c.killTree();
+    for (const c of this.sup.live()) c.killTree();
     return this.awaitedByConsumer(this.teardown('terminate', 0));
   }
 
@@ -291,7 +300,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     let running = this.transport?.outstanding ?? 0;
     let processesAlive = 0;
     let threadsAlive = 0;
-    for (const c of this.liveChildren()) {
+    for (const c of this.sup.live()) {
       running += c.inflight;
       threadsAlive += c.threadsAlive;
       if (c.state !== 'starting') processesAlive++;
@@ -303,7 +312,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       total: this.ledger.total,
       processesAlive,
       threadsAlive,
-      restarts: { ...this.restarts },
+      restarts: { ...this.sup.restarts },
       cutOnExit: this.cutOnExit,
       outcomes: { ...this.ledger.counts },
       runMs: this.ledger.runPercentiles(),
@@ -318,58 +327,27 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   /** start() with a transport: no children here; connect, adopt what an earlier master of the run left in flight. */
   private async startTransport(t: Transport): Promise<void> {
-    const host: TransportHost = {
+    const engine: RemoteEngine = {
       logger: this.logger,
+      ledger: this.ledger,
       module: this.moduleHref,
       exportName: this.opts.export,
-      settle: (o) => this.settleRemote(o),
-      returned: (taskId, attempt) => {
-        const rec = this.ledger.get(taskId);
-        if (!rec || !rec.remote || rec.attempts + 1 !== attempt) return;
-        rec.remote = false;
-        this.requeue(rec);
-        this.checkDone();
-      },
-      wake: () => this.pump(),
+      meta: this.hasUserMeta ? this.opts.meta : undefined,
+      complete: (rec, o) => this.complete(rec, o.code, o.value, o.startedAt, o.endedAt, undefined, o.threadIndex, o),
+      requeue: (rec) => this.requeue(rec),
+      checkDone: () => this.checkDone(),
+      pump: () => this.pump(),
     };
     try {
-      // Keys from the dead master's submit({ meta }) were never sent; the engine's own meta applies.
-      for (const a of await t.start(host)) this.ledger.adopt(a.taskId, a.args, a.attempt - 1, a.timeout, this.hasUserMeta ? this.opts.meta : undefined);
+      await startRemote(t, engine);
     } catch (err) {
       this.state = 'stopped';
       throw new WorkerStartError(`the ${t.kind} transport could not start: ${(err as Error).message}`, { cause: err });
     }
     if ((this.state as EngineState) !== 'starting') return;
     this.state = 'running';
-    if (this.opts.handleSignals) this.installSignalHandlers();
+    if (this.opts.handleSignals) this.installSignals();
     this.pump();
-  }
-
-  /** An outcome from a transport: only for the attempt in flight (a duplicate or stale one is dropped). */
-  private settleRemote(o: RemoteOutcome): boolean {
-    const rec = this.ledger.get(o.taskId);
-    if (!rec || !rec.remote || rec.attempts + 1 !== o.attempt) {
-      this.logger.debug({ taskId: o.taskId, attempt: o.attempt }, 'dropped a remote outcome for a task that already has one');
-      return false;
-    }
-    rec.remote = false;
-    this.complete(rec, o.code, o.value, o.startedAt, o.endedAt, undefined, o.threadIndex, o);
-    return true;
-  }
-
-  /** Hands queued tasks to the transport, up to its bound on outstanding jobs. */
-  private pumpRemote(t: Transport): void {
-    const n = Math.min(t.credit, this.queue.length);
-    if (n > 0) {
-      const out: OutgoingTask[] = new Array(n);
-      for (let i = 0; i < n; i++) {
-        const rec = this.queue.shift()!;
-        rec.remote = true;
-        out[i] = { taskId: rec.id, attempt: rec.attempts + 1, args: rec.args, timeout: rec.timeout > 0 ? rec.timeout : 0 };
-      }
-      t.send(out);
-    }
-    this.queue.wake();
   }
 
   /** A shutdown during start(): start() rejects now instead of waiting out its bound. */
@@ -378,53 +356,6 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   }
 
   // ---- children -----------------------------------------------------------------------------
-
-  private childInit(index: number): ChildInit {
-    const o = this.opts;
-    return {
-      module: this.moduleHref,
-      exportName: o.export,
-      processIndex: index,
-      name: o.name,
-      threads: o.threads,
-      concurrency: o.concurrency,
-      hookTimeout: o.hookTimeout,
-      initArgs: o.initArgs,
-      lifecycle: o.lifecycle,
-      lifecycleDuration: o.lifecycleDuration,
-      lifecycleJitter: o.lifecycleJitter,
-      lifecycleMemory: o.lifecycleMemory,
-      processMemoryLimit: o.processMemoryLimit,
-      gracefulDieErrors: o.workerGracefulDieErrors,
-      gracefulDieTimeout: o.workerGracefulDieTimeout,
-      abortGraceMs: ABORT_GRACE_MS,
-      startLogDir: this.startLogDir,
-      drainMs: o.threadDrainTimeout,
-    };
-  }
-
-  private spawnChild(index: number): ChildHandle {
-    const child = new ChildHandle(
-      index,
-      this.opts.threads,
-      this.opts.concurrency,
-      this.childInit(index),
-      (c, msg) => this.onChildMessage(c, msg),
-      (c) => this.onChildExit(c),
-      (c, ids, err) => this.onUnsendable(c, ids, err),
-      this.opts.workerStdout,
-      this.logger,
-    );
-    this.children[index] = child;
-    return child;
-  }
-
-  private liveChildren(): ChildHandle[] {
-    const out: ChildHandle[] = [];
-    for (const c of this.children) if (c && c.state !== 'exited') out.push(c);
-    for (const c of this.leaving) if (c.state !== 'exited') out.push(c);
-    return out;
-  }
 
   private onChildMessage(c: ChildHandle, msg: FromChild): void {
     switch (msg.t) {
@@ -437,9 +368,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         this.pump();
         return;
       case 'restart':
-        return this.noteRestart(c.index, msg.reason, msg.threadIndex, msg.detail, msg.warm);
+        return this.sup.note(c.index, msg.reason, msg.threadIndex, msg.detail, msg.warm);
       case 'retiring':
-        return this.onChildRetiring(c, msg.reason, msg.detail);
+        return this.sup.retiring(c, msg.reason, msg.detail);
       case 'fatal': {
         const err = new WorkerStartError(`process ${c.index} could not start (${msg.phase}): ${msg.error.message}`, {
           cause: decodeError(msg.error),
@@ -492,7 +423,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
         const threadIndex = nums[o + 5]!;
         this.complete(rec, nums[o + 1]!, values[i], startedAt, endedAt, c, threadIndex < 0 ? undefined : threadIndex);
       }
-      this.policy.succeeded();
+      this.sup.succeeded();
     }
     if (msg.returned) {
       for (const id of msg.returned) {
@@ -505,91 +436,30 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     this.pump();
   }
 
-  private onChildRetiring(c: ChildHandle, reason: RestartReason, detail?: string): void {
-    if (c.state === 'exited' || c.state === 'stopping') return;
-    c.state = 'retiring';
-    this.noteRestart(c.index, reason, undefined, detail);
-    this.follow(c, this.policy.retiring());
-  }
-
+  /** A child exited: charges its tasks (exit-accounting.ts), then the supervisor decides about the process. */
   private onChildExit(c: ChildHandle): void {
-    this.leaving.delete(c);
+    this.sup.forget(c);
     c.killGroup();
-    const stopping = this.state === 'stopping' || this.state === 'stopped';
-    // Its descendants that left its process group (`detached`), as its watchdog last recorded
-    // them: the group kill above does not reach them, and a child killed outright could not.
-    killRecorded(takeRecords(recordsFile(this.startLogDir, c.pid)), c.pid);
-    // Which of its tasks had started: the threads' start logs say, exactly.
-    const started = takeStartLogs(this.startLogDir, c.pid);
-    const crashed: TaskRecord[] = [];
-    const back: TaskRecord[] = [];
-    for (const rec of this.ledger.records()) {
-      if (rec.child !== c) continue;
-      if (started.get(rec.id)?.has(rec.attempts + 1)) crashed.push(rec);
-      else back.push(rec);
-    }
+    const stopping = this.stopping();
+    // Its descendants that left its process group, and which of its tasks had started.
+    const { started, unstarted, how } = childExitFacts(c, this.ledger, this.startLogDir);
     c.inflight = 0;
-    for (let i = back.length - 1; i >= 0; i--) this.requeue(back[i]!);
-    const how = c.signal ? `was killed by ${c.signal}` : `exited with code ${c.exitCode}`;
-    for (const rec of crashed) {
-      const wire: ErrorWire = stopping
-        ? { name: 'TaskCancelledError', message: `task ${rec.id} was still running when the engine stopped its process (${how})` }
-        : { name: 'WorkerCrashedError', message: `process ${c.index} (pid ${c.pid}) ${how} while holding task ${rec.id}`, props: { exitCode: c.exitCode, signal: c.signal, scope: 'process' } };
-      this.complete(rec, stopping ? Code.Cancelled : Code.Crashed, wire, 0, Date.now(), c, undefined);
-    }
+    for (let i = unstarted.length - 1; i >= 0; i--) this.requeue(unstarted[i]!);
+    const code = stopping ? Code.Cancelled : Code.Crashed;
+    for (const rec of started) this.complete(rec, code, diedWith(c, rec, how, stopping), 0, Date.now(), c, undefined);
     if (this.state === 'starting') this.startFailure?.reject(c.fatal ?? new WorkerStartError(`process ${c.index} ${how} during start-up`));
-    const planned = c.state === 'retiring' || c.state === 'stopping' || stopping;
-    if (this.children[c.index] === c && !stopping) {
-      if (!planned) {
-        c.log.warn({ exitCode: c.exitCode, signal: c.signal, ...taskIdFields(crashed.map((r) => r.id)) }, `process ${c.index} ${how}; replacing it`);
-        this.noteRestart(c.index, c.fatal ? 'initFailure' : 'crash');
-      }
-      // The tasks it was running are charged above (retried or crashed); the policy decides about the process.
-      const decision = planned
-        ? this.policy.retiring()
-        : this.policy.died({ settled: c.settledCount, blamed: crashed.length, fatal: !!c.fatal });
-      this.follow(c, decision, how);
-    }
+    this.sup.exited(c, started.map((r) => r.id), how);
     this.pump();
     this.checkDone();
   }
 
-  /** Does what the restart policy decided about `c`: replace it (after a delay), or give up. */
-  private follow(c: ChildHandle, decision: RestartDecision, how = 'could not be started'): void {
-    if (decision.replace) return this.replace(c, decision.delayMs);
-    this.giveUp(c.fatal ?? new WorkerStartError(`${decision.why} (last: process ${c.index} ${how})`));
+  private stopping(): boolean {
+    return this.state === 'stopping' || this.state === 'stopped';
   }
 
-  /** Starts a replacement for `old` after `delay` ms; `old` keeps serving what it holds until it exits. */
-  private replace(old: ChildHandle, delay: number): void {
-    if (old.state !== 'exited') this.leaving.add(old);
-    const go = () => {
-      if (this.children[old.index] !== old || this.state === 'stopping' || this.state === 'stopped' || this.broken) return;
-      try {
-        this.spawnChild(old.index);
-      } catch (err) {
-        // fork() itself failed (EAGAIN, ENOMEM): a start that failed, with nothing to blame.
-        const how = `could not be forked: ${(err as Error)?.message}`;
-        this.logger.error({ err, processIndex: old.index }, `process ${old.index} ${how}`);
-        this.follow(old, this.policy.died({ settled: 0, blamed: 0, fatal: true }), how);
-        this.checkDone();
-      }
-    };
-    if (delay === 0) return go();
-    // Kept referenced: while a replacement is pending it may be the only thing alive, and the
-    // process must not end with tasks waiting. The teardown clears it.
-    const timer = setTimeout(() => {
-      this.respawnTimers.delete(timer);
-      go();
-    }, delay);
-    this.respawnTimers.add(timer);
-  }
-
-  private noteRestart(processIndex: number, reason: RestartReason, threadIndex?: number, detail?: string, warm?: boolean): void {
-    this.restarts[reason]++;
-    if (this.listenerCount('restart') === 0) return;
-    const info = { processIndex, threadIndex, reason, detail, ...(warm === undefined ? {} : { warm }) };
-    this.emitIsolated('restart', info);
+  /** A thread or process restart, counted by the supervisor: told to the `restart` listeners. */
+  private restarted(info: MPMSEvents['restart'][0]): void {
+    if (this.listenerCount('restart') > 0) this.emitIsolated('restart', info);
   }
 
   /** The engine cannot keep children alive: every task without a child settles `cancelled`; join() resolves. */
@@ -608,26 +478,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     for (const id of ids) {
       const rec = this.ledger.get(id);
       if (!rec || rec.child !== c) continue;
-      this.complete(rec, Code.Error, { name: 'SerializationError', message: `task ${id}'s arguments cannot be sent to a child: ${err.message}` }, 0, Date.now(), c, undefined);
-    }
-  }
-
-  private checkHealth(): void {
-    const hard = this.opts.lifecycleDurationHard;
-    if (!hard) return;
-    const now = Date.now();
-    for (const c of this.liveChildren()) {
-      // A retiring child (a soft limit) lets its tasks run, but the hard limit still applies to it.
-      if ((c.state !== 'ready' && c.state !== 'retiring') || now - c.spawnedAt < hard) continue;
-      // Drained briefly, then killed: unstarted tasks come back, running ones settle `timeout`.
-      if (c.state === 'ready') {
-        this.noteRestart(c.index, 'hard');
-        this.follow(c, this.policy.retiring());
-      }
-      c.state = 'stopping';
-      const grace = Math.min(5000, Math.max(100, Math.round(hard / 10)));
-      c.post({ t: 'stop', graceMs: grace, reason: 'hard', leftover: Code.Timeout });
-      setTimeout(() => c.killTree(), grace + ABORT_GRACE_MS + 2000).unref();
+      this.complete(rec, Code.Error, unsendable(`task ${id}'s arguments cannot be sent to a child: ${err.message}`), 0, Date.now(), c, undefined);
     }
   }
 
@@ -636,11 +487,11 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   /** Hands queued tasks to the children with credit, in batches, unless outcomes are piling up unread. */
   private pump(): void {
     if (this.sink.pausesDispatch) return this.pausedForReader();
-    if (this.transport) return this.state === 'new' || this.state === 'starting' ? undefined : this.pumpRemote(this.transport);
+    if (this.transport) return this.state === 'new' || this.state === 'starting' ? undefined : pumpRemote(this.transport, this.queue);
     while (this.queue.length > 0) {
       let best: ChildHandle | undefined;
       let bestCredit = 0;
-      for (const c of this.children) {
+      for (const c of this.sup.children) {
         const credit = c ? c.sendableCredit : 0;
         if (credit > bestCredit) {
           best = c;
@@ -720,7 +571,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private requeue(rec: TaskRecord): void {
     rec.child = null;
     if (rec.cancelled) {
-      this.complete(rec, Code.Cancelled, { name: 'TaskCancelledError', message: rec.cancelled }, 0, Date.now(), undefined, undefined);
+      this.complete(rec, Code.Cancelled, cancelled(rec.cancelled), 0, Date.now(), undefined, undefined);
     } else if (this.state === 'stopping' || this.state === 'stopped' || this.broken) {
       this.cancelUnstarted(rec, this.broken ? `the engine gave up: ${this.broken.message}` : 'the engine is shutting down; the task never started');
     } else {
@@ -795,7 +646,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   private cancelUnstarted(rec: TaskRecord, why: string): void {
     if (this.state === 'stopping' || this.state === 'stopped') this.unstarted.push({ taskId: rec.id, args: rec.args });
-    this.complete(rec, Code.Cancelled, { name: 'TaskCancelledError', message: `task ${rec.id} was cancelled: ${why}` }, 0, Date.now(), undefined, undefined);
+    this.complete(rec, Code.Cancelled, cancelled(`task ${rec.id} was cancelled: ${why}`), 0, Date.now(), undefined, undefined);
   }
 
   private cancelQueued(why: string): void {
@@ -814,7 +665,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       if (rec.remote) return;
       if (rec.child === null) {
         this.queue.remove(rec);
-        this.complete(rec, Code.Cancelled, { name: 'TaskCancelledError', message: reason }, 0, Date.now(), undefined, undefined);
+        this.complete(rec, Code.Cancelled, cancelled(reason), 0, Date.now(), undefined, undefined);
       } else {
         rec.child.post({ t: 'abort', ids: [rec.id], code: Code.Cancelled, reason });
       }
@@ -845,7 +696,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private checkDone(): void {
     if (this.isFinished()) this.allSettled.resolve();
     // With no child left and none coming, nothing can settle what remains: cancel it.
-    if (this.broken && this.liveChildren().length === 0) {
+    if (this.broken && this.sup.live().length === 0) {
       for (const rec of [...this.ledger.records()]) this.cancelUnstarted(rec, `the engine gave up: ${this.broken.message}`);
       if (this.state === 'running') this.state = 'closed';
       if (this.isFinished()) this.allSettled.resolve();
@@ -865,129 +716,87 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   }
 
   private async runTeardown(kind: 'join' | 'graceful' | 'terminate', graceMs: number): Promise<FinalSummary> {
-    const step = async (name: string, ms: number, fn: () => Promise<void> | void) => {
-      this.logger.info(`shutdown (${kind}): ${name}`);
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        await Promise.race([fn(), new Promise<void>((r) => (timer = setTimeout(() => {
-          this.logger.warn(`shutdown (${kind}): step "${name}" did not finish within ${ms} ms; going on`);
-          r();
-        }, ms)))]);
-      } catch (err) {
-        this.logger.error({ err }, `shutdown (${kind}): step "${name}" failed; going on`);
-      } finally {
-        clearTimeout(timer);
-      }
-    };
-    const wasStarted = this.state !== 'new';
-    await step('stop intake', 100, () => {
-      this.state = 'stopping';
-      // Waiting puts resolve without a task id: a signal or a shutdown elsewhere is not their caller's mistake.
-      if (this.declining()) this.queue.releaseWaiters();
-      else this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine shut down; not accepted'));
-      if (this.health) clearInterval(this.health);
-      for (const t of this.respawnTimers) clearTimeout(t);
-      this.respawnTimers.clear();
-    });
-    await step('cancel queued tasks', 1000, () => {
-      this.cancelQueued('the engine shut down before it started');
-      // Only now: dispatch that resumes for want of a reader finds nothing left to start.
-      this.sink.endIntake();
-    });
-    if (wasStarted && this.transport) {
-      const t = this.transport;
-      const grace = kind === 'join' ? this.opts.hookTimeout : graceMs;
-      await step(`stop the ${t.kind} transport (take back unstarted jobs, wait for started ones)`, grace + 10_000, () => t.stop(grace));
-    } else if (wasStarted) {
-      const children = this.liveChildren();
-      const childGrace = kind === 'join' ? this.opts.hookTimeout : graceMs;
-      const bound = childGrace + ABORT_GRACE_MS + 2 * this.opts.hookTimeout + 2000;
-      await step('stop children (drain, thread finalizers, process finalizers)', kind === 'terminate' ? 3000 : bound, async () => {
-        this.stopMessage = { t: 'stop', graceMs: childGrace, reason: 'shutdown', leftover: Code.Cancelled };
-        for (const c of children) {
-          c.state = 'stopping';
-          c.post(this.stopMessage);
-        }
-        await this.waitExits(children, Infinity);
-      });
-      await step('kill what is left', 3000, async () => {
-        const left = this.liveChildren();
-        for (const c of left) c.killTree();
-        await this.waitExits(left, Infinity);
-      });
-    }
-    await step('settle what is left', 1000, () => {
-      for (const rec of [...this.ledger.records()]) this.cancelUnstarted(rec, 'the engine stopped');
-    });
-    // join(): as long as the collector returns (limitStalls: one call may take up to hookTimeout).
-    await step('drain the collector', kind === 'join' ? 2 ** 31 - 1 : Math.max(graceMs, 1000), () => this.sink.idle());
+    await runSteps(this.teardownSteps(kind, graceMs, this.state !== 'new'), this.logger, kind);
     this.sink.abandon(`the collector did not finish within the shutdown's bound (${kind})`);
     this.sink.close();
     this.removeStartLogs();
-    this.removeSignalHandlers();
+    this.removeSignalHandlers?.();
+    this.removeSignalHandlers = undefined;
     this.state = 'stopped';
     this.allSettled.resolve();
     this.sink.poke();
     return { ...this.ledger.summary(this.startedAt), unstarted: this.unstarted };
   }
 
-  /** Waits (bounded by `ms`) until the exits of `children` are accounted for (ChildHandle.gone). */
-  private waitExits(children: ChildHandle[], ms: number): Promise<void> {
-    const pending = children.filter((c) => c.state !== 'exited');
-    if (pending.length === 0) return Promise.resolve();
-    const all = Promise.all(pending.map((c) => c.gone.promise)).then(() => undefined);
-    if (!Number.isFinite(ms)) return all;
-    let timer: NodeJS.Timeout | undefined;
-    return Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
+  /** The ordered, bounded steps of a shutdown (docs/architecture.md, Shutdown). */
+  private teardownSteps(kind: 'join' | 'graceful' | 'terminate', graceMs: number, wasStarted: boolean): TeardownStep[] {
+    const grace = kind === 'join' ? this.opts.hookTimeout : graceMs;
+    const steps: TeardownStep[] = [
+      { name: 'stop intake', bound: 100, run: () => this.stopIntake() },
+      {
+        name: 'cancel queued tasks',
+        bound: 1000,
+        run: () => {
+          this.cancelQueued('the engine shut down before it started');
+          // Only now: dispatch that resumes for want of a reader finds nothing left to start.
+          this.sink.endIntake();
+        },
+      },
+    ];
+    const t = this.transport;
+    if (wasStarted && t) {
+      const name = `stop the ${t.kind} transport (take back unstarted jobs, wait for started ones)`;
+      steps.push({ name, bound: grace + 10_000, run: () => t.stop(grace) });
+    } else if (wasStarted) {
+      const bound = kind === 'terminate' ? 3000 : grace + ABORT_GRACE_MS + 2 * this.opts.hookTimeout + 2000;
+      steps.push(
+        { name: 'stop children (drain, thread finalizers, process finalizers)', bound, run: () => this.stopChildren(grace) },
+        { name: 'kill what is left', bound: 3000, run: () => this.killChildren() },
+      );
+    }
+    const settle = () => {
+      for (const rec of [...this.ledger.records()]) this.cancelUnstarted(rec, 'the engine stopped');
+    };
+    steps.push({ name: 'settle what is left', bound: 1000, run: settle });
+    // join(): as long as the collector returns (limitStalls: one call may take up to hookTimeout).
+    const drainBound = kind === 'join' ? 2 ** 31 - 1 : Math.max(graceMs, 1000);
+    steps.push({ name: 'drain the collector', bound: drainBound, run: () => this.sink.idle() });
+    return steps;
+  }
+
+  private stopIntake(): void {
+    this.state = 'stopping';
+    // Waiting puts resolve without a task id: a signal or a shutdown elsewhere is not their caller's mistake.
+    if (this.declining()) this.queue.releaseWaiters();
+    else this.queue.rejectWaiters(new EngineStateError('put() was waiting when the engine shut down; not accepted'));
+    this.sup.stop();
+  }
+
+  private async stopChildren(graceMs: number): Promise<void> {
+    const children = this.sup.live();
+    this.stopMessage = { t: 'stop', graceMs, reason: 'shutdown', leftover: Code.Cancelled };
+    for (const c of children) {
+      c.state = 'stopping';
+      c.post(this.stopMessage);
+    }
+    await waitExits(children, Infinity);
+  }
+
+  private async killChildren(): Promise<void> {
+    const left = this.sup.live();
+    for (const c of left) c.killTree();
+    await waitExits(left, Infinity);
+  }
+
+  private installSignals(): void {
+    const graceful = () => void this.gracefulShutdown({ timeout: SIGNAL_SHUTDOWN_TIMEOUT_MS });
+    this.removeSignalHandlers = installSignalHandlers(this.logger, SIGNAL_SHUTDOWN_TIMEOUT_MS, graceful, () => void this.terminate());
   }
 
   private removeStartLogs(): void {
     if (this.startLogDir) fs.rmSync(this.startLogDir, { recursive: true, force: true });
   }
 
-  private installSignalHandlers(): void {
-    let count = 0;
-    this.signalHandler = (sig) => {
-      count++;
-      if (count === 1) {
-        this.logger.warn(`${sig}: graceful shutdown (up to ${SIGNAL_SHUTDOWN_TIMEOUT_MS} ms); send it again to stop at once`);
-        void this.gracefulShutdown({ timeout: SIGNAL_SHUTDOWN_TIMEOUT_MS });
-      } else {
-        this.logger.warn(`${sig} again: terminating now`);
-        void this.terminate();
-      }
-    };
-    process.on('SIGINT', this.signalHandler);
-    process.on('SIGTERM', this.signalHandler);
-  }
-
-  private removeSignalHandlers(): void {
-    if (!this.signalHandler) return;
-    process.off('SIGINT', this.signalHandler);
-    process.off('SIGTERM', this.signalHandler);
-    this.signalHandler = undefined;
-  }
-}
-
-/**
- * The arguments as they travel (see `TaskWire`): as they are when all are primitives, else
- * serialized once here. Fails fast, at the put() that caused it, for an argument no child
- * could receive.
- */
-function toWireArgs(args: unknown[]): WireArgs {
-  let plain = true;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const t = typeof a;
-    if (t === 'function' || t === 'symbol') throw new SerializationError(`argument ${i} is a ${t} and cannot be sent to a child process`);
-    if (t === 'object' && a !== null) plain = false;
-  }
-  if (plain) return args.length === 1 ? (args[0] as WireArgs) : args;
-  try {
-    return v8.serialize(args);
-  } catch (err) {
-    throw new SerializationError(`an argument cannot be sent to a child process: ${(err as Error).message}`, { cause: err });
-  }
 }
 
 /** `name: message` of an error on the wire, for a message about it; never throws. */

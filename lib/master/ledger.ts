@@ -4,7 +4,7 @@
  * report for the same task finds nothing here and is dropped.
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
-import { Code, STATUS_BY_CODE, type WireArgs } from '../protocol.js';
+import { Code, countByStatus, STATUS_BY_CODE, type WireArgs } from '../protocol.js';
 import type { Percentiles, Summary, TaskStatus } from '../types.js';
 import type { ChildHandle } from './child-handle.js';
 
@@ -34,7 +34,7 @@ export interface TaskRecord {
 export class Ledger {
   private readonly open = new Map<number, TaskRecord>();
   private nextId = 1;
-  readonly counts: Record<TaskStatus, number> = { ok: 0, error: 0, timeout: 0, crashed: 0, cancelled: 0 };
+  readonly counts: Record<TaskStatus, number> = countByStatus();
   total = 0;
   finished = 0;
   private readonly runHist: RecordableHistogram = createHistogram();

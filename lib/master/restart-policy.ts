@@ -12,6 +12,8 @@
  * child killed at boot. After `maxFailures` of those in a row the engine gives up.
  */
 
+import { Backoff, type BackoffPolicy, DEFAULT_BACKOFF } from '../shared/backoff.js';
+
 /** How a child ended, as far as the master can tell. */
 export interface ChildEnd {
   /** Outcomes it settled before it died. */
@@ -26,17 +28,19 @@ export interface ChildEnd {
 export type RestartDecision = { replace: true; delayMs: number } | { replace: false; why: string };
 
 export class RestartPolicy {
-  private consecutiveFailures = 0;
+  private readonly backoff: Backoff;
 
-  constructor(
-    readonly maxFailures = 5,
-    private readonly baseDelayMs = 100,
-    private readonly maxDelayMs = 5000,
-  ) {}
+  constructor(policy: Readonly<BackoffPolicy> = DEFAULT_BACKOFF) {
+    this.backoff = new Backoff(policy);
+  }
+
+  get maxFailures(): number {
+    return this.backoff.policy.maxFailures;
+  }
 
   /** A child settled work: the streak of failures is over. */
   succeeded(): void {
-    this.consecutiveFailures = 0;
+    this.backoff.reset();
   }
 
   /**
@@ -51,19 +55,18 @@ export class RestartPolicy {
   died(end: ChildEnd): RestartDecision {
     if (!end.fatal && end.blamed > 0) return { replace: true, delayMs: 0 };
     if (!end.fatal && end.settled > 0) {
-      this.consecutiveFailures = 0;
+      this.backoff.reset();
       return { replace: true, delayMs: 0 };
     }
-    this.consecutiveFailures++;
-    if (this.consecutiveFailures >= this.maxFailures) {
-      const why = `${this.consecutiveFailures} child processes in a row died before finishing a task, with no task to blame`;
-      return { replace: false, why };
+    const step = this.backoff.failed();
+    if (step.giveUp) {
+      const n = this.backoff.failures;
+      return { replace: false, why: `${n} child processes in a row died before finishing a task, with no task to blame` };
     }
-    const delayMs = Math.min(this.baseDelayMs * 2 ** (this.consecutiveFailures - 1), this.maxDelayMs);
-    return { replace: true, delayMs };
+    return { replace: true, delayMs: step.delayMs };
   }
 
   get failures(): number {
-    return this.consecutiveFailures;
+    return this.backoff.failures;
   }
 }

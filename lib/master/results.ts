@@ -22,6 +22,7 @@ import { EngineStateError } from '../errors.js';
 import type { Collector } from '../options.js';
 import type { Meta, TaskResult } from '../types.js';
 import { firstForeignKey, ownKey, stackKeys, type FrameKey } from './callers.js';
+import { Ring } from '../shared/ring.js';
 
 /** Files of this package: frames from here are the engine's, not the user's. */
 const PACKAGE_DIR = new URL('../', import.meta.url).href;
@@ -31,8 +32,7 @@ let collectorFrame: FrameKey | undefined;
 type ReaderState = 'none' | 'reading' | 'left';
 
 export class ResultSink {
-  private buf: TaskResult[] = [];
-  private head = 0;
+  private readonly buf = new Ring<TaskResult>(64);
   /** Inside a collector call's synchronous part: outcomes settled meanwhile (re-entrancy) wait in `buf`. */
   private calling = false;
   /** A collector call returned a promise that has not settled. */
@@ -72,7 +72,7 @@ export class ResultSink {
   ) {}
 
   get waiting(): number {
-    return this.buf.length - this.head;
+    return this.buf.length;
   }
 
   get hasIterator(): boolean {
@@ -127,7 +127,7 @@ export class ResultSink {
   push(meta: Meta, result: unknown): void {
     if (this.collector) {
       if (this.abandoned) return;
-      if (this.calling || this.collectorBusy || this.head < this.buf.length) this.buf.push({ meta, result });
+      if (this.calling || this.collectorBusy || this.buf.length > 0) this.buf.push({ meta, result });
       else this.runCollector(meta, result);
       return;
     }
@@ -147,7 +147,7 @@ export class ResultSink {
         return;
       }
       if (this.abandoned) return;
-      if (this.head === this.buf.length) break;
+      if (this.buf.length === 0) break;
       const next = this.take()!;
       meta = next.meta;
       result = next.result;
@@ -207,14 +207,9 @@ export class ResultSink {
   }
 
   private take(): TaskResult | undefined {
-    if (this.head >= this.buf.length) return undefined;
+    if (this.buf.length === 0) return undefined;
     const wasFull = this.waiting === this.max;
-    const item = this.buf[this.head]!;
-    this.buf[this.head++] = undefined as unknown as TaskResult;
-    if (this.head > 1024 && this.head * 2 > this.buf.length) {
-      this.buf = this.buf.slice(this.head);
-      this.head = 0;
-    }
+    const item = this.buf.shift()!;
     if (wasFull) this.onRoom();
     return item;
   }
@@ -275,8 +270,7 @@ export class ResultSink {
     if (!this.collector || this.abandoned || this.isIdle) return;
     this.abandoned = true;
     const undelivered = this.waiting;
-    this.buf = [];
-    this.head = 0;
+    this.buf.drain();
     this.warn(
       `${why}: the collector is not called again; ${undelivered} outcomes were not delivered to it ` +
         "(the summary counts them, and each was emitted as a 'task' event)",

@@ -1,8 +1,9 @@
 /**
- * The bounded master queue: tasks accepted by `put()` that no child holds yet. A ring buffer
+ * The bounded master queue: tasks accepted by `put()` that no child holds yet. The shared ring
  * (no per-task allocation beyond the record) plus a FIFO of callers waiting for room.
  */
 import { QueueFullError } from '../errors.js';
+import { Ring } from '../shared/ring.js';
 import type { TaskRecord } from './ledger.js';
 
 interface Waiter {
@@ -14,74 +15,42 @@ interface Waiter {
 }
 
 export class TaskQueue {
-  private buf: (TaskRecord | undefined)[];
-  private head = 0;
-  private count = 0;
+  private readonly ring: Ring<TaskRecord>;
   private readonly waiters: Waiter[] = [];
 
   constructor(readonly max: number) {
-    this.buf = new Array(Math.min(max, 1024) || 1);
+    this.ring = new Ring(Math.min(max, 1024) || 1);
   }
 
   get length(): number {
-    return this.count;
+    return this.ring.length;
   }
 
   get hasRoom(): boolean {
-    return this.count + this.admitted < this.max && this.waiters.length === 0;
+    return this.ring.length + this.admitted < this.max && this.waiters.length === 0;
   }
 
   push(rec: TaskRecord): void {
-    this.grow();
-    this.buf[(this.head + this.count) % this.buf.length] = rec;
-    this.count++;
+    this.ring.push(rec);
   }
 
   /** Puts a task back at the front: it was handed back unstarted, or is being retried. May exceed `max` briefly. */
   unshift(rec: TaskRecord): void {
-    this.grow();
-    this.head = (this.head - 1 + this.buf.length) % this.buf.length;
-    this.buf[this.head] = rec;
-    this.count++;
+    this.ring.unshift(rec);
   }
 
   shift(): TaskRecord | undefined {
-    if (this.count === 0) return undefined;
-    const rec = this.buf[this.head];
-    this.buf[this.head] = undefined;
-    this.head = (this.head + 1) % this.buf.length;
-    this.count--;
-    return rec;
+    return this.ring.shift();
   }
 
   /** Removes one task wherever it is (an AbortSignal fired while it waited). */
   remove(rec: TaskRecord): boolean {
-    for (let i = 0; i < this.count; i++) {
-      const at = (this.head + i) % this.buf.length;
-      if (this.buf[at] === rec) {
-        for (let j = i; j < this.count - 1; j++) this.buf[(this.head + j) % this.buf.length] = this.buf[(this.head + j + 1) % this.buf.length];
-        this.buf[(this.head + this.count - 1) % this.buf.length] = undefined;
-        this.count--;
-        return true;
-      }
-    }
-    return false;
+    return this.ring.remove(rec);
   }
 
   /** Empties the queue, returning its tasks in order. */
   drain(): TaskRecord[] {
-    const out: TaskRecord[] = [];
-    let rec;
-    while ((rec = this.shift())) out.push(rec);
-    return out;
-  }
-
-  private grow(): void {
-    if (this.count < this.buf.length) return;
-    const next = new Array<TaskRecord | undefined>(this.buf.length * 2);
-    for (let i = 0; i < this.count; i++) next[i] = this.buf[(this.head + i) % this.buf.length];
-    this.buf = next;
-    this.head = 0;
+    return this.ring.drain();
   }
 
   get hasWaiters(): boolean {
@@ -110,7 +79,7 @@ export class TaskQueue {
 
   /** Lets waiting callers in, in order, while there is room. */
   wake(): void {
-    while (this.waiters.length > 0 && this.count + this.admitted < this.max) {
+    while (this.waiters.length > 0 && this.ring.length + this.admitted < this.max) {
       const w = this.waiters.shift()!;
       if (w.timer) clearTimeout(w.timer);
       // The admitted caller pushes in a later microtask; reserve its place so no one overtakes it.

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { Code, STATUS_BY_CODE, type ErrorWire } from '../protocol.js';
 import type { RemoteOutcome } from '../transport/types.js';
+import { crashed } from '../shared/outcomes.js';
 
 /**
  * Version of this format (job data, job name, outbox entries, Redis keys). A worker engine
@@ -134,11 +135,7 @@ export function decodeEntry(taskId: number, attempt: number, kind: string, rest:
 
 /** `crashed`, for a job whose run nobody can report: its machine died, or Redis lost the job. */
 export function lostOutcome(taskId: number, attempt: number, what: string, endedAt = Date.now()): RemoteOutcome {
-  const wire: ErrorWire = {
-    name: 'WorkerCrashedError',
-    message: `task ${taskId} (attempt ${attempt}) ${what}`,
-    props: { exitCode: null, signal: null, scope: 'process' },
-  };
+  const wire = crashed(`task ${taskId} (attempt ${attempt}) ${what}`, 'process');
   return { taskId, attempt, code: Code.Crashed, value: wire, startedAt: 0, endedAt };
 }
 

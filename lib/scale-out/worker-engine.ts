@@ -19,7 +19,7 @@ import { pino, type Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { MPMS, type FinalSummary } from '../master/engine.js';
 import type { MPMSOptions } from '../options.js';
-import { Code, STATUS_BY_CODE, toErrorWire } from '../protocol.js';
+import { Code, countByStatus, STATUS_BY_CODE, toErrorWire } from '../protocol.js';
 import { moduleUrl } from '../shared/worker-module.js';
 import type { Meta, Metrics, TaskStatus } from '../types.js';
 import { closeRedis, openRedis, type RedisConnection } from './connection.js';
@@ -231,7 +231,7 @@ class QueueServer {
   private stopRun: Promise<FinalSummary> | undefined;
   private beatTimer: NodeJS.Timeout | undefined;
   private readonly counts: Omit<ServeStats, 'held' | 'running'> = { fetched: 0, started: 0, published: 0, refused: 0, handedBack: 0, reaped: 0 };
-  private readonly outcomes: Record<TaskStatus, number> = { ok: 0, error: 0, timeout: 0, crashed: 0, cancelled: 0 };
+  private readonly outcomes: Record<TaskStatus, number> = countByStatus();
   private lastRefusalLog = 0;
   private lastBeatOk = 0;
   private pumpScheduled = false;

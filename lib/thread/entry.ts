@@ -12,6 +12,7 @@ import { registry } from './context.js';
 import { Runner } from './runner.js';
 import { StartLog } from '../shared/start-log.js';
 import type { HookContext } from '../types.js';
+import { startFailed } from '../shared/outcomes.js';
 
 const init = workerData as ThreadInit;
 const port = parentPort!;
@@ -37,7 +38,7 @@ process.on('exit', (code) => {
   phase = undefined;
   const why = '(process.exit() in the worker module, or nothing left to run)';
   const message = `the thread exited with code ${code} during ${describePhase(at)} ${why}`;
-  post({ t: 'fatal', phase: at, error: { name: 'WorkerStartError', message } });
+  post({ t: 'fatal', phase: at, error: startFailed(message) });
 });
 
 function describePhase(at: StartPhase): string {

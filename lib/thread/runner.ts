@@ -16,6 +16,7 @@ import type { AttemptKey, ErrorWire, FromThread, ResultWire, TaskWire, Reason } 
 import { registry, type TaskState } from './context.js';
 import { Attempts } from './attempts.js';
 import type { StartLog } from '../shared/start-log.js';
+import { cancelled, unsendable } from '../shared/outcomes.js';
 
 type TaskFn = (...args: unknown[]) => unknown;
 
@@ -61,10 +62,6 @@ export class Runner {
   ) {
     this.shared = new Float64Array(slots);
     for (let k = settings.concurrency - 1; k >= 0; k--) this.freeSlots.push(k);
-  }
-
-  get busy(): number {
-    return this.running;
   }
 
   accept(tasks: TaskWire[]): void {
@@ -122,7 +119,7 @@ export class Runner {
   /** An attempt aborted before it started leaves with an outcome too (the child settled it already). */
   private skip(task: TaskWire, reason: string): void {
     this.shared[SLOTS.consumed]! += 1;
-    const error: ErrorWire = { name: 'TaskCancelledError', message: reason };
+    const error = cancelled(reason);
     this.queueOutcome([task[0], Code.Cancelled, error, 0, Date.now(), task[3], this.settings.threadIndex], Date.now());
   }
 
@@ -224,7 +221,7 @@ export class Runner {
       this.port.postMessage({ t: 'done', done: [r] } satisfies FromThread);
     } catch (err) {
       const message = `the outcome of task ${r[0]} cannot be sent to its process: ${toErrorWire(err).message}`;
-      const wire: ErrorWire = { name: 'SerializationError', message };
+      const wire = unsendable(message);
       const replaced: ResultWire = [r[0], Code.Error, wire, r[3], r[4], r[5], r[6]];
       this.port.postMessage({ t: 'done', done: [replaced] } satisfies FromThread);
     }
@@ -251,7 +248,7 @@ function okWire(id: number, attempt: number, value: unknown, startedAt: number, 
     return [id, Code.Ok | SERIALIZED, v8.serialize(value), startedAt, Date.now(), attempt, threadIndex];
   } catch (err) {
     const message = `the result of task ${id} cannot be sent back to the master: ${toErrorWire(err).message}`;
-    const wire: ErrorWire = { name: 'SerializationError', message };
+    const wire = unsendable(message);
     return [id, Code.Error, wire, startedAt, Date.now(), attempt, threadIndex];
   }
 }

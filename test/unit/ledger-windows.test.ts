@@ -1,0 +1,60 @@
+// The ledger (exactly one outcome per task) and the prefetch windows, without any process.
+import { describe, expect, it } from 'vitest';
+import { Ledger } from '../../dist/master/ledger.js';
+import { Code } from '../../dist/protocol.js';
+import { childWindow, RunTimeAverage, threadWindow } from '../../dist/shared/windows.js';
+
+describe('Ledger', () => {
+  it('settles each task once and counts it under its status', () => {
+    const l = new Ledger();
+    const a = l.create([1], 0, undefined, 0);
+    const b = l.create([2], 0, { k: 1 }, 0);
+    expect(b.id).toBe(a.id + 1);
+    expect(l.size).toBe(2);
+    expect(l.settle(a, Code.Ok, 1, 1)).toBe(true);
+    expect(l.settle(a, Code.Crashed, 1, 1)).toBe(false);
+    expect(l.settle(b, Code.Timeout, 5, 0)).toBe(true);
+    expect(l.counts).toEqual({ ok: 1, error: 0, timeout: 1, crashed: 0, cancelled: 0 });
+    expect(l.finished).toBe(2);
+    expect(l.size).toBe(0);
+    expect(l.summary(Date.now())).toMatchObject({ total: 2, ok: 1, timeout: 1 });
+  });
+
+  it('adopted tasks keep their id and later ids go above them', () => {
+    const l = new Ledger();
+    const r = l.adopt(41, [], 1, 0, undefined);
+    expect(r).toMatchObject({ id: 41, attempts: 1, remote: true });
+    expect(l.create([], 0, undefined, 0).id).toBe(42);
+  });
+
+  it('removes the abort listener when a task settles', () => {
+    const l = new Ledger();
+    const r = l.create([], 0, undefined, 0);
+    let removed = 0;
+    r.unlisten = () => removed++;
+    l.settle(r, Code.Cancelled, 0, 0);
+    expect(removed).toBe(1);
+  });
+});
+
+describe('windows', () => {
+  it('a thread holds one task per slot plus a prefetch that shrinks as tasks get longer', () => {
+    expect(threadWindow(1, 1000)).toBe(2);
+    expect(threadWindow(1, 0.0001)).toBe(1 + 256);
+    expect(threadWindow(4, 1)).toBeLessThan(threadWindow(4, 0.1));
+    // The cap is per thread, not per slot.
+    expect(threadWindow(32, 0.0001)).toBe(32 + 256);
+  });
+
+  it('a child holds what its threads hold plus at most as much again for the hop', () => {
+    const threads = 2 * threadWindow(1, 1000);
+    expect(childWindow(2, 1, 1000)).toBe(threads + 1);
+    expect(childWindow(2, 1, 0.0001)).toBe(2 * 2 * threadWindow(1, 0.0001));
+  });
+
+  it('the run-time average moves towards what it observes', () => {
+    const avg = new RunTimeAverage();
+    for (let i = 0; i < 200; i++) avg.observe(10);
+    expect(avg.ms).toBeGreaterThan(9.9);
+  });
+});
