@@ -577,3 +577,20 @@ describe('no results lost by an easy mistake (issue 17.6)', () => {
     expect(got.sort((a, b) => a - b)).toEqual(ids);
   });
 });
+
+describe('bounded memory under many concurrent callers (issue 14, guarantee 4)', () => {
+  it('2,000 put() calls made at once never hold more than taskQueueMaxsize tasks in the queue', async () => {
+    let maxQueued = 0;
+    const m = engine({ processes: 1, threads: 2, taskQueueMaxsize: 8, collector: () => sample() });
+    await m.start();
+    const sample = () => (maxQueued = Math.max(maxQueued, m.metrics().queued));
+    m.on('task', sample);
+    // Sampled as each put resolves too: a waiter let in over the bound shows up right there.
+    const puts = Array.from({ length: 2000 }, (_, i) => m.put(i).then(sample));
+    await Promise.all(puts);
+    const summary = await m.join();
+    expect(summary.total).toBe(2000);
+    expect(summary.ok).toBe(2000);
+    expect(maxQueued).toBeLessThanOrEqual(8);
+  });
+});

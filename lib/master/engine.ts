@@ -54,6 +54,9 @@ export interface FinalSummary extends Summary {
   unstarted: Array<{ taskId: number; args: unknown[] }>;
 }
 
+/** waitForRoom(): room was reserved for the caller, who releases it once it has pushed. */
+const RESERVED = 2;
+
 /** Default deadline of a shutdown started by a signal (`handleSignals`). */
 export const SIGNAL_SHUTDOWN_TIMEOUT_MS = 10_000;
 
@@ -220,10 +223,12 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     if (!Array.isArray(args)) throw new TypeError('submit(args): args must be an array of arguments');
     checkSubmitOptions(options);
     const wireArgs = toWireArgs(args);
-    if (!this.queue.hasRoom && !(await this.waitForRoom())) return undefined;
+    const room = this.queue.hasRoom || (await this.waitForRoom());
+    if (!room) return undefined;
     const userMeta = options.meta ? (this.hasUserMeta ? { ...this.opts.meta, ...options.meta } : options.meta) : this.hasUserMeta ? this.opts.meta : undefined;
     const rec = this.ledger.create(args, wireArgs, userMeta, options.timeout ?? this.opts.taskTimeout ?? (options.signal ? ABORTABLE : 0));
     this.queue.push(rec);
+    if (room === RESERVED) this.queue.release();
     if (options.signal) this.watchSignal(rec, options.signal);
     this.pump();
     return rec.id;
@@ -522,7 +527,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   }
 
   /** Waits for room in the queue (see `put()`); false when a shutdown began meanwhile: not accepted. */
-  private async waitForRoom(): Promise<boolean> {
+  private async waitForRoom(): Promise<boolean | typeof RESERVED> {
     let consumer = false;
     if (this.sink.holding) {
       await afterLinks();
@@ -536,10 +541,19 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       if (this.sink.awaitingReader) throw this.noReaderError();
     }
     await this.queue.waitForRoom(this.opts.putTimeout, consumer);
-    this.queue.release();
-    if (this.declining()) return false;
-    this.assertAccepting();
-    return true;
+    // The place stays reserved until the caller has pushed (it calls release() right after):
+    // released any earlier, a wake() in between would let one more caller in over the bound.
+    if (this.declining()) {
+      this.queue.release();
+      return false;
+    }
+    try {
+      this.assertAccepting();
+    } catch (err) {
+      this.queue.release();
+      throw err;
+    }
+    return RESERVED;
   }
 
   private noReaderError(): EngineStateError {
