@@ -35,7 +35,7 @@ export interface PutError {
 /** What a run saw, wherever the engine ran. */
 export interface Observed {
   accepted: { id: number; index: number; afterClose: boolean; afterShutdown: boolean }[];
-  notAccepted: { index: number; closedAtCall: boolean; shutdownAtCall: boolean; shutdown: boolean }[];
+  notAccepted: { index: number; closedAtCall: boolean; closed: boolean; shutdownAtCall: boolean; shutdown: boolean }[];
   putErrors: PutError[];
   putWaits: number[];
   outcomes: Map<number, Outcome[]>;
@@ -118,7 +118,7 @@ function checkPuts(sc: Scenario, o: Observed, v: string[]): void {
     if (a.afterShutdown) v.push(`task ${a.id} (#${a.index}) was accepted by a put() issued after a shutdown began`);
   }
   for (const n of o.notAccepted) {
-    if (!n.shutdown && !n.closedAtCall) v.push(`put() of task #${n.index} resolved without a taskId though no shutdown had begun`);
+    if (!n.shutdown && !n.closed) v.push(`put() of task #${n.index} resolved without a taskId though no shutdown had begun`);
   }
   const gaveUp = o.engineErrors.length > 0;
   for (const e of o.putErrors) {

@@ -196,7 +196,7 @@ export class User {
       }
       const waitedMs = Date.now() - p0;
       if (id === undefined) {
-        this.report({ t: 'notAccepted', index, closedAtCall, shutdownAtCall, shutdown: this.shutdown, waitedMs });
+        this.report({ t: 'notAccepted', index, closedAtCall, closed: this.closed, shutdownAtCall, shutdown: this.shutdown, waitedMs });
       } else {
         this.accepted++;
         this.report({ t: 'accepted', id, index, afterClose: closedAtCall, afterShutdown: shutdownAtCall, waitedMs });

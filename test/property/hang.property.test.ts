@@ -16,6 +16,7 @@
  *   MPMS_FC_PROFILE=crawler,reader                    draw only from these profiles (model.ts PROFILES)
  *   MPMS_FC_BUDGET_MS=<ms>                            stop generating (and shrinking) after this long
  *   MPMS_FC_VERBOSE=1                                 one line per run, and the engine's warnings
+ *   MPMS_FC_IGNORE=<regex>                            debugging only: drop violations matching it (to look past a known bug)
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -34,6 +35,7 @@ const PATH = env.MPMS_FC_PATH || undefined;
 // Generation and shrinking stop after this budget (a failure found by then is still reported).
 const BUDGET_MS = env.MPMS_FC_BUDGET_MS ? Number(env.MPMS_FC_BUDGET_MS) : RUNS * 15_000 + 120_000;
 const ONLY = env.MPMS_FC_PROFILE ? (env.MPMS_FC_PROFILE.split(',').map((p) => p.trim()) as Profile[]) : undefined;
+const IGNORE = env.MPMS_FC_IGNORE ? new RegExp(env.MPMS_FC_IGNORE) : undefined;
 for (const p of ONLY ?? []) if (!PROFILES.includes(p)) throw new Error(`MPMS_FC_PROFILE: unknown profile ${p} (known: ${PROFILES.join(', ')})`);
 
 function fixedScenario(): Scenario | undefined {
@@ -47,7 +49,7 @@ function fixedScenario(): Scenario | undefined {
 const stats = {
   runs: 0, failures: 0, hangs: 0, scripts: 0, startFailed: 0, slowestStartFailMs: 0,
   slowestMs: 0, slowestBoundMs: 0, slowest: undefined as Scenario | undefined, tightest: 0,
-  queueFull: 0, notAccepted: 0, signalled: 0, signalCancelled: 0, followUps: 0, callbacksThrew: 0, restarts: 0,
+  ignored: 0, queueFull: 0, notAccepted: 0, signalled: 0, signalCancelled: 0, followUps: 0, callbacksThrew: 0, restarts: 0,
   byProfile: {} as Record<string, number>, byEnding: {} as Record<string, number>, readers: {} as Record<string, number>,
 };
 let lastFailure: { scenario: Scenario; violations: string[] } | undefined;
@@ -79,7 +81,7 @@ function count(sc: Scenario, r: RunReport): void {
 function statsLine(wallMs: number): string {
   const fmt = (o: Record<string, number>) => Object.entries(o).map(([k, n]) => `${k} ${n}`).join(', ');
   return (
-    `[fc] runs ${stats.runs} (incl. shrinking), failures ${stats.failures}, hangs ${stats.hangs}, wall ${(wallMs / 1000).toFixed(1)} s ` +
+    `[fc] runs ${stats.runs} (incl. shrinking), failures ${stats.failures}, hangs ${stats.hangs}${IGNORE ? `, violations ignored (MPMS_FC_IGNORE) ${stats.ignored}` : ''}, wall ${(wallMs / 1000).toFixed(1)} s ` +
     `(${stats.runs ? (wallMs / stats.runs / 1000).toFixed(2) : '-'} s per run)\n` +
     `[fc] profiles: ${fmt(stats.byProfile)}\n[fc] endings: ${fmt(stats.byEnding)}; in a master script ${stats.scripts}; ` +
     `ended at a failing start() ${stats.startFailed} (slowest rejection ${stats.slowestStartFailMs} ms)\n` +
@@ -93,6 +95,11 @@ function statsLine(wallMs: number): string {
 
 async function property(sc: Scenario): Promise<void> {
   const r = await runScenario(sc);
+  if (IGNORE) {
+    const kept = r.violations.filter((x) => !IGNORE.test(x));
+    stats.ignored += r.violations.length - kept.length;
+    r.violations = kept;
+  }
   count(sc, r);
   if (env.MPMS_FC_VERBOSE) {
     console.log(`[fc] run ${stats.runs}: ${sc.profile ?? 'fixed'}, ${r.elapsedMs} ms (bound ${r.boundMs}), P${sc.settings.processes}×T${sc.settings.threads}×C${sc.settings.concurrency}, ${sc.tasks.length} tasks, ${sc.ending.kind}${r.script ? ' (script)' : ''}${r.startRejectedMs !== undefined ? ' (start() rejected)' : ''}, ${r.violations.length} violations`);

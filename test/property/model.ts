@@ -25,7 +25,7 @@ export type Behaviour =
   | { kind: 'grandchild'; then: 'return' | 'hang' }
   /** Sleeps taskTimeout × (1 + pct/100), pct in −20…20: it ends just before or just after its timeout fires. */
   | { kind: 'near'; pct: number }
-  /** Sleeps `ms` (400–3000 ms): longer than soft limits, hook timeouts and graceful-die timeouts. */
+  /** Sleeps `ms` (400–2500 ms): longer than soft limits, hook timeouts and graceful-die timeouts. */
   | { kind: 'long'; ms: number }
   /** Keeps `mb` MiB of heap for the rest of its thread's life (a leak), then returns: trips lifecycleMemory / processMemoryLimit. */
   | { kind: 'leak'; mb: number }
@@ -262,7 +262,7 @@ const B = {
   abort: fc.constant({ kind: 'abort' as const }),
   grandchild: fc.constantFrom('return' as const, 'hang' as const).map((then) => ({ kind: 'grandchild' as const, then })),
   near: fc.integer({ min: -20, max: 20 }).map((pct) => ({ kind: 'near' as const, pct })),
-  long: fc.integer({ min: 400, max: 3000 }).map((ms) => ({ kind: 'long' as const, ms })),
+  long: fc.integer({ min: 400, max: 2500 }).map((ms) => ({ kind: 'long' as const, ms })),
   leak: fc.integer({ min: 1, max: 4 }).map((mb) => ({ kind: 'leak' as const, mb })),
   deep: fc.constantFrom(6000, 50_000).map((depth) => ({ kind: 'deep' as const, depth })),
   badThrow: fc.constantFrom('fnStack' as const, 'throwingGetter' as const, 'symbolMessage' as const).map((how) => ({ kind: 'badThrow' as const, how })),
@@ -440,7 +440,8 @@ const soft = profileArb('soft', {
     lifecycle: sometimes(fc.integer({ min: 1, max: 5 }), 1),
     lifecycleDuration: sometimes(fc.integer({ min: 500, max: 2000 }), 1),
     lifecycleMemory: sometimes(fc.integer({ min: 4, max: 12 }), 1),
-    processMemoryLimit: sometimes(fc.integer({ min: 45, max: 120 }), 1),
+    // A third of the runs below a child's idle RSS (it retires at every check), a third above.
+    processMemoryLimit: fc.oneof(fc.constant(undefined), fc.integer({ min: 45, max: 70 }), fc.integer({ min: 71, max: 120 })),
     taskTimeout: sometimes(fc.integer({ min: 300, max: 800 }), 4),
     hookTimeout: fc.integer({ min: 200, max: 1000 }),
     lifecycleJitter: smallJitter,
@@ -561,12 +562,12 @@ function isCheap(t: Task): boolean {
 /**
  * Tasks in a run, at most: fewer when there are many threads, so a run's cost stays bounded
  * (P×T threads start, retire and stop in every run); up to 100 cheap tasks at a tight timeout
- * (a race at the timeout boundary is rare per task), and at most 6 long tasks.
+ * (a race at the timeout boundary is rare per task), 25 per slot (P×T×concurrency); at most 4 long tasks.
  */
 export function maxTasks(s: Settings, tasks: Task[]): number {
   const threads = s.processes * s.threads;
   const base = threads <= 4 ? 25 : threads <= 8 ? 16 : 10;
-  if (s.taskTimeout !== undefined && s.taskTimeout < 100 && threads <= 4 && tasks.every(isCheap)) return 100;
+  if (s.taskTimeout !== undefined && s.taskTimeout < 100 && threads <= 4 && tasks.every(isCheap)) return Math.min(100, 25 * threads * s.concurrency);
   return base;
 }
 
@@ -576,7 +577,7 @@ function fitTask(t: Task, s: Settings, ending: Ending, longSoFar: { n: number })
   if (isEndless(t) && !spinAllowed(s, ending, t)) return { kind: 'sleep', ms: 50, ...keep };
   if (t.kind === 'near' && s.taskTimeout === undefined) return { kind: 'sleep', ms: 20, ...keep };
   if (t.kind === 'leak' && s.lifecycleMemory === undefined && s.processMemoryLimit === undefined) return { kind: 'sleep', ms: 10, ...keep };
-  if (t.kind === 'long' && ++longSoFar.n > 6) return { kind: 'sleep', ms: 30, ...keep };
+  if (t.kind === 'long' && ++longSoFar.n > 4) return { kind: 'sleep', ms: 30, ...keep };
   return t;
 }
 
