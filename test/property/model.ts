@@ -176,14 +176,17 @@ export function needsScript(sc: Scenario): boolean {
 
 // ---- arbitraries -----------------------------------------------------------------------------------
 
+/** Every choice may shrink to its first branch (an absent knob, join(), the default reader, a returning task): counter-examples come out minimal. */
+const SHRINK = { withCrossShrink: true };
+
 /** A value of `arb` one time in `1 + rarity`, else undefined. */
 const sometimes = <T>(arb: fc.Arbitrary<T>, rarity = 3): fc.Arbitrary<T | undefined> =>
-  fc.oneof({ arbitrary: fc.constant(undefined), weight: rarity }, { arbitrary: arb, weight: 1 });
+  fc.oneof(SHRINK, { arbitrary: fc.constant(undefined), weight: rarity }, { arbitrary: arb, weight: 1 });
 
-const taskTimeoutArb = fc.oneof(
+const taskTimeoutArb = fc.oneof(SHRINK, 
   { arbitrary: fc.integer({ min: 300, max: 800 }), weight: 3 },
   // Tight: every task sits at the boundary (the issue's 30 ms, and 1 ms).
-  { arbitrary: fc.oneof(fc.constantFrom(1, 5), fc.integer({ min: 10, max: 60 })), weight: 1 },
+  { arbitrary: fc.oneof(SHRINK, fc.constantFrom(1, 5), fc.integer({ min: 10, max: 60 })), weight: 1 },
 );
 
 interface SettingsRanges {
@@ -226,13 +229,13 @@ function dropUndefined<T extends object>(o: T): T {
 }
 
 /** Initializers fail rarely (such a run ends at start()); a hang is rarer than a throw. */
-const initFaultArb: fc.Arbitrary<HookFault | undefined> = fc.oneof(
+const initFaultArb: fc.Arbitrary<HookFault | undefined> = fc.oneof(SHRINK, 
   { arbitrary: fc.constant(undefined), weight: 45 },
   { arbitrary: fc.constant('throw' as const), weight: 2 },
   { arbitrary: fc.constant('hang' as const), weight: 1 },
   { arbitrary: fc.constant('hangIdle' as const), weight: 1 },
 );
-const finalFaultArb: fc.Arbitrary<HookFault | undefined> = fc.oneof(
+const finalFaultArb: fc.Arbitrary<HookFault | undefined> = fc.oneof(SHRINK, 
   { arbitrary: fc.constant(undefined), weight: 12 },
   { arbitrary: fc.constant('throw' as const), weight: 2 },
   { arbitrary: fc.constant('hang' as const), weight: 1 },
@@ -244,7 +247,7 @@ const hooksArb: fc.Arbitrary<Hooks> = fc
 const noHooks: fc.Arbitrary<Hooks> = fc.constant({});
 
 /** About one task in six gets an AbortSignal: already aborted (-1), or aborted 0–300 ms after submit(). */
-const abortArb: fc.Arbitrary<number | undefined> = fc.oneof(
+const abortArb: fc.Arbitrary<number | undefined> = fc.oneof(SHRINK, 
   { arbitrary: fc.constant(undefined), weight: 10 },
   { arbitrary: fc.constant(-1), weight: 1 },
   { arbitrary: fc.integer({ min: 0, max: 300 }), weight: 1 },
@@ -270,7 +273,7 @@ const B = {
 type Weights = Partial<Record<Kind, number>>;
 
 function behaviourArb(w: Weights): fc.Arbitrary<Behaviour> {
-  return fc.oneof(...Object.entries(w).map(([k, weight]) => ({ arbitrary: B[k as Kind] as fc.Arbitrary<Behaviour>, weight: weight! })));
+  return fc.oneof(SHRINK, ...Object.entries(w).map(([k, weight]) => ({ arbitrary: B[k as Kind] as fc.Arbitrary<Behaviour>, weight: weight! })));
 }
 
 function taskArb(w: Weights, signals = true): fc.Arbitrary<Task> {
@@ -288,7 +291,7 @@ const GENERAL: Weights = {
 const CHEAP: Weights = { return: 6, sleep: 3, throw: 1, unsendable: 1 };
 
 const endingArb = (w: { join: number; graceful: number; terminate: number; signal: number }): fc.Arbitrary<Ending> =>
-  fc.oneof(
+  fc.oneof(SHRINK, 
     { arbitrary: fc.constant({ kind: 'join' as const }), weight: w.join },
     {
       arbitrary: fc.record({ kind: fc.constant('graceful' as const), timeout: fc.integer({ min: 200, max: 1500 }), afterPuts: fc.integer({ min: 0, max: 8 }), stallMs: fc.integer({ min: 0, max: 500 }) }),
@@ -310,7 +313,7 @@ const signalEndingArb: fc.Arbitrary<Ending> = fc
 
 /** About one run in four calls close() while it puts. */
 const closeArb: fc.Arbitrary<Scenario['close']> = sometimes(
-  fc.record({ beforeTask: fc.integer({ min: 0, max: 24 }), delayMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 300 })) }),
+  fc.record({ beforeTask: fc.integer({ min: 0, max: 24 }), delayMs: fc.oneof(SHRINK, fc.constant(0), fc.integer({ min: 1, max: 300 })) }),
   3,
 );
 
@@ -343,7 +346,7 @@ const iteratorArb = (follow: boolean): fc.Arbitrary<Consumer> =>
     .map((c) => dropUndefined(c));
 
 /** The general profile's reader: mostly today's synchronous collector. */
-const generalConsumerArb: fc.Arbitrary<Consumer | undefined> = fc.oneof(
+const generalConsumerArb: fc.Arbitrary<Consumer | undefined> = fc.oneof(SHRINK, 
   { arbitrary: fc.constant(undefined), weight: 8 },
   { arbitrary: collectorArb(false), weight: 2 },
   { arbitrary: iteratorArb(false), weight: 2 },
@@ -365,7 +368,7 @@ interface Parts {
   script: boolean;
 }
 
-const scriptArb = fc.oneof({ arbitrary: fc.constant(false), weight: 5 }, { arbitrary: fc.constant(true), weight: 1 });
+const scriptArb = fc.oneof(SHRINK, { arbitrary: fc.constant(false), weight: 5 }, { arbitrary: fc.constant(true), weight: 1 });
 
 function profileArb(profile: Profile, parts: { [K in keyof Parts]: fc.Arbitrary<Parts[K]> }): fc.Arbitrary<Scenario> {
   return fc.record(parts).map((p) => finish(profile, p));
@@ -398,7 +401,7 @@ const crawler = profileArb('crawler', {
   ending: endingArb({ join: 6, graceful: 1, terminate: 1, signal: 1 }),
   hooks: noHooks,
   close: none(),
-  consumer: fc.oneof(collectorArb(true), iteratorArb(true)).map((c) => (c.kind === 'iterator' ? dropUndefined({ ...c, late: undefined }) : c)),
+  consumer: fc.oneof(SHRINK, collectorArb(true), iteratorArb(true)).map((c) => (c.kind === 'iterator' ? dropUndefined({ ...c, late: undefined }) : c)),
   listeners: none(),
   script: scriptArb,
 });
@@ -413,7 +416,7 @@ const reader = profileArb('reader', {
   ending: endingArb({ join: 6, graceful: 1, terminate: 1, signal: 1 }),
   hooks: noHooks,
   close: none(),
-  consumer: fc.oneof(
+  consumer: fc.oneof(SHRINK, 
     { arbitrary: iteratorArb(false), weight: 4 },
     { arbitrary: collectorArb(false), weight: 1 },
     { arbitrary: fc.constant({ kind: 'none' as const }), weight: 1 },
@@ -422,10 +425,21 @@ const reader = profileArb('reader', {
   script: scriptArb,
 });
 
-/** Tasks whose duration sits within ±20 % of the taskTimeout, with retries and concurrency; many when the timeout is tight. */
+/**
+ * Tasks whose duration sits within ±20 % of the taskTimeout, with retries and concurrency: mostly
+ * only cheap tasks (then up to 100 at a tight timeout: a race at the boundary is rare per task),
+ * sometimes with a thread or process killer among them (then 25).
+ */
 const boundary = profileArb('boundary', {
-  settings: settingsArb({ retries: [0, 3] }, { taskTimeout: taskTimeoutArb, lifecycleMemory: none(), processMemoryLimit: none(), lifecycleJitter: smallJitter }),
-  tasks: fc.array(taskArb({ near: 12, return: 2, sleep: 1, throw: 1, exit: 1, sigkill: 1 }), { minLength: 1, maxLength: 100, size: 'large' }),
+  settings: settingsArb({ processes: [1, 2], threads: [1, 2], retries: [0, 3] }, {
+    taskTimeout: fc.oneof(SHRINK, fc.integer({ min: 300, max: 800 }), fc.constantFrom(1, 5), fc.integer({ min: 10, max: 60 })),
+    lifecycleMemory: none(), processMemoryLimit: none(), lifecycleJitter: smallJitter,
+  }),
+  tasks: fc.oneof(
+    SHRINK,
+    { arbitrary: fc.array(taskArb({ near: 12, return: 2, sleep: 1, throw: 1 }), { minLength: 1, maxLength: 100, size: 'max' }), weight: 3 },
+    { arbitrary: fc.array(taskArb({ near: 12, return: 2, sleep: 1, throw: 1, exit: 1, sigkill: 1 }), { minLength: 1, maxLength: 25 }), weight: 1 },
+  ),
   ending: endingArb({ join: 5, graceful: 1, terminate: 1, signal: 0 }),
   hooks: noHooks,
   close: none(),
@@ -441,14 +455,14 @@ const soft = profileArb('soft', {
     lifecycleDuration: sometimes(fc.integer({ min: 500, max: 2000 }), 1),
     lifecycleMemory: sometimes(fc.integer({ min: 4, max: 12 }), 1),
     // A third of the runs below a child's idle RSS (it retires at every check), a third above.
-    processMemoryLimit: fc.oneof(fc.constant(undefined), fc.integer({ min: 45, max: 70 }), fc.integer({ min: 71, max: 120 })),
+    processMemoryLimit: fc.oneof(SHRINK, fc.constant(undefined), fc.integer({ min: 45, max: 70 }), fc.integer({ min: 71, max: 120 })),
     taskTimeout: sometimes(fc.integer({ min: 300, max: 800 }), 4),
     hookTimeout: fc.integer({ min: 200, max: 1000 }),
     lifecycleJitter: smallJitter,
   }),
   tasks: fc.array(taskArb({ long: 3, leak: 3, return: 4, sleep: 2, throw: 1, gracefulDie: 1 }, false), { minLength: 1, maxLength: 12 }),
   ending: endingArb({ join: 6, graceful: 1, terminate: 0, signal: 1 }),
-  hooks: fc.oneof({ arbitrary: noHooks, weight: 3 }, { arbitrary: fc.record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb }).map((h) => dropUndefined(h) as Hooks), weight: 1 }),
+  hooks: fc.oneof(SHRINK, { arbitrary: noHooks, weight: 3 }, { arbitrary: fc.record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb }).map((h) => dropUndefined(h) as Hooks), weight: 1 }),
   close: none(),
   consumer: generalConsumerArb,
   listeners: none(),
@@ -461,7 +475,7 @@ const poison = profileArb('poison', {
     lifecycle: none(), lifecycleDuration: none(), lifecycleMemory: none(), processMemoryLimit: none(), putTimeout: none(),
   }),
   tasks: fc
-    .tuple(fc.array(taskArb(CHEAP, false), { minLength: 2, maxLength: 20 }), fc.array(fc.oneof(B.sigkill, B.abort), { minLength: 1, maxLength: 2 }), fc.nat())
+    .tuple(fc.array(taskArb(CHEAP, false), { minLength: 2, maxLength: 20 }), fc.array(fc.oneof(SHRINK, B.sigkill, B.abort), { minLength: 1, maxLength: 2 }), fc.nat())
     .map(([cheap, bad, at]) => {
       const out: Task[] = [...cheap];
       bad.forEach((b, i) => out.splice((at + i * 7) % (out.length + 1), 0, b));
@@ -496,7 +510,7 @@ const callbacks = profileArb('callbacks', {
   ending: endingArb({ join: 5, graceful: 1, terminate: 1, signal: 1 }),
   hooks: noHooks,
   close: none(),
-  consumer: fc.oneof(
+  consumer: fc.oneof(SHRINK, 
     { arbitrary: fc.constant(undefined), weight: 2 },
     { arbitrary: collectorArb(false).map((c) => (c.kind === 'collector' ? { ...c, throwEvery: c.throwEvery ?? 2 } : c)), weight: 2 },
     { arbitrary: iteratorArb(false), weight: 1 },
@@ -512,7 +526,7 @@ const signal = profileArb('signal', {
   }),
   tasks: fc.array(taskArb({ sleep: 4, long: 1, return: 2, throw: 1, near: 1 }, false), { minLength: 3, maxLength: 25 }),
   ending: signalEndingArb,
-  hooks: fc.oneof({ arbitrary: noHooks, weight: 3 }, { arbitrary: fc.record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb }).map((h) => dropUndefined(h) as Hooks), weight: 1 }),
+  hooks: fc.oneof(SHRINK, { arbitrary: noHooks, weight: 3 }, { arbitrary: fc.record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb }).map((h) => dropUndefined(h) as Hooks), weight: 1 }),
   close: none(),
   consumer: generalConsumerArb,
   listeners: none(),
