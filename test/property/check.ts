@@ -193,7 +193,9 @@ function checkStatuses(sc: Scenario, o: Observed, status: Map<number, Status>, v
   const s = sc.settings;
   const soft = softLimits(sc);
   const noHard = s.taskTimeout === undefined;
-  const callbacksThrew = o.threw.length > 0 || (o.reader?.how === 'throw');
+
+  // Callbacks the engine calls itself (the collector, listeners); a reader loop's throw is the user's own code.
+  const callbacksThrew = o.threw.length > 0;
   for (const { id, index } of o.accepted) {
     const b = taskAt(sc, index);
     const st = status.get(id);
@@ -201,8 +203,9 @@ function checkStatuses(sc: Scenario, o: Observed, status: Map<number, Status>, v
     const allowed = allowedStatuses(b, sc);
     const g = o.outcomes.get(id)?.[0];
     if (!allowed.has(st)) {
+      const interrupted = (st === 'crashed' && !collateral(sc).has('crashed')) || (st === 'timeout' && noHard);
       const why =
-        soft.length && noHard && (st === 'crashed' || st === 'timeout') && !collateral(sc).has(st) ? `soft restarts (${soft.join(', ')}) must not interrupt a task: `
+        soft.length && interrupted ? `soft restarts (${soft.join(', ')}) must not interrupt a task: `
         : callbacksThrew ? `a callback's error must not change an outcome (${describeThrows(o)}): `
         : '';
       v.push(`${why}task ${id} (#${index} ${JSON.stringify(b)}): status ${st}, allowed ${[...allowed].join('/')}${g ? ` (result: ${describeOutcome(g)})` : ''}`);
@@ -233,7 +236,6 @@ function checkStatuses(sc: Scenario, o: Observed, status: Map<number, Status>, v
 function describeThrows(o: Observed): string {
   const where = new Map<string, number>();
   for (const t of o.threw) where.set(t.where, (where.get(t.where) ?? 0) + 1);
-  if (o.reader?.how === 'throw') where.set('reader loop', 1);
   return [...where].map(([w, n]) => `${w} threw ${n}×`).join(', ');
 }
 
