@@ -11,7 +11,7 @@ import { TaskCancelledError, TaskTimeoutError, WorkerCrashedError } from '../../
  * The arguments a task is put with: its behaviour, and what it needs (a grandchild task also
  * gets the run's directory, where it records its grandchild's pid). A near task sleeps
  * taskTimeout × (1 + pct/100).
- * @param {{ kind: string, ms?: number, code?: number, then?: string, pct?: number, mb?: number, depth?: number, how?: string }} b
+ * @param {{ kind: string, ms?: number, code?: number, then?: string, detached?: boolean, pct?: number, mb?: number, depth?: number, how?: string }} b
  * @param {number} index
  * @param {string} [runDir]
  * @param {{ taskTimeout?: number }} [settings]
@@ -22,7 +22,7 @@ export function taskArgs(b, index, runDir = '', settings = {}) {
     case 'sleep': case 'long': return ['sleep', b.ms];
     case 'near': return ['sleep', settings.taskTimeout === undefined ? 20 : Math.round(settings.taskTimeout * (1 + b.pct / 100))];
     case 'exit': return ['exit', b.code];
-    case 'grandchild': return ['grandchild', index, runDir, b.then];
+    case 'grandchild': return ['grandchild', index, runDir, b.then, !!b.detached];
     case 'leak': return ['leak', index, b.mb];
     case 'deep': return ['deep', b.depth];
     case 'badThrow': return ['badThrow', index, b.how];

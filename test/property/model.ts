@@ -21,8 +21,12 @@ export type Behaviour =
   | { kind: 'unsendable' }
   /** SIGABRT to its own process, as process.abort() does (which a worker thread may not call). */
   | { kind: 'abort' }
-  /** Spawns a long-lived grandchild (`sleep 30`), records its pid in the run's directory, then returns or hangs (awaits for ever, its thread kept alive). */
-  | { kind: 'grandchild'; then: 'return' | 'hang' }
+  /**
+   * Spawns a long-lived grandchild (`sleep 30`; `detached`: in its own process group, out of
+   * reach of a group kill), records its pid in the run's directory, then returns or hangs
+   * (awaits for ever, its thread kept alive).
+   */
+  | { kind: 'grandchild'; then: 'return' | 'hang'; detached?: boolean }
   /** Sleeps taskTimeout × (1 + pct/100), pct in −20…20: it ends just before or just after its timeout fires. */
   | { kind: 'near'; pct: number }
   /** Sleeps `ms` (400–2500 ms): longer than soft limits, hook timeouts and graceful-die timeouts. */
@@ -263,7 +267,9 @@ const B = {
   gracefulDie: fc.constant({ kind: 'gracefulDie' as const }),
   unsendable: fc.constant({ kind: 'unsendable' as const }),
   abort: fc.constant({ kind: 'abort' as const }),
-  grandchild: fc.constantFrom('return' as const, 'hang' as const).map((then) => ({ kind: 'grandchild' as const, then })),
+  grandchild: fc
+    .record({ then: fc.constantFrom('return' as const, 'hang' as const), detached: fc.oneof(SHRINK, { arbitrary: fc.constant(false), weight: 2 }, { arbitrary: fc.constant(true), weight: 1 }) })
+    .map(({ then, detached }) => ({ kind: 'grandchild' as const, then, ...(detached ? { detached } : {}) })),
   near: fc.integer({ min: -20, max: 20 }).map((pct) => ({ kind: 'near' as const, pct })),
   long: fc.integer({ min: 400, max: 2500 }).map((ms) => ({ kind: 'long' as const, ms })),
   leak: fc.integer({ min: 1, max: 4 }).map((mb) => ({ kind: 'leak' as const, mb })),
