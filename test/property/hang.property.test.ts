@@ -153,6 +153,11 @@ const FIXED: Record<string, Scenario> = {
     tasks: [{ kind: 'grandchild', then: 'return' }, { kind: 'sleep', ms: 30 }, { kind: 'grandchild', then: 'return' }, { kind: 'return' }, { kind: 'abort' }, { kind: 'sleep', ms: 40 }],
     close: { beforeTask: 5, delayMs: 0 },
   },
+  'grandchildren in their own process group, then join()': {
+    settings: { processes: 1, threads: 2, concurrency: 1, taskQueueMaxsize: 4, retries: 0, hookTimeout: 300, workerGracefulDieTimeout: 300 },
+    ending: { kind: 'join' },
+    tasks: [{ kind: 'grandchild', then: 'return', detached: true }, { kind: 'return' }, { kind: 'grandchild', then: 'return', detached: true }],
+  },
   'Ctrl+C during a plain put loop waiting for room': {
     settings: { processes: 1, threads: 1, concurrency: 1, taskQueueMaxsize: 1, retries: 0, hookTimeout: 300, workerGracefulDieTimeout: 300 },
     ending: { kind: 'signal', signal: 'SIGINT', afterPuts: 2, stallMs: 400 },
