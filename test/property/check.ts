@@ -107,7 +107,8 @@ export function checkRun(sc: Scenario, summary: FinalSummary, mx: Metrics, o: Ob
  * Puts, by the contract: accepted only before close() and before a shutdown began; during a
  * shutdown (a signal, gracefulShutdown(), terminate()) a waiting or later put resolves without
  * a taskId — it never rejects; after the user's own close()/join() it rejects; with a
- * putTimeout it may reject with QueueFullError after at least putTimeout; otherwise it is accepted.
+ * putTimeout it may reject with QueueFullError after at least putTimeout; with no reader yet it
+ * may reject rather than wait for ever; otherwise it is accepted.
  */
 function checkPuts(sc: Scenario, o: Observed, v: string[]): void {
   const s = sc.settings;
@@ -121,12 +122,18 @@ function checkPuts(sc: Scenario, o: Observed, v: string[]): void {
     if (!n.shutdown && !n.closed) v.push(`put() of task #${n.index} resolved without a taskId though no shutdown had begun`);
   }
   const gaveUp = o.engineErrors.length > 0;
+  // With no reader at all yet (nobody reads, or the late reader has not started: the seed puts),
+  // a put that would have to wait for room may reject with EngineStateError naming the fix
+  // instead of waiting for ever (api.md, put()).
+  const c = sc.consumer;
+  const noReaderYet = (i: number) => c?.kind === 'none' || (c?.kind === 'iterator' && !!c.late && i < sc.tasks.length);
   for (const e of o.putErrors) {
     const queueFull = e.name === 'QueueFullError';
     if (queueFull && s.putTimeout === undefined) v.push(`put() of task #${e.index} rejected with QueueFullError without a putTimeout`);
     // setTimeout may fire up to 1 ms early (rounding).
     else if (queueFull && e.waitedMs < s.putTimeout! - 1) v.push(`put() of task #${e.index} rejected with QueueFullError after ${e.waitedMs} ms < putTimeout ${s.putTimeout}`);
     else if (queueFull || e.closedAtCall || e.closed || gaveUp) continue;
+    else if (e.name === 'EngineStateError' && noReaderYet(e.index) && !e.shutdown) continue;
     else if (e.shutdown) v.push(`put() of task #${e.index} rejected during a shutdown (it must resolve without a taskId): ${e.error}`);
     else v.push(`put() of task #${e.index} rejected before any ending: ${e.error}`);
   }
