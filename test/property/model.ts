@@ -601,12 +601,25 @@ function fitTask(t: Task, s: Settings, ending: Ending, longSoFar: { n: number })
   return t;
 }
 
+/**
+ * Whether a child of the run may be SIGKILLed (by a task, or by terminate(), or a second signal):
+ * a detached grandchild spawned within the watchdog's 250 ms recording period before that is
+ * not covered (guarantees.md, "No orphans"), so such runs spawn none.
+ */
+function killsChildren(tasks: Task[], ending: Ending): boolean {
+  return tasks.some((t) => t.kind === 'sigkill' || t.kind === 'abort') || ending.kind === 'terminate' || (ending.kind === 'signal' && ending.secondAfterMs !== undefined);
+}
+
 function finish(profile: Profile, p: Parts): Scenario {
   let settings = p.settings;
   // putTimeout only on runs with a small queue.
   if (settings.putTimeout !== undefined && settings.taskQueueMaxsize > 3) settings = dropUndefined({ ...settings, putTimeout: undefined });
   const long = { n: 0 };
-  const tasks = p.tasks.slice(0, maxTasks(settings, p.tasks)).map((t) => fitTask(t, settings, p.ending, long));
+  const attached = killsChildren(p.tasks, p.ending);
+  const tasks = p.tasks
+    .slice(0, maxTasks(settings, p.tasks))
+    .map((t) => fitTask(t, settings, p.ending, long))
+    .map((t): Task => (attached && t.kind === 'grandchild' && t.detached ? dropUndefined({ ...t, detached: undefined }) : t));
   let consumer = p.consumer;
   if (consumer && consumer.kind !== 'none' && consumer.followUps) {
     const f = consumer.followUps;
