@@ -4,8 +4,9 @@
  * settings (guarantee 2: "join() and every shutdown finish within a bound computable from the
  * settings"). Generous on purpose (a busy 2-core machine), never infinite.
  */
-import { allTasks, failingInitializer, followUps, needsScript, type Scenario, type Task } from './model.js';
+
 import { nominalMs } from './expect.js';
+import { allTasks, failingInitializer, followUps, needsScript, type Scenario, type Task } from './model.js';
 
 /** A worker_thread replaced (terminated, a new one started, the module loaded) on a busy 2-core box. */
 const T_THREAD = 2000;
@@ -89,21 +90,45 @@ function taskCostMs(b: Task, sc: Scenario): number {
   const faultyFinalizer = !!(sc.hooks?.threadFinalizer || sc.hooks?.processFinalizer);
   let work = 0;
   switch (b.kind) {
-    case 'return': case 'throw': case 'unsendable': case 'leak': work += T_TASK; break;
-    case 'badThrow': work += T_TASK + T_THREAD; break;
-    case 'deep': work += T_TASK + T_DEEP + T_THREAD; break;
-    case 'sleep': work += T_TASK + b.ms; break;
-    case 'near': work += T === undefined ? T_TASK + 20 : attempts * (1.2 * T + T_TASK); break;
-    case 'long': work += T !== undefined && b.ms > T ? attempts * (T + TIMEOUT_KILL + T_PROC) : T_TASK + b.ms; break;
-    case 'exit': work += attempts * T_THREAD; break;
-    case 'sigkill': case 'abort': work += attempts * (T_PROC + PROC_BACKOFF); break;
-    case 'grandchild': work += T_TASK + T_SPAWN; if (b.then !== 'hang') break;
-    // falls through: a hanging grandchild task is stopped as a spin is
+    case 'return':
+    case 'throw':
+    case 'unsendable':
+    case 'leak':
+      work += T_TASK;
+      break;
+    case 'badThrow':
+      work += T_TASK + T_THREAD;
+      break;
+    case 'deep':
+      work += T_TASK + T_DEEP + T_THREAD;
+      break;
+    case 'sleep':
+      work += T_TASK + b.ms;
+      break;
+    case 'near':
+      work += T === undefined ? T_TASK + 20 : attempts * (1.2 * T + T_TASK);
+      break;
+    case 'long':
+      work += T !== undefined && b.ms > T ? attempts * (T + TIMEOUT_KILL + T_PROC) : T_TASK + b.ms;
+      break;
+    case 'exit':
+      work += attempts * T_THREAD;
+      break;
+    case 'sigkill':
+    case 'abort':
+      work += attempts * (T_PROC + PROC_BACKOFF);
+      break;
+    // biome-ignore lint/suspicious/noFallthroughSwitchClause: a hanging grandchild task is stopped as a spin is
+    case 'grandchild':
+      work += T_TASK + T_SPAWN;
+      if (b.after !== 'hang') break;
     case 'spin':
       if (T !== undefined) work += attempts * (T + TIMEOUT_KILL + T_PROC);
       if (b.abortAfterMs !== undefined) work += Math.max(0, b.abortAfterMs) + TIMEOUT_KILL + T_PROC;
       break;
-    case 'gracefulDie': work += s.workerGracefulDieTimeout + T_PROC + (faultyFinalizer ? 2 * s.hookTimeout : 0); break;
+    case 'gracefulDie':
+      work += s.workerGracefulDieTimeout + T_PROC + (faultyFinalizer ? 2 * s.hookTimeout : 0);
+      break;
   }
   if (s.putTimeout !== undefined) work += s.putTimeout;
   return work;
@@ -143,7 +168,12 @@ function joinWorkMs(sc: Scenario): number {
   let work = tasks.reduce((sum, t) => sum + taskCostMs(t, sc), 0);
   const finalizer = sc.hooks?.threadFinalizer ? s.hookTimeout : 0;
   // A thread retires at most once per task, whichever count or heap limit says so.
-  const byCount = s.lifecycleMemory !== undefined ? tasks.length : s.lifecycle !== undefined ? Math.ceil(tasks.length / s.lifecycle) : 0;
+  const byCount =
+    s.lifecycleMemory !== undefined
+      ? tasks.length
+      : s.lifecycle !== undefined
+        ? Math.ceil(tasks.length / s.lifecycle)
+        : 0;
   work += byCount * (T_THREAD + finalizer);
   let stretch = 0;
   let once = 0;
@@ -192,7 +222,10 @@ export function runBoundMs(sc: Scenario): number {
   const work = (e.kind === 'join' ? joinWorkMs(sc) : e.stallMs) + readerMs(sc);
   const grace = e.kind === 'join' ? s.hookTimeout : e.kind === 'graceful' ? e.timeout : SIGNAL_SHUTDOWN;
   const soft = s.lifecycle ?? s.lifecycleDuration ?? s.lifecycleMemory ?? s.processMemoryLimit;
-  const stopChildren = e.kind === 'terminate' ? 3000 : grace + 500 + 2 * s.hookTimeout + 2000 + (soft !== undefined ? longestTaskMs(sc) : 0);
+  const stopChildren =
+    e.kind === 'terminate'
+      ? 3000
+      : grace + 500 + 2 * s.hookTimeout + 2000 + (soft !== undefined ? longestTaskMs(sc) : 0);
   const teardown = 100 + 1000 + stopChildren + 3000 + 1000 + (needsScript(sc) ? T_SCRIPT_EXIT : 0);
   return Math.ceil(work + teardown + SLACK);
 }

@@ -11,7 +11,7 @@ import { TaskCancelledError, TaskTimeoutError, WorkerCrashedError } from '../../
  * The arguments a task is put with: its behaviour, and what it needs (a grandchild task also
  * gets the run's directory, where it records its grandchild's pid). A near task sleeps
  * taskTimeout × (1 + pct/100).
- * @param {{ kind: string, ms?: number, code?: number, then?: string, detached?: boolean, pct?: number, mb?: number, depth?: number, how?: string }} b
+ * @param {{ kind: string, ms?: number, code?: number, after?: string, detached?: boolean, pct?: number, mb?: number, depth?: number, how?: string }} b
  * @param {number} index
  * @param {string} [runDir]
  * @param {{ taskTimeout?: number }} [settings]
@@ -19,14 +19,23 @@ import { TaskCancelledError, TaskTimeoutError, WorkerCrashedError } from '../../
  */
 export function taskArgs(b, index, runDir = '', settings = {}) {
   switch (b.kind) {
-    case 'sleep': case 'long': return ['sleep', b.ms];
-    case 'near': return ['sleep', settings.taskTimeout === undefined ? 20 : Math.round(settings.taskTimeout * (1 + b.pct / 100))];
-    case 'exit': return ['exit', b.code];
-    case 'grandchild': return ['grandchild', index, runDir, b.then, !!b.detached];
-    case 'leak': return ['leak', index, b.mb];
-    case 'deep': return ['deep', b.depth];
-    case 'badThrow': return ['badThrow', index, b.how];
-    default: return [b.kind, index];
+    case 'sleep':
+    case 'long':
+      return ['sleep', b.ms];
+    case 'near':
+      return ['sleep', settings.taskTimeout === undefined ? 20 : Math.round(settings.taskTimeout * (1 + b.pct / 100))];
+    case 'exit':
+      return ['exit', b.code];
+    case 'grandchild':
+      return ['grandchild', index, runDir, b.after, !!b.detached];
+    case 'leak':
+      return ['leak', index, b.mb];
+    case 'deep':
+      return ['deep', b.depth];
+    case 'badThrow':
+      return ['badThrow', index, b.how];
+    default:
+      return [b.kind, index];
   }
 }
 
@@ -75,11 +84,15 @@ export function plainOutcome(meta, result) {
   const out = { meta: { taskId, status, attempts, startedAt, processIndex, threadIndex, pid } };
   if (status === 'ok') return { ...out, value: plainValue(result) };
   const cls =
-    result instanceof TaskTimeoutError ? 'TaskTimeoutError'
-    : result instanceof WorkerCrashedError ? 'WorkerCrashedError'
-    : result instanceof TaskCancelledError ? 'TaskCancelledError'
-    : result instanceof Error ? 'Error'
-    : 'not an Error';
+    result instanceof TaskTimeoutError
+      ? 'TaskTimeoutError'
+      : result instanceof WorkerCrashedError
+        ? 'WorkerCrashedError'
+        : result instanceof TaskCancelledError
+          ? 'TaskCancelledError'
+          : result instanceof Error
+            ? 'Error'
+            : 'not an Error';
   return { ...out, error: { cls, name: safeString(() => result?.name), message: safeString(() => result?.message) } };
 }
 
@@ -127,7 +140,7 @@ export class User {
     this.plainLoop = !!opts.plainLoop;
     this.consumer = sc.consumer ?? { kind: 'collector', mode: 'sync' };
     const f = this.consumer.kind !== 'none' ? this.consumer.followUps : undefined;
-    this.follow = f && f.tasks.length ? f : undefined;
+    this.follow = f?.tasks.length ? f : undefined;
     /** @type {NodeJS.Timeout[]} */
     this.timers = [];
     /** The user called close() or join(). */
@@ -196,7 +209,15 @@ export class User {
       }
       const waitedMs = Date.now() - p0;
       if (id === undefined) {
-        this.report({ t: 'notAccepted', index, closedAtCall, closed: this.closed, shutdownAtCall, shutdown: this.shutdown, waitedMs });
+        this.report({
+          t: 'notAccepted',
+          index,
+          closedAtCall,
+          closed: this.closed,
+          shutdownAtCall,
+          shutdown: this.shutdown,
+          waitedMs,
+        });
       } else {
         this.accepted++;
         this.report({ t: 'accepted', id, index, afterClose: closedAtCall, afterShutdown: shutdownAtCall, waitedMs });
@@ -204,7 +225,16 @@ export class User {
       }
     } catch (err) {
       const waitedMs = Date.now() - p0;
-      this.report({ t: 'rejected', index, name: err?.name, error: `${err?.name}: ${err?.message}`, waitedMs, closedAtCall, closed: this.closed, shutdown: this.shutdown });
+      this.report({
+        t: 'rejected',
+        index,
+        name: err?.name,
+        error: `${err?.name}: ${err?.message}`,
+        waitedMs,
+        closedAtCall,
+        closed: this.closed,
+        shutdown: this.shutdown,
+      });
       if (plain) throw err;
     } finally {
       this.putsInFlight--;
@@ -217,7 +247,8 @@ export class User {
     if (!this.follow) return [];
     const n = this.follow.fanout[k % this.follow.fanout.length];
     const out = [];
-    for (let i = 0; i < n && this.nextFollowUp < this.follow.tasks.length; i++) out.push(this.sc.tasks.length + this.nextFollowUp++);
+    for (let i = 0; i < n && this.nextFollowUp < this.follow.tasks.length; i++)
+      out.push(this.sc.tasks.length + this.nextFollowUp++);
     return out;
   }
 
@@ -259,7 +290,11 @@ export class User {
     try {
       it = this.m.iterResults();
     } catch (err) {
-      this.report({ t: 'reader', how: err?.name === 'EngineStateError' ? 'stateError' : 'error', error: `${err?.name}: ${err?.message}` });
+      this.report({
+        t: 'reader',
+        how: err?.name === 'EngineStateError' ? 'stateError' : 'error',
+        error: `${err?.name}: ${err?.message}`,
+      });
       this.readerDone = true;
       this.poke();
       return;
@@ -286,7 +321,11 @@ export class User {
       this.report({ t: 'reader', how });
     } catch (err) {
       const own = String(err?.message).includes(ON_PURPOSE);
-      this.report({ t: 'reader', how: own ? 'throw' : 'error', error: own ? undefined : `${err?.name}: ${err?.message}` });
+      this.report({
+        t: 'reader',
+        how: own ? 'throw' : 'error',
+        error: own ? undefined : `${err?.name}: ${err?.message}`,
+      });
     } finally {
       this.readerDone = true;
       this.poke();
@@ -370,7 +409,10 @@ export class User {
       this.poke();
       trigger();
     });
-    const late = putting.then(() => (iterator && this.consumer.late ? this.read() : undefined), () => undefined);
+    const late = putting.then(
+      () => (iterator && this.consumer.late ? this.read() : undefined),
+      () => undefined,
+    );
     try {
       let summary;
       if (e.kind === 'join' || e.kind === 'signal') {

@@ -16,11 +16,17 @@ import { allTasks, isEndless, type Scenario, type Status, type Task } from './mo
 export function nominalMs(t: Task, sc: Scenario): number {
   const T = sc.settings.taskTimeout;
   switch (t.kind) {
-    case 'sleep': case 'long': return t.ms;
-    case 'near': return T === undefined ? 20 : Math.round(T * (1 + t.pct / 100));
-    case 'spin': return Infinity;
-    case 'grandchild': return t.then === 'hang' ? Infinity : 0;
-    default: return 0;
+    case 'sleep':
+    case 'long':
+      return t.ms;
+    case 'near':
+      return T === undefined ? 20 : Math.round(T * (1 + t.pct / 100));
+    case 'spin':
+      return Infinity;
+    case 'grandchild':
+      return t.after === 'hang' ? Infinity : 0;
+    default:
+      return 0;
   }
 }
 
@@ -69,15 +75,30 @@ export function processKillers(sc: Scenario): Task[] {
 export function ownStatuses(t: Task, sc: Scenario): Status[] {
   const own = ((): Status[] => {
     switch (t.kind) {
-      case 'return': case 'sleep': case 'leak': case 'long': case 'near': return ['ok'];
-      case 'throw': case 'gracefulDie': case 'unsendable': case 'badThrow': return ['error'];
+      case 'return':
+      case 'sleep':
+      case 'leak':
+      case 'long':
+      case 'near':
+        return ['ok'];
+      case 'throw':
+      case 'gracefulDie':
+      case 'unsendable':
+      case 'badThrow':
+        return ['error'];
       // Decoded (ok) where the stack allows, else a SerializationError naming the task.
-      case 'deep': return ['ok', 'error'];
-      case 'grandchild': if (t.then === 'return') return ['ok'];
-      // falls through: a hanging one is ended as a spin is
+      case 'deep':
+        return ['ok', 'error'];
+      // biome-ignore lint/suspicious/noFallthroughSwitchClause: a hanging one is ended as a spin is
+      case 'grandchild':
+        if (t.after === 'return') return ['ok'];
       // Without a taskTimeout an endless task under join() always has a signal (spinAllowed): 'cancelled' is added for it.
-      case 'spin': return sc.settings.taskTimeout !== undefined ? ['timeout', 'crashed'] : ['crashed'];
-      case 'exit': case 'sigkill': case 'abort': return ['crashed'];
+      case 'spin':
+        return sc.settings.taskTimeout !== undefined ? ['timeout', 'crashed'] : ['crashed'];
+      case 'exit':
+      case 'sigkill':
+      case 'abort':
+        return ['crashed'];
     }
   })();
   if (mayTimeOut(t, sc) && !own.includes('timeout')) own.push('timeout');
@@ -103,7 +124,12 @@ export function collateral(sc: Scenario): Set<Status> {
   if (s.threads > 1 && tk.some((t) => isEndless(t) || outlivesAbort(t, sc))) out.add('crashed');
   const tasks = allTasks(sc);
   const dying = tasks.some((t) => t.kind === 'gracefulDie');
-  if (dying && (s.threads > 1 || s.concurrency > 1) && tasks.some((t) => nominalMs(t, sc) > s.workerGracefulDieTimeout - 100)) out.add('crashed');
+  if (
+    dying &&
+    (s.threads > 1 || s.concurrency > 1) &&
+    tasks.some((t) => nominalMs(t, sc) > s.workerGracefulDieTimeout - 100)
+  )
+    out.add('crashed');
   if (s.taskTimeout !== undefined && s.concurrency > 1 && tasks.some((t) => t.kind === 'spin')) out.add('timeout');
   return out;
 }
@@ -132,18 +158,28 @@ export function softLimits(sc: Scenario): string[] {
 /** The value an ok outcome of task `t` (put with index `i`) must carry, as plainOutcome reports it. */
 export function expectedValue(t: Task, i: number, sc: Scenario): unknown {
   switch (t.kind) {
-    case 'sleep': case 'long': case 'near': return nominalMs(t, sc);
-    case 'deep': return { depth: t.depth };
-    default: return i;
+    case 'sleep':
+    case 'long':
+    case 'near':
+      return nominalMs(t, sc);
+    case 'deep':
+      return { depth: t.depth };
+    default:
+      return i;
   }
 }
 
 /** The error name an `error` outcome of task `t` must carry (undefined: any). */
 export function expectedErrorName(t: Task): string | undefined {
   switch (t.kind) {
-    case 'throw': return 'RangeError';
-    case 'gracefulDie': return 'WorkerGracefulDie';
-    case 'unsendable': case 'deep': return 'SerializationError';
-    default: return undefined;
+    case 'throw':
+      return 'RangeError';
+    case 'gracefulDie':
+      return 'WorkerGracefulDie';
+    case 'unsendable':
+    case 'deep':
+      return 'SerializationError';
+    default:
+      return undefined;
   }
 }

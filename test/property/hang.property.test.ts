@@ -18,25 +18,31 @@
  *   MPMS_FC_VERBOSE=1                                 one line per run, and the engine's warnings
  *   MPMS_FC_IGNORE=<regex>                            debugging only: drop violations matching it (to look past a known bug)
  */
-import { describe, expect, it } from 'vitest';
-import fc from 'fast-check';
+
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PROFILES, scenarioArb, type Profile, type Scenario } from './model.js';
-import { runScenario, type RunReport } from './run-scenario.js';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { PROFILES, type Profile, type Scenario, scenarioArb } from './model.js';
+import { type RunReport, runScenario } from './run-scenario.js';
 
 const env = process.env;
 const RUNS = env.MPMS_FC_RUNS ? Number(env.MPMS_FC_RUNS) : 15;
 // The bounded run inside `npm test` is deterministic (CI must not fail on a lucky draw); runs
 // sized with MPMS_FC_RUNS (`npm run test:hang`) explore with a fresh seed unless one is given.
-const SEED = env.MPMS_FC_SEED ? Number(env.MPMS_FC_SEED) : env.MPMS_FC_RUNS ? Math.floor(Math.random() * 2 ** 31) : 20261122;
+const SEED = env.MPMS_FC_SEED
+  ? Number(env.MPMS_FC_SEED)
+  : env.MPMS_FC_RUNS
+    ? Math.floor(Math.random() * 2 ** 31)
+    : 20261122;
 const PATH = env.MPMS_FC_PATH || undefined;
 // Generation and shrinking stop after this budget (a failure found by then is still reported).
 const BUDGET_MS = env.MPMS_FC_BUDGET_MS ? Number(env.MPMS_FC_BUDGET_MS) : RUNS * 15_000 + 120_000;
 const ONLY = env.MPMS_FC_PROFILE ? (env.MPMS_FC_PROFILE.split(',').map((p) => p.trim()) as Profile[]) : undefined;
 const IGNORE = env.MPMS_FC_IGNORE ? new RegExp(env.MPMS_FC_IGNORE) : undefined;
-for (const p of ONLY ?? []) if (!PROFILES.includes(p)) throw new Error(`MPMS_FC_PROFILE: unknown profile ${p} (known: ${PROFILES.join(', ')})`);
+for (const p of ONLY ?? [])
+  if (!PROFILES.includes(p)) throw new Error(`MPMS_FC_PROFILE: unknown profile ${p} (known: ${PROFILES.join(', ')})`);
 
 function fixedScenario(): Scenario | undefined {
   const raw = env.MPMS_FC_SCENARIO;
@@ -47,10 +53,27 @@ function fixedScenario(): Scenario | undefined {
 }
 
 const stats = {
-  runs: 0, failures: 0, hangs: 0, scripts: 0, startFailed: 0, slowestStartFailMs: 0,
-  slowestMs: 0, slowestBoundMs: 0, slowest: undefined as Scenario | undefined, tightest: 0,
-  ignored: 0, queueFull: 0, notAccepted: 0, signalled: 0, signalCancelled: 0, followUps: 0, callbacksThrew: 0, restarts: 0,
-  byProfile: {} as Record<string, number>, byEnding: {} as Record<string, number>, readers: {} as Record<string, number>,
+  runs: 0,
+  failures: 0,
+  hangs: 0,
+  scripts: 0,
+  startFailed: 0,
+  slowestStartFailMs: 0,
+  slowestMs: 0,
+  slowestBoundMs: 0,
+  slowest: undefined as Scenario | undefined,
+  tightest: 0,
+  ignored: 0,
+  queueFull: 0,
+  notAccepted: 0,
+  signalled: 0,
+  signalCancelled: 0,
+  followUps: 0,
+  callbacksThrew: 0,
+  restarts: 0,
+  byProfile: {} as Record<string, number>,
+  byEnding: {} as Record<string, number>,
+  readers: {} as Record<string, number>,
 };
 let lastFailure: { scenario: Scenario; violations: string[] } | undefined;
 
@@ -74,12 +97,16 @@ function count(sc: Scenario, r: RunReport): void {
     stats.slowestStartFailMs = Math.max(stats.slowestStartFailMs, r.startRejectedMs);
     return;
   }
-  if (r.elapsedMs > stats.slowestMs) Object.assign(stats, { slowestMs: r.elapsedMs, slowestBoundMs: r.boundMs, slowest: sc });
+  if (r.elapsedMs > stats.slowestMs)
+    Object.assign(stats, { slowestMs: r.elapsedMs, slowestBoundMs: r.boundMs, slowest: sc });
   if (r.boundMs > 0) stats.tightest = Math.max(stats.tightest, r.elapsedMs / r.boundMs);
 }
 
 function statsLine(wallMs: number): string {
-  const fmt = (o: Record<string, number>) => Object.entries(o).map(([k, n]) => `${k} ${n}`).join(', ');
+  const fmt = (o: Record<string, number>) =>
+    Object.entries(o)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ');
   return (
     `[fc] runs ${stats.runs} (incl. shrinking), failures ${stats.failures}, hangs ${stats.hangs}${IGNORE ? `, violations ignored (MPMS_FC_IGNORE) ${stats.ignored}` : ''}, wall ${(wallMs / 1000).toFixed(1)} s ` +
     `(${stats.runs ? (wallMs / stats.runs / 1000).toFixed(2) : '-'} s per run)\n` +
@@ -102,31 +129,48 @@ async function property(sc: Scenario): Promise<void> {
   }
   count(sc, r);
   if (env.MPMS_FC_VERBOSE) {
-    console.log(`[fc] run ${stats.runs}: ${sc.profile ?? 'fixed'}, ${r.elapsedMs} ms (bound ${r.boundMs}), P${sc.settings.processes}×T${sc.settings.threads}×C${sc.settings.concurrency}, ${sc.tasks.length} tasks, ${sc.ending.kind}${r.script ? ' (script)' : ''}${r.startRejectedMs !== undefined ? ' (start() rejected)' : ''}, ${r.violations.length} violations`);
+    console.log(
+      `[fc] run ${stats.runs}: ${sc.profile ?? 'fixed'}, ${r.elapsedMs} ms (bound ${r.boundMs}), P${sc.settings.processes}×T${sc.settings.threads}×C${sc.settings.concurrency}, ${sc.tasks.length} tasks, ${sc.ending.kind}${r.script ? ' (script)' : ''}${r.startRejectedMs !== undefined ? ' (start() rejected)' : ''}, ${r.violations.length} violations`,
+    );
   }
   if (r.violations.length) {
     stats.failures++;
     lastFailure = { scenario: sc, violations: r.violations };
-    throw new Error(`${r.violations.length} violation(s):\n  - ${r.violations.join('\n  - ')}\nscenario: ${JSON.stringify(sc)}`);
+    throw new Error(
+      `${r.violations.length} violation(s):\n  - ${r.violations.join('\n  - ')}\nscenario: ${JSON.stringify(sc)}`,
+    );
   }
 }
 
 describe('property: exactly one outcome, no hang, no process left, the master alive — whatever the worker and the user do', () => {
-  it(`${RUNS} random scenarios (seed ${SEED}${ONLY ? `, profiles ${ONLY.join(',')}` : ''})`, { timeout: BUDGET_MS + 300_000 }, async () => {
+  it(`${RUNS} random scenarios (seed ${SEED}${ONLY ? `, profiles ${ONLY.join(',')}` : ''})`, {
+    timeout: BUDGET_MS + 300_000,
+  }, async () => {
     const fixed = fixedScenario();
     const arb = fixed ? fc.constant(fixed) : scenarioArb(ONLY);
     const started = Date.now();
     let details: fc.RunDetails<[Scenario]> | undefined;
     try {
-      details = await fc.check(fc.asyncProperty(arb, property), { numRuns: fixed ? 1 : RUNS, seed: SEED, path: PATH, interruptAfterTimeLimit: BUDGET_MS });
+      details = await fc.check(fc.asyncProperty(arb, property), {
+        numRuns: fixed ? 1 : RUNS,
+        seed: SEED,
+        path: PATH,
+        interruptAfterTimeLimit: BUDGET_MS,
+      });
     } finally {
       console.log(statsLine(Date.now() - started));
     }
     if (details.failed) {
       const shrunk = details.counterexample?.[0] ?? lastFailure?.scenario;
-      const violations = lastFailure?.scenario === shrunk ? lastFailure!.violations : [String((details.errorInstance as Error)?.message ?? details.errorInstance)];
+      const violations =
+        lastFailure?.scenario === shrunk
+          ? lastFailure!.violations
+          : [String((details.errorInstance as Error)?.message ?? details.errorInstance)];
       const file = path.join(os.tmpdir(), `mpms-counterexample-${Date.now()}.json`);
-      fs.writeFileSync(file, JSON.stringify({ seed: details.seed, path: details.counterexamplePath, scenario: shrunk, violations }, null, 2));
+      fs.writeFileSync(
+        file,
+        JSON.stringify({ seed: details.seed, path: details.counterexamplePath, scenario: shrunk, violations }, null, 2),
+      );
       const message =
         `[fc] FAILED after ${details.numRuns} run(s), shrunk ${details.numShrinks} time(s)${details.interrupted ? ' (the time budget cut the search or the shrinking short)' : ''}\n` +
         `[fc] seed ${details.seed}, path ${details.counterexamplePath}\n` +
@@ -148,65 +192,189 @@ describe('property: exactly one outcome, no hang, no process left, the master al
  */
 const FIXED: Record<string, Scenario> = {
   'SIGTERM to a master script with grandchild tasks, mid-run': {
-    settings: { processes: 2, threads: 2, concurrency: 1, taskQueueMaxsize: 4, retries: 0, hookTimeout: 300, workerGracefulDieTimeout: 300 },
+    settings: {
+      processes: 2,
+      threads: 2,
+      concurrency: 1,
+      taskQueueMaxsize: 4,
+      retries: 0,
+      hookTimeout: 300,
+      workerGracefulDieTimeout: 300,
+    },
     ending: { kind: 'signal', signal: 'SIGTERM', afterPuts: 3, stallMs: 200 },
-    tasks: [{ kind: 'grandchild', then: 'return' }, { kind: 'sleep', ms: 30 }, { kind: 'grandchild', then: 'return' }, { kind: 'return' }, { kind: 'abort' }, { kind: 'sleep', ms: 40 }],
+    tasks: [
+      { kind: 'grandchild', after: 'return' },
+      { kind: 'sleep', ms: 30 },
+      { kind: 'grandchild', after: 'return' },
+      { kind: 'return' },
+      { kind: 'abort' },
+      { kind: 'sleep', ms: 40 },
+    ],
     close: { beforeTask: 5, delayMs: 0 },
   },
   'grandchildren in their own process group, then join()': {
-    settings: { processes: 1, threads: 2, concurrency: 1, taskQueueMaxsize: 4, retries: 0, hookTimeout: 300, workerGracefulDieTimeout: 300 },
+    settings: {
+      processes: 1,
+      threads: 2,
+      concurrency: 1,
+      taskQueueMaxsize: 4,
+      retries: 0,
+      hookTimeout: 300,
+      workerGracefulDieTimeout: 300,
+    },
     ending: { kind: 'join' },
-    tasks: [{ kind: 'grandchild', then: 'return', detached: true }, { kind: 'return' }, { kind: 'grandchild', then: 'return', detached: true }],
+    tasks: [
+      { kind: 'grandchild', after: 'return', detached: true },
+      { kind: 'return' },
+      { kind: 'grandchild', after: 'return', detached: true },
+    ],
   },
   'Ctrl+C during a plain put loop waiting for room': {
-    settings: { processes: 1, threads: 1, concurrency: 1, taskQueueMaxsize: 1, retries: 0, hookTimeout: 300, workerGracefulDieTimeout: 300 },
+    settings: {
+      processes: 1,
+      threads: 1,
+      concurrency: 1,
+      taskQueueMaxsize: 1,
+      retries: 0,
+      hookTimeout: 300,
+      workerGracefulDieTimeout: 300,
+    },
     ending: { kind: 'signal', signal: 'SIGINT', afterPuts: 2, stallMs: 400 },
     tasks: Array.from({ length: 8 }, () => ({ kind: 'sleep' as const, ms: 150 })),
   },
   'a crawler: an async collector awaiting follow-up puts, small queues': {
-    settings: { processes: 1, threads: 2, concurrency: 1, taskQueueMaxsize: 2, resultQueueMaxsize: 2, retries: 0, hookTimeout: 300, workerGracefulDieTimeout: 300 },
+    settings: {
+      processes: 1,
+      threads: 2,
+      concurrency: 1,
+      taskQueueMaxsize: 2,
+      resultQueueMaxsize: 2,
+      retries: 0,
+      hookTimeout: 300,
+      workerGracefulDieTimeout: 300,
+    },
     ending: { kind: 'join' },
     tasks: [{ kind: 'return' }, { kind: 'return' }],
-    consumer: { kind: 'collector', mode: 'async', followUps: { fanout: [3], tasks: Array.from({ length: 24 }, () => ({ kind: 'return' as const })) } },
+    consumer: {
+      kind: 'collector',
+      mode: 'async',
+      followUps: { fanout: [3], tasks: Array.from({ length: 24 }, () => ({ kind: 'return' as const })) },
+    },
   },
   'a crawler: a for-await loop putting follow-ups': {
-    settings: { processes: 1, threads: 2, concurrency: 1, taskQueueMaxsize: 2, resultQueueMaxsize: 2, retries: 0, hookTimeout: 300, workerGracefulDieTimeout: 300 },
+    settings: {
+      processes: 1,
+      threads: 2,
+      concurrency: 1,
+      taskQueueMaxsize: 2,
+      resultQueueMaxsize: 2,
+      retries: 0,
+      hookTimeout: 300,
+      workerGracefulDieTimeout: 300,
+    },
     ending: { kind: 'join' },
     tasks: [{ kind: 'return' }],
-    consumer: { kind: 'iterator', followUps: { fanout: [2, 3], tasks: Array.from({ length: 20 }, () => ({ kind: 'sleep' as const, ms: 5 })) } },
+    consumer: {
+      kind: 'iterator',
+      followUps: { fanout: [2, 3], tasks: Array.from({ length: 20 }, () => ({ kind: 'sleep' as const, ms: 5 })) },
+    },
   },
   'a reader that breaks early, then join()': {
-    settings: { processes: 1, threads: 2, concurrency: 1, taskQueueMaxsize: 4, resultQueueMaxsize: 2, retries: 0, hookTimeout: 300, workerGracefulDieTimeout: 300 },
+    settings: {
+      processes: 1,
+      threads: 2,
+      concurrency: 1,
+      taskQueueMaxsize: 4,
+      resultQueueMaxsize: 2,
+      retries: 0,
+      hookTimeout: 300,
+      workerGracefulDieTimeout: 300,
+    },
     ending: { kind: 'join' },
     tasks: Array.from({ length: 20 }, () => ({ kind: 'return' as const })),
     consumer: { kind: 'iterator', stop: { after: 3, how: 'break' } },
   },
   'a poison task at P1×T1 with retries': {
-    settings: { processes: 1, threads: 1, concurrency: 1, taskQueueMaxsize: 4, retries: 8, hookTimeout: 300, workerGracefulDieTimeout: 300 },
+    settings: {
+      processes: 1,
+      threads: 1,
+      concurrency: 1,
+      taskQueueMaxsize: 4,
+      retries: 8,
+      hookTimeout: 300,
+      workerGracefulDieTimeout: 300,
+    },
     ending: { kind: 'join' },
-    tasks: [...Array.from({ length: 4 }, () => ({ kind: 'return' as const })), { kind: 'sigkill' }, ...Array.from({ length: 6 }, () => ({ kind: 'sleep' as const, ms: 10 }))],
+    tasks: [
+      ...Array.from({ length: 4 }, () => ({ kind: 'return' as const })),
+      { kind: 'sigkill' },
+      ...Array.from({ length: 6 }, () => ({ kind: 'sleep' as const, ms: 10 })),
+    ],
   },
   'a soft limit (processMemoryLimit) with long tasks and no hard limit': {
-    settings: { processes: 1, threads: 2, concurrency: 1, taskQueueMaxsize: 4, processMemoryLimit: 45, retries: 0, hookTimeout: 300, workerGracefulDieTimeout: 300 },
+    settings: {
+      processes: 1,
+      threads: 2,
+      concurrency: 1,
+      taskQueueMaxsize: 4,
+      processMemoryLimit: 45,
+      retries: 0,
+      hookTimeout: 300,
+      workerGracefulDieTimeout: 300,
+    },
     ending: { kind: 'join' },
     tasks: [{ kind: 'long', ms: 2500 }, { kind: 'long', ms: 2500 }, { kind: 'return' }, { kind: 'return' }],
   },
   'an undecodable result and uncloneable thrown values among ordinary tasks': {
-    settings: { processes: 1, threads: 1, concurrency: 1, taskQueueMaxsize: 4, retries: 0, hookTimeout: 300, workerGracefulDieTimeout: 300 },
+    settings: {
+      processes: 1,
+      threads: 1,
+      concurrency: 1,
+      taskQueueMaxsize: 4,
+      retries: 0,
+      hookTimeout: 300,
+      workerGracefulDieTimeout: 300,
+    },
     ending: { kind: 'join' },
-    tasks: [{ kind: 'return' }, { kind: 'deep', depth: 6000 }, { kind: 'return' }, { kind: 'badThrow', how: 'fnStack' }, { kind: 'return' }, { kind: 'badThrow', how: 'throwingGetter' }, { kind: 'return' }],
+    tasks: [
+      { kind: 'return' },
+      { kind: 'deep', depth: 6000 },
+      { kind: 'return' },
+      { kind: 'badThrow', how: 'fnStack' },
+      { kind: 'return' },
+      { kind: 'badThrow', how: 'throwingGetter' },
+      { kind: 'return' },
+    ],
   },
   "throwing 'task' and 'restart' listeners and a throwing collector": {
-    settings: { processes: 1, threads: 2, concurrency: 1, taskQueueMaxsize: 4, lifecycle: 2, retries: 0, hookTimeout: 300, workerGracefulDieTimeout: 300 },
+    settings: {
+      processes: 1,
+      threads: 2,
+      concurrency: 1,
+      taskQueueMaxsize: 4,
+      lifecycle: 2,
+      retries: 0,
+      hookTimeout: 300,
+      workerGracefulDieTimeout: 300,
+    },
     ending: { kind: 'join' },
     tasks: Array.from({ length: 8 }, () => ({ kind: 'return' as const })),
     consumer: { kind: 'collector', mode: 'sync', throwEvery: 3 },
     listeners: { taskThrowEvery: 2, restartThrows: true },
   },
   'tasks at ±20 % of a tight taskTimeout, with retries and concurrency': {
-    settings: { processes: 1, threads: 1, concurrency: 4, taskQueueMaxsize: 6, taskTimeout: 30, retries: 1, hookTimeout: 300, workerGracefulDieTimeout: 300 },
+    settings: {
+      processes: 1,
+      threads: 1,
+      concurrency: 4,
+      taskQueueMaxsize: 6,
+      taskTimeout: 30,
+      retries: 1,
+      hookTimeout: 300,
+      workerGracefulDieTimeout: 300,
+    },
     ending: { kind: 'join' },
-    tasks: Array.from({ length: 100 }, (_, i) => ({ kind: 'near' as const, pct: (i * 7) % 41 - 20 })),
+    tasks: Array.from({ length: 100 }, (_, i) => ({ kind: 'near' as const, pct: ((i * 7) % 41) - 20 })),
   },
 };
 

@@ -26,7 +26,7 @@ export type Behaviour =
    * reach of a group kill), records its pid in the run's directory, then returns or hangs
    * (awaits for ever, its thread kept alive).
    */
-  | { kind: 'grandchild'; then: 'return' | 'hang'; detached?: boolean }
+  | { kind: 'grandchild'; after: 'return' | 'hang'; detached?: boolean }
   /** Sleeps taskTimeout × (1 + pct/100), pct in −20…20: it ends just before or just after its timeout fires. */
   | { kind: 'near'; pct: number }
   /** Sleeps `ms` (400–2500 ms): longer than soft limits, hook timeouts and graceful-die timeouts. */
@@ -116,7 +116,13 @@ export interface FollowUps {
  */
 export type Consumer =
   | { kind: 'collector'; mode: 'sync' | 'async' | 'slow'; delayMs?: number; throwEvery?: number; followUps?: FollowUps }
-  | { kind: 'iterator'; delayMs?: number; late?: boolean; stop?: { after: number; how: 'break' | 'throw' }; followUps?: FollowUps }
+  | {
+      kind: 'iterator';
+      delayMs?: number;
+      late?: boolean;
+      stop?: { after: number; how: 'break' | 'throw' };
+      followUps?: FollowUps;
+    }
   | { kind: 'none' };
 
 /** Listeners that throw: every `taskThrowEvery`-th 'task' event, and every 'restart' event. */
@@ -125,7 +131,17 @@ export interface Listeners {
   restartThrows?: boolean;
 }
 
-export const PROFILES = ['general', 'crawler', 'reader', 'boundary', 'soft', 'poison', 'badValues', 'callbacks', 'signal'] as const;
+export const PROFILES = [
+  'general',
+  'crawler',
+  'reader',
+  'boundary',
+  'soft',
+  'poison',
+  'badValues',
+  'callbacks',
+  'signal',
+] as const;
 export type Profile = (typeof PROFILES)[number];
 
 export interface Scenario {
@@ -187,7 +203,8 @@ const SHRINK = { withCrossShrink: true };
 const sometimes = <T>(arb: fc.Arbitrary<T>, rarity = 3): fc.Arbitrary<T | undefined> =>
   fc.oneof(SHRINK, { arbitrary: fc.constant(undefined), weight: rarity }, { arbitrary: arb, weight: 1 });
 
-const taskTimeoutArb = fc.oneof(SHRINK, 
+const taskTimeoutArb = fc.oneof(
+  SHRINK,
   { arbitrary: fc.integer({ min: 300, max: 800 }), weight: 3 },
   // Tight: every task sits at the boundary (the issue's 30 ms, and 1 ms).
   { arbitrary: fc.oneof(SHRINK, fc.constantFrom(1, 5), fc.integer({ min: 10, max: 60 })), weight: 1 },
@@ -202,8 +219,12 @@ interface SettingsRanges {
 }
 
 /** The settings, every knob optional as a user would leave it; ranges narrowed by a profile. */
-function settingsArb(r: SettingsRanges = {}, over: Partial<Record<keyof Settings, fc.Arbitrary<unknown>>> = {}): fc.Arbitrary<Settings> {
-  const int = (range: [number, number] | undefined, min: number, max: number) => fc.integer({ min: range?.[0] ?? min, max: range?.[1] ?? max });
+function settingsArb(
+  r: SettingsRanges = {},
+  over: Partial<Record<keyof Settings, fc.Arbitrary<unknown>>> = {},
+): fc.Arbitrary<Settings> {
+  const int = (range: [number, number] | undefined, min: number, max: number) =>
+    fc.integer({ min: range?.[0] ?? min, max: range?.[1] ?? max });
   return fc
     .record({
       processes: int(r.processes, 1, 3),
@@ -215,7 +236,10 @@ function settingsArb(r: SettingsRanges = {}, over: Partial<Record<keyof Settings
       // Not shorter: every idle thread retires on this timer too, and P×T threads cycling faster
       // would only measure thread start-up on a 2-core box.
       lifecycleDuration: sometimes(fc.integer({ min: 500, max: 3000 }), 1),
-      lifecycleJitter: sometimes(fc.integer({ min: 0, max: 50 }).map((p) => p / 100), 1),
+      lifecycleJitter: sometimes(
+        fc.integer({ min: 0, max: 50 }).map((p) => p / 100),
+        1,
+      ),
       lifecycleMemory: sometimes(fc.integer({ min: 4, max: 12 }), 5),
       processMemoryLimit: sometimes(fc.integer({ min: 45, max: 150 }), 5),
       taskTimeout: sometimes(taskTimeoutArb, 1),
@@ -233,25 +257,33 @@ function dropUndefined<T extends object>(o: T): T {
 }
 
 /** Initializers fail rarely (such a run ends at start()); a hang is rarer than a throw. */
-const initFaultArb: fc.Arbitrary<HookFault | undefined> = fc.oneof(SHRINK, 
+const initFaultArb: fc.Arbitrary<HookFault | undefined> = fc.oneof(
+  SHRINK,
   { arbitrary: fc.constant(undefined), weight: 45 },
   { arbitrary: fc.constant('throw' as const), weight: 2 },
   { arbitrary: fc.constant('hang' as const), weight: 1 },
   { arbitrary: fc.constant('hangIdle' as const), weight: 1 },
 );
-const finalFaultArb: fc.Arbitrary<HookFault | undefined> = fc.oneof(SHRINK, 
+const finalFaultArb: fc.Arbitrary<HookFault | undefined> = fc.oneof(
+  SHRINK,
   { arbitrary: fc.constant(undefined), weight: 12 },
   { arbitrary: fc.constant('throw' as const), weight: 2 },
   { arbitrary: fc.constant('hang' as const), weight: 1 },
   { arbitrary: fc.constant('hangIdle' as const), weight: 1 },
 );
 const hooksArb: fc.Arbitrary<Hooks> = fc
-  .record({ processInitializer: initFaultArb, threadInitializer: initFaultArb, threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb })
+  .record({
+    processInitializer: initFaultArb,
+    threadInitializer: initFaultArb,
+    threadFinalizer: finalFaultArb,
+    processFinalizer: finalFaultArb,
+  })
   .map((h) => dropUndefined(h) as Hooks);
 const noHooks: fc.Arbitrary<Hooks> = fc.constant({});
 
 /** About one task in six gets an AbortSignal: already aborted (-1), or aborted 0–300 ms after submit(). */
-const abortArb: fc.Arbitrary<number | undefined> = fc.oneof(SHRINK, 
+const abortArb: fc.Arbitrary<number | undefined> = fc.oneof(
+  SHRINK,
   { arbitrary: fc.constant(undefined), weight: 10 },
   { arbitrary: fc.constant(-1), weight: 1 },
   { arbitrary: fc.integer({ min: 0, max: 300 }), weight: 1 },
@@ -268,18 +300,33 @@ const B = {
   unsendable: fc.constant({ kind: 'unsendable' as const }),
   abort: fc.constant({ kind: 'abort' as const }),
   grandchild: fc
-    .record({ then: fc.constantFrom('return' as const, 'hang' as const), detached: fc.oneof(SHRINK, { arbitrary: fc.constant(false), weight: 2 }, { arbitrary: fc.constant(true), weight: 1 }) })
-    .map(({ then, detached }) => ({ kind: 'grandchild' as const, then, ...(detached ? { detached } : {}) })),
+    .record({
+      after: fc.constantFrom('return' as const, 'hang' as const),
+      detached: fc.oneof(
+        SHRINK,
+        { arbitrary: fc.constant(false), weight: 2 },
+        { arbitrary: fc.constant(true), weight: 1 },
+      ),
+    })
+    .map(({ after, detached }) => ({ kind: 'grandchild' as const, after, ...(detached ? { detached } : {}) })),
   near: fc.integer({ min: -20, max: 20 }).map((pct) => ({ kind: 'near' as const, pct })),
   long: fc.integer({ min: 400, max: 2500 }).map((ms) => ({ kind: 'long' as const, ms })),
   leak: fc.integer({ min: 1, max: 4 }).map((mb) => ({ kind: 'leak' as const, mb })),
   deep: fc.constantFrom(6000, 50_000).map((depth) => ({ kind: 'deep' as const, depth })),
-  badThrow: fc.constantFrom('fnStack' as const, 'throwingGetter' as const, 'symbolMessage' as const).map((how) => ({ kind: 'badThrow' as const, how })),
+  badThrow: fc
+    .constantFrom('fnStack' as const, 'throwingGetter' as const, 'symbolMessage' as const)
+    .map((how) => ({ kind: 'badThrow' as const, how })),
 };
 type Weights = Partial<Record<Kind, number>>;
 
 function behaviourArb(w: Weights): fc.Arbitrary<Behaviour> {
-  return fc.oneof(SHRINK, ...Object.entries(w).map(([k, weight]) => ({ arbitrary: B[k as Kind] as fc.Arbitrary<Behaviour>, weight: weight! })));
+  return fc.oneof(
+    SHRINK,
+    ...Object.entries(w).map(([k, weight]) => ({
+      arbitrary: B[k as Kind] as fc.Arbitrary<Behaviour>,
+      weight: weight!,
+    })),
+  );
 }
 
 function taskArb(w: Weights, signals = true): fc.Arbitrary<Task> {
@@ -290,20 +337,44 @@ function taskArb(w: Weights, signals = true): fc.Arbitrary<Task> {
 
 /** The worker's side as today's model drew it, and the new behaviours at low weight. */
 const GENERAL: Weights = {
-  return: 8, throw: 2, sleep: 4, spin: 1, exit: 1, sigkill: 1, gracefulDie: 1, unsendable: 1, abort: 1, grandchild: 2,
-  near: 1, long: 1, leak: 1,
+  return: 8,
+  throw: 2,
+  sleep: 4,
+  spin: 1,
+  exit: 1,
+  sigkill: 1,
+  gracefulDie: 1,
+  unsendable: 1,
+  abort: 1,
+  grandchild: 2,
+  near: 1,
+  long: 1,
+  leak: 1,
 };
 /** Tasks that end by themselves, quickly, and harm nothing. */
 const CHEAP: Weights = { return: 6, sleep: 3, throw: 1, unsendable: 1 };
 
 const endingArb = (w: { join: number; graceful: number; terminate: number; signal: number }): fc.Arbitrary<Ending> =>
-  fc.oneof(SHRINK, 
+  fc.oneof(
+    SHRINK,
     { arbitrary: fc.constant({ kind: 'join' as const }), weight: w.join },
     {
-      arbitrary: fc.record({ kind: fc.constant('graceful' as const), timeout: fc.integer({ min: 200, max: 1500 }), afterPuts: fc.integer({ min: 0, max: 8 }), stallMs: fc.integer({ min: 0, max: 500 }) }),
+      arbitrary: fc.record({
+        kind: fc.constant('graceful' as const),
+        timeout: fc.integer({ min: 200, max: 1500 }),
+        afterPuts: fc.integer({ min: 0, max: 8 }),
+        stallMs: fc.integer({ min: 0, max: 500 }),
+      }),
       weight: w.graceful,
     },
-    { arbitrary: fc.record({ kind: fc.constant('terminate' as const), afterPuts: fc.integer({ min: 0, max: 8 }), stallMs: fc.integer({ min: 0, max: 500 }) }), weight: w.terminate },
+    {
+      arbitrary: fc.record({
+        kind: fc.constant('terminate' as const),
+        afterPuts: fc.integer({ min: 0, max: 8 }),
+        stallMs: fc.integer({ min: 0, max: 500 }),
+      }),
+      weight: w.terminate,
+    },
     { arbitrary: signalEndingArb, weight: w.signal },
   );
 
@@ -319,14 +390,20 @@ const signalEndingArb: fc.Arbitrary<Ending> = fc
 
 /** About one run in four calls close() while it puts. */
 const closeArb: fc.Arbitrary<Scenario['close']> = sometimes(
-  fc.record({ beforeTask: fc.integer({ min: 0, max: 24 }), delayMs: fc.oneof(SHRINK, fc.constant(0), fc.integer({ min: 1, max: 300 })) }),
+  fc.record({
+    beforeTask: fc.integer({ min: 0, max: 24 }),
+    delayMs: fc.oneof(SHRINK, fc.constant(0), fc.integer({ min: 1, max: 300 })),
+  }),
   3,
 );
 
 const followUpsArb = (poolMax: number): fc.Arbitrary<FollowUps> =>
   fc.record({
     fanout: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 4 }),
-    tasks: fc.array(taskArb({ return: 5, sleep: 3, throw: 1, near: 1, unsendable: 1 }, false), { minLength: 1, maxLength: poolMax }),
+    tasks: fc.array(taskArb({ return: 5, sleep: 3, throw: 1, near: 1, unsendable: 1 }, false), {
+      minLength: 1,
+      maxLength: poolMax,
+    }),
   });
 
 const collectorArb = (follow: boolean): fc.Arbitrary<Consumer> =>
@@ -346,13 +423,17 @@ const iteratorArb = (follow: boolean): fc.Arbitrary<Consumer> =>
       kind: fc.constant('iterator' as const),
       delayMs: sometimes(fc.integer({ min: 1, max: 40 }), 1),
       late: sometimes(fc.constant(true), 2),
-      stop: sometimes(fc.record({ after: fc.integer({ min: 1, max: 12 }), how: fc.constantFrom('break' as const, 'throw' as const) }), 1),
+      stop: sometimes(
+        fc.record({ after: fc.integer({ min: 1, max: 12 }), how: fc.constantFrom('break' as const, 'throw' as const) }),
+        1,
+      ),
       followUps: follow ? followUpsArb(30) : fc.constant(undefined),
     })
     .map((c) => dropUndefined(c));
 
 /** The general profile's reader: mostly today's synchronous collector. */
-const generalConsumerArb: fc.Arbitrary<Consumer | undefined> = fc.oneof(SHRINK, 
+const generalConsumerArb: fc.Arbitrary<Consumer | undefined> = fc.oneof(
+  SHRINK,
   { arbitrary: fc.constant(undefined), weight: 8 },
   { arbitrary: collectorArb(false), weight: 2 },
   { arbitrary: iteratorArb(false), weight: 2 },
@@ -360,7 +441,10 @@ const generalConsumerArb: fc.Arbitrary<Consumer | undefined> = fc.oneof(SHRINK,
 );
 
 const listenersArb: fc.Arbitrary<Listeners> = fc
-  .record({ taskThrowEvery: sometimes(fc.integer({ min: 1, max: 5 }), 1), restartThrows: sometimes(fc.constant(true), 1) })
+  .record({
+    taskThrowEvery: sometimes(fc.integer({ min: 1, max: 5 }), 1),
+    restartThrows: sometimes(fc.constant(true), 1),
+  })
   .map((l) => dropUndefined(l));
 
 interface Parts {
@@ -374,7 +458,11 @@ interface Parts {
   script: boolean;
 }
 
-const scriptArb = fc.oneof(SHRINK, { arbitrary: fc.constant(false), weight: 5 }, { arbitrary: fc.constant(true), weight: 1 });
+const scriptArb = fc.oneof(
+  SHRINK,
+  { arbitrary: fc.constant(false), weight: 5 },
+  { arbitrary: fc.constant(true), weight: 1 },
+);
 
 function profileArb(profile: Profile, parts: { [K in keyof Parts]: fc.Arbitrary<Parts[K]> }): fc.Arbitrary<Scenario> {
   return fc.record(parts).map((p) => finish(profile, p));
@@ -382,7 +470,10 @@ function profileArb(profile: Profile, parts: { [K in keyof Parts]: fc.Arbitrary<
 
 const none = <T>() => fc.constant(undefined as T | undefined);
 /** Profiles with long or many tasks: a jitter ≤ 0.2, so lifecycleDuration retirements stay ≥ 0.8 of it apart. */
-const smallJitter = sometimes(fc.integer({ min: 0, max: 20 }).map((p) => p / 100), 1);
+const smallJitter = sometimes(
+  fc.integer({ min: 0, max: 20 }).map((p) => p / 100),
+  1,
+);
 
 /** Today's model, every new knob at low weight. */
 const general = profileArb('general', {
@@ -398,31 +489,44 @@ const general = profileArb('general', {
 
 /** A crawler: each outcome read puts 0–3 more (awaited in the collector or the loop body), small queues. */
 const crawler = profileArb('crawler', {
-  settings: settingsArb({ processes: [1, 2], threads: [1, 2], concurrency: [1, 2], retries: [0, 1] }, {
-    resultQueueMaxsize: sometimes(fc.integer({ min: 1, max: 6 }), 1),
-    lifecycleMemory: none(), processMemoryLimit: none(), taskTimeout: sometimes(fc.integer({ min: 300, max: 800 }), 2),
-    putTimeout: none(),
-  }),
+  settings: settingsArb(
+    { processes: [1, 2], threads: [1, 2], concurrency: [1, 2], retries: [0, 1] },
+    {
+      resultQueueMaxsize: sometimes(fc.integer({ min: 1, max: 6 }), 1),
+      lifecycleMemory: none(),
+      processMemoryLimit: none(),
+      taskTimeout: sometimes(fc.integer({ min: 300, max: 800 }), 2),
+      putTimeout: none(),
+    },
+  ),
   tasks: fc.array(taskArb(CHEAP, false), { minLength: 1, maxLength: 6 }),
   ending: endingArb({ join: 6, graceful: 1, terminate: 1, signal: 1 }),
   hooks: noHooks,
   close: none(),
-  consumer: fc.oneof(SHRINK, collectorArb(true), iteratorArb(true)).map((c) => (c.kind === 'iterator' ? dropUndefined({ ...c, late: undefined }) : c)),
+  consumer: fc
+    .oneof(SHRINK, collectorArb(true), iteratorArb(true))
+    .map((c) => (c.kind === 'iterator' ? dropUndefined({ ...c, late: undefined }) : c)),
   listeners: none(),
   script: scriptArb,
 });
 
 /** A reader that is slow, leaves early (break or throw), comes late, or never comes; small result queues. */
 const reader = profileArb('reader', {
-  settings: settingsArb({ processes: [1, 2], threads: [1, 2], retries: [0, 1] }, {
-    resultQueueMaxsize: fc.integer({ min: 1, max: 6 }),
-    lifecycleMemory: none(), processMemoryLimit: none(), putTimeout: none(),
-  }),
+  settings: settingsArb(
+    { processes: [1, 2], threads: [1, 2], retries: [0, 1] },
+    {
+      resultQueueMaxsize: fc.integer({ min: 1, max: 6 }),
+      lifecycleMemory: none(),
+      processMemoryLimit: none(),
+      putTimeout: none(),
+    },
+  ),
   tasks: fc.array(taskArb({ ...CHEAP, near: 1 }), { minLength: 5, maxLength: 25 }),
   ending: endingArb({ join: 6, graceful: 1, terminate: 1, signal: 1 }),
   hooks: noHooks,
   close: none(),
-  consumer: fc.oneof(SHRINK, 
+  consumer: fc.oneof(
+    SHRINK,
     { arbitrary: iteratorArb(false), weight: 4 },
     { arbitrary: collectorArb(false), weight: 1 },
     { arbitrary: fc.constant({ kind: 'none' as const }), weight: 1 },
@@ -437,14 +541,37 @@ const reader = profileArb('reader', {
  * sometimes with a thread or process killer among them (then 25).
  */
 const boundary = profileArb('boundary', {
-  settings: settingsArb({ processes: [1, 2], threads: [1, 2], retries: [0, 3] }, {
-    taskTimeout: fc.oneof(SHRINK, fc.integer({ min: 300, max: 800 }), fc.constantFrom(1, 5), fc.integer({ min: 10, max: 60 })),
-    lifecycleMemory: none(), processMemoryLimit: none(), lifecycleJitter: smallJitter,
-  }),
+  settings: settingsArb(
+    { processes: [1, 2], threads: [1, 2], retries: [0, 3] },
+    {
+      taskTimeout: fc.oneof(
+        SHRINK,
+        fc.integer({ min: 300, max: 800 }),
+        fc.constantFrom(1, 5),
+        fc.integer({ min: 10, max: 60 }),
+      ),
+      lifecycleMemory: none(),
+      processMemoryLimit: none(),
+      lifecycleJitter: smallJitter,
+    },
+  ),
   tasks: fc.oneof(
     SHRINK,
-    { arbitrary: fc.array(taskArb({ near: 12, return: 2, sleep: 1, throw: 1 }), { minLength: 1, maxLength: 100, size: 'max' }), weight: 3 },
-    { arbitrary: fc.array(taskArb({ near: 12, return: 2, sleep: 1, throw: 1, exit: 1, sigkill: 1 }), { minLength: 1, maxLength: 25 }), weight: 1 },
+    {
+      arbitrary: fc.array(taskArb({ near: 12, return: 2, sleep: 1, throw: 1 }), {
+        minLength: 1,
+        maxLength: 100,
+        size: 'max',
+      }),
+      weight: 3,
+    },
+    {
+      arbitrary: fc.array(taskArb({ near: 12, return: 2, sleep: 1, throw: 1, exit: 1, sigkill: 1 }), {
+        minLength: 1,
+        maxLength: 25,
+      }),
+      weight: 1,
+    },
   ),
   ending: endingArb({ join: 5, graceful: 1, terminate: 1, signal: 0 }),
   hooks: noHooks,
@@ -456,19 +583,39 @@ const boundary = profileArb('boundary', {
 
 /** Soft limits (count, age, heap, RSS) with long tasks and leaks; mostly no hard limit. */
 const soft = profileArb('soft', {
-  settings: settingsArb({ retries: [0, 1] }, {
-    lifecycle: sometimes(fc.integer({ min: 1, max: 5 }), 1),
-    lifecycleDuration: sometimes(fc.integer({ min: 500, max: 2000 }), 1),
-    lifecycleMemory: sometimes(fc.integer({ min: 4, max: 12 }), 1),
-    // A third of the runs below a child's idle RSS (it retires at every check), a third above.
-    processMemoryLimit: fc.oneof(SHRINK, fc.constant(undefined), fc.integer({ min: 45, max: 70 }), fc.integer({ min: 71, max: 120 })),
-    taskTimeout: sometimes(fc.integer({ min: 300, max: 800 }), 4),
-    hookTimeout: fc.integer({ min: 200, max: 1000 }),
-    lifecycleJitter: smallJitter,
+  settings: settingsArb(
+    { retries: [0, 1] },
+    {
+      lifecycle: sometimes(fc.integer({ min: 1, max: 5 }), 1),
+      lifecycleDuration: sometimes(fc.integer({ min: 500, max: 2000 }), 1),
+      lifecycleMemory: sometimes(fc.integer({ min: 4, max: 12 }), 1),
+      // A third of the runs below a child's idle RSS (it retires at every check), a third above.
+      processMemoryLimit: fc.oneof(
+        SHRINK,
+        fc.constant(undefined),
+        fc.integer({ min: 45, max: 70 }),
+        fc.integer({ min: 71, max: 120 }),
+      ),
+      taskTimeout: sometimes(fc.integer({ min: 300, max: 800 }), 4),
+      hookTimeout: fc.integer({ min: 200, max: 1000 }),
+      lifecycleJitter: smallJitter,
+    },
+  ),
+  tasks: fc.array(taskArb({ long: 3, leak: 3, return: 4, sleep: 2, throw: 1, gracefulDie: 1 }, false), {
+    minLength: 1,
+    maxLength: 12,
   }),
-  tasks: fc.array(taskArb({ long: 3, leak: 3, return: 4, sleep: 2, throw: 1, gracefulDie: 1 }, false), { minLength: 1, maxLength: 12 }),
   ending: endingArb({ join: 6, graceful: 1, terminate: 0, signal: 1 }),
-  hooks: fc.oneof(SHRINK, { arbitrary: noHooks, weight: 3 }, { arbitrary: fc.record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb }).map((h) => dropUndefined(h) as Hooks), weight: 1 }),
+  hooks: fc.oneof(
+    SHRINK,
+    { arbitrary: noHooks, weight: 3 },
+    {
+      arbitrary: fc
+        .record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb })
+        .map((h) => dropUndefined(h) as Hooks),
+      weight: 1,
+    },
+  ),
   close: none(),
   consumer: generalConsumerArb,
   listeners: none(),
@@ -477,14 +624,25 @@ const soft = profileArb('soft', {
 
 /** One or two tasks that kill their own process, at P1×T1 with retries: everything else must be served. */
 const poison = profileArb('poison', {
-  settings: settingsArb({ processes: [1, 1], threads: [1, 1], concurrency: [1, 2], retries: [1, 8] }, {
-    lifecycle: none(), lifecycleDuration: none(), lifecycleMemory: none(), processMemoryLimit: none(), putTimeout: none(),
-  }),
+  settings: settingsArb(
+    { processes: [1, 1], threads: [1, 1], concurrency: [1, 2], retries: [1, 8] },
+    {
+      lifecycle: none(),
+      lifecycleDuration: none(),
+      lifecycleMemory: none(),
+      processMemoryLimit: none(),
+      putTimeout: none(),
+    },
+  ),
   tasks: fc
-    .tuple(fc.array(taskArb(CHEAP, false), { minLength: 2, maxLength: 20 }), fc.array(fc.oneof(SHRINK, B.sigkill, B.abort), { minLength: 1, maxLength: 2 }), fc.nat())
+    .tuple(
+      fc.array(taskArb(CHEAP, false), { minLength: 2, maxLength: 20 }),
+      fc.array(fc.oneof(SHRINK, B.sigkill, B.abort), { minLength: 1, maxLength: 2 }),
+      fc.nat(),
+    )
     .map(([cheap, bad, at]) => {
       const out: Task[] = [...cheap];
-      bad.forEach((b, i) => out.splice((at + i * 7) % (out.length + 1), 0, b));
+      for (const [i, b] of bad.entries()) out.splice((at + i * 7) % (out.length + 1), 0, b);
       return out;
     }),
   ending: endingArb({ join: 6, graceful: 1, terminate: 0, signal: 1 }),
@@ -497,9 +655,14 @@ const poison = profileArb('poison', {
 
 /** Results the master may fail to decode, thrown values that cannot be cloned, among ordinary tasks. */
 const badValues = profileArb('badValues', {
-  settings: settingsArb({ processes: [1, 2], threads: [1, 2], concurrency: [1, 2], retries: [0, 1] }, {
-    lifecycleMemory: none(), processMemoryLimit: none(), lifecycleDuration: none(),
-  }),
+  settings: settingsArb(
+    { processes: [1, 2], threads: [1, 2], concurrency: [1, 2], retries: [0, 1] },
+    {
+      lifecycleMemory: none(),
+      processMemoryLimit: none(),
+      lifecycleDuration: none(),
+    },
+  ),
   tasks: fc.array(taskArb({ ...CHEAP, deep: 2, badThrow: 3 }, false), { minLength: 1, maxLength: 16 }),
   ending: endingArb({ join: 6, graceful: 1, terminate: 1, signal: 0 }),
   hooks: noHooks,
@@ -511,14 +674,21 @@ const badValues = profileArb('badValues', {
 
 /** Listeners and collectors that throw, with restarts happening. */
 const callbacks = profileArb('callbacks', {
-  settings: settingsArb({ retries: [0, 1] }, { lifecycle: sometimes(fc.integer({ min: 1, max: 3 }), 0), lifecycleMemory: none(), processMemoryLimit: none() }),
+  settings: settingsArb(
+    { retries: [0, 1] },
+    { lifecycle: sometimes(fc.integer({ min: 1, max: 3 }), 0), lifecycleMemory: none(), processMemoryLimit: none() },
+  ),
   tasks: fc.array(taskArb({ ...CHEAP, exit: 1, sigkill: 1 }), { minLength: 1, maxLength: 16 }),
   ending: endingArb({ join: 5, graceful: 1, terminate: 1, signal: 1 }),
   hooks: noHooks,
   close: none(),
-  consumer: fc.oneof(SHRINK, 
+  consumer: fc.oneof(
+    SHRINK,
     { arbitrary: fc.constant(undefined), weight: 2 },
-    { arbitrary: collectorArb(false).map((c) => (c.kind === 'collector' ? { ...c, throwEvery: c.throwEvery ?? 2 } : c)), weight: 2 },
+    {
+      arbitrary: collectorArb(false).map((c) => (c.kind === 'collector' ? { ...c, throwEvery: c.throwEvery ?? 2 } : c)),
+      weight: 2,
+    },
     { arbitrary: iteratorArb(false), weight: 1 },
   ),
   listeners: listenersArb.map((l) => (l.taskThrowEvery || l.restartThrows ? l : { taskThrowEvery: 1 })),
@@ -527,12 +697,26 @@ const callbacks = profileArb('callbacks', {
 
 /** Ctrl+C / SIGTERM to a real master script while its plain `for … await m.put()` loop waits for room. */
 const signal = profileArb('signal', {
-  settings: settingsArb({ processes: [1, 2], threads: [1, 2], concurrency: [1, 2], queue: [1, 4] }, {
-    lifecycleMemory: none(), processMemoryLimit: none(), putTimeout: none(),
-  }),
+  settings: settingsArb(
+    { processes: [1, 2], threads: [1, 2], concurrency: [1, 2], queue: [1, 4] },
+    {
+      lifecycleMemory: none(),
+      processMemoryLimit: none(),
+      putTimeout: none(),
+    },
+  ),
   tasks: fc.array(taskArb({ sleep: 4, long: 1, return: 2, throw: 1, near: 1 }, false), { minLength: 3, maxLength: 25 }),
   ending: signalEndingArb,
-  hooks: fc.oneof(SHRINK, { arbitrary: noHooks, weight: 3 }, { arbitrary: fc.record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb }).map((h) => dropUndefined(h) as Hooks), weight: 1 }),
+  hooks: fc.oneof(
+    SHRINK,
+    { arbitrary: noHooks, weight: 3 },
+    {
+      arbitrary: fc
+        .record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb })
+        .map((h) => dropUndefined(h) as Hooks),
+      weight: 1,
+    },
+  ),
   close: none(),
   consumer: generalConsumerArb,
   listeners: none(),
@@ -561,7 +745,7 @@ export function scenarioArb(only: readonly Profile[] = PROFILES): fc.Arbitrary<S
 
 /** Behaviours that never end by themselves: a spin (synchronous), a grandchild task that hangs (asynchronous). */
 export function isEndless(t: Behaviour): boolean {
-  return t.kind === 'spin' || (t.kind === 'grandchild' && t.then === 'hang');
+  return t.kind === 'spin' || (t.kind === 'grandchild' && t.after === 'hang');
 }
 
 /**
@@ -571,12 +755,19 @@ export function isEndless(t: Behaviour): boolean {
  * 10 s per run is too dear, so those runs get endless tasks only as join() does.)
  */
 export function spinAllowed(settings: Settings, ending: Ending, task?: Task): boolean {
-  return settings.taskTimeout !== undefined || ending.kind === 'graceful' || ending.kind === 'terminate' || task?.abortAfterMs !== undefined;
+  return (
+    settings.taskTimeout !== undefined ||
+    ending.kind === 'graceful' ||
+    ending.kind === 'terminate' ||
+    task?.abortAfterMs !== undefined
+  );
 }
 
 /** Tasks that run long enough to matter: cheap runs may hold more of them. */
 function isCheap(t: Task): boolean {
-  return t.kind === 'return' || t.kind === 'throw' || t.kind === 'sleep' || t.kind === 'near' || t.kind === 'unsendable';
+  return (
+    t.kind === 'return' || t.kind === 'throw' || t.kind === 'sleep' || t.kind === 'near' || t.kind === 'unsendable'
+  );
 }
 
 /**
@@ -587,7 +778,8 @@ function isCheap(t: Task): boolean {
 export function maxTasks(s: Settings, tasks: Task[]): number {
   const threads = s.processes * s.threads;
   const base = threads <= 4 ? 25 : threads <= 8 ? 16 : 10;
-  if (s.taskTimeout !== undefined && s.taskTimeout < 100 && threads <= 4 && tasks.every(isCheap)) return Math.min(100, 25 * threads * s.concurrency);
+  if (s.taskTimeout !== undefined && s.taskTimeout < 100 && threads <= 4 && tasks.every(isCheap))
+    return Math.min(100, 25 * threads * s.concurrency);
   return base;
 }
 
@@ -596,7 +788,8 @@ function fitTask(t: Task, s: Settings, ending: Ending, longSoFar: { n: number })
   const keep = t.abortAfterMs === undefined ? {} : { abortAfterMs: t.abortAfterMs };
   if (isEndless(t) && !spinAllowed(s, ending, t)) return { kind: 'sleep', ms: 50, ...keep };
   if (t.kind === 'near' && s.taskTimeout === undefined) return { kind: 'sleep', ms: 20, ...keep };
-  if (t.kind === 'leak' && s.lifecycleMemory === undefined && s.processMemoryLimit === undefined) return { kind: 'sleep', ms: 10, ...keep };
+  if (t.kind === 'leak' && s.lifecycleMemory === undefined && s.processMemoryLimit === undefined)
+    return { kind: 'sleep', ms: 10, ...keep };
   if (t.kind === 'long' && ++longSoFar.n > 4) return { kind: 'sleep', ms: 30, ...keep };
   return t;
 }
@@ -607,19 +800,27 @@ function fitTask(t: Task, s: Settings, ending: Ending, longSoFar: { n: number })
  * not covered (guarantees.md, "No orphans"), so such runs spawn none.
  */
 function killsChildren(tasks: Task[], ending: Ending): boolean {
-  return tasks.some((t) => t.kind === 'sigkill' || t.kind === 'abort') || ending.kind === 'terminate' || (ending.kind === 'signal' && ending.secondAfterMs !== undefined);
+  return (
+    tasks.some((t) => t.kind === 'sigkill' || t.kind === 'abort') ||
+    ending.kind === 'terminate' ||
+    (ending.kind === 'signal' && ending.secondAfterMs !== undefined)
+  );
 }
 
 function finish(profile: Profile, p: Parts): Scenario {
   let settings = p.settings;
   // putTimeout only on runs with a small queue.
-  if (settings.putTimeout !== undefined && settings.taskQueueMaxsize > 3) settings = dropUndefined({ ...settings, putTimeout: undefined });
+  if (settings.putTimeout !== undefined && settings.taskQueueMaxsize > 3)
+    settings = dropUndefined({ ...settings, putTimeout: undefined });
   const long = { n: 0 };
   const attached = killsChildren(p.tasks, p.ending);
   const tasks = p.tasks
     .slice(0, maxTasks(settings, p.tasks))
     .map((t) => fitTask(t, settings, p.ending, long))
-    .map((t): Task => (attached && t.kind === 'grandchild' && t.detached ? dropUndefined({ ...t, detached: undefined }) : t));
+    .map(
+      (t): Task =>
+        attached && t.kind === 'grandchild' && t.detached ? dropUndefined({ ...t, detached: undefined }) : t,
+    );
   let consumer = p.consumer;
   if (consumer && consumer.kind !== 'none' && consumer.followUps) {
     const f = consumer.followUps;
@@ -651,7 +852,9 @@ export function failingInitializer(sc: Scenario): 'processInitializer' | 'thread
  * for both hang and hangIdle); the fixture keeps a live handle open while the hooks listed in
  * `initArgs.busyHooks` run.
  */
-export function hookInitArgs(sc: Scenario): { mpmsFaults: Record<string, { kind: 'throw' | 'hang' }>; busyHooks: string[] } | undefined {
+export function hookInitArgs(
+  sc: Scenario,
+): { mpmsFaults: Record<string, { kind: 'throw' | 'hang' }>; busyHooks: string[] } | undefined {
   const entries = Object.entries(sc.hooks ?? {}).filter(([, f]) => f !== undefined) as [HookName, HookFault][];
   if (!entries.length) return undefined;
   return {

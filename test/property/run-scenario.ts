@@ -11,12 +11,12 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MPMS, WorkerStartError, type FinalSummary, type Metrics } from '../../dist/index.js';
 import pino from 'pino';
+import { type FinalSummary, type Metrics, MPMS, WorkerStartError } from '../../dist/index.js';
 import { childPids, fixture, isAlive, waitGone } from '../helpers.js';
-import { User, engineOptions } from './drive.mjs';
 import { runBoundMs, startFailBoundMs } from './bound.js';
-import { apply, checkRun, describe, observed, type Observed } from './check.js';
+import { apply, checkRun, describe, type Observed, observed } from './check.js';
+import { engineOptions, User } from './drive.mjs';
 import { failingInitializer, hookInitArgs, needsScript, type Scenario } from './model.js';
 
 const worker = fixture('property-worker.mjs');
@@ -47,7 +47,13 @@ const sleep = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('
 
 /** Races `p` against `ms`; `'timeout'` if it did not settle in time. Rejections come back as values. */
 async function within<T>(p: Promise<T>, ms: number): Promise<{ value: T } | { error: unknown } | 'timeout'> {
-  return Promise.race([p.then((value) => ({ value }), (error: unknown) => ({ error })), sleep(ms)]);
+  return Promise.race([
+    p.then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    ),
+    sleep(ms),
+  ]);
 }
 
 /**
@@ -100,7 +106,8 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
   // Where grandchild tasks record their grandchildren's pids.
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-fc-'));
   try {
-    const report = needsScript(sc) && !failingInitializer(sc) ? await runInScript(sc, runDir) : await runHere(sc, runDir);
+    const report =
+      needsScript(sc) && !failingInitializer(sc) ? await runInScript(sc, runDir) : await runHere(sc, runDir);
     await checkGrandchildren(runDir, report.violations);
     return report;
   } finally {
@@ -150,7 +157,8 @@ async function runHere(sc: Scenario, runDir: string): Promise<RunReport> {
       startRejectedMs = checkFailedStart(sc, m, started, startBound, startMs, v);
       if (startRejectedMs !== undefined) {
         const late = await within(m.put('return', 0), 1000);
-        if (late === 'timeout' || ('value' in late && late.value !== undefined)) v.push(`put() after a failed start() ${late === 'timeout' ? 'did not settle' : 'was accepted'}`);
+        if (late === 'timeout' || ('value' in late && late.value !== undefined))
+          v.push(`put() after a failed start() ${late === 'timeout' ? 'did not settle' : 'was accepted'}`);
         if (o.outcomes.size || o.events.size) v.push(`outcomes after a failed start(): ${o.events.size}`);
       }
       return report(sc, v, startMs, startBound, o, undefined, startRejectedMs, false);
@@ -163,7 +171,9 @@ async function runHere(sc: Scenario, runDir: string): Promise<RunReport> {
     const ended = await within(user.run(), boundMs);
     elapsedMs = Date.now() - t0;
     if (ended === 'timeout') {
-      v.push(`HANG: the run did not end within its bound of ${boundMs} ms (ending ${sc.ending.kind}, ${hangState(o, m)})`);
+      v.push(
+        `HANG: the run did not end within its bound of ${boundMs} ms (ending ${sc.ending.kind}, ${hangState(o, m)})`,
+      );
     } else if ('error' in ended) {
       v.push(`the run rejected: ${describe(ended.error)}`);
     } else {
@@ -205,15 +215,26 @@ function hangState(o: Observed, m?: MPMS): string {
  * naming the phase; the run ends there (the leftover check runs without terminate(): start()
  * itself must leave no process behind). Returns how long start() took to reject, if it did.
  */
-function checkFailedStart(sc: Scenario, m: MPMS, started: Awaited<ReturnType<typeof within<void>>>, bound: number, ms: number, v: string[]): number | undefined {
+function checkFailedStart(
+  sc: Scenario,
+  m: MPMS,
+  started: Awaited<ReturnType<typeof within<void>>>,
+  bound: number,
+  ms: number,
+  v: string[],
+): number | undefined {
   const failing = failingInitializer(sc)!;
-  if (started === 'timeout') v.push(`HANG: start() with a failing ${failing} (${sc.hooks?.[failing]}) did not reject within its bound of ${bound} ms`);
+  if (started === 'timeout')
+    v.push(
+      `HANG: start() with a failing ${failing} (${sc.hooks?.[failing]}) did not reject within its bound of ${bound} ms`,
+    );
   else if ('value' in started) v.push(`start() resolved though ${failing} is faulty (${sc.hooks?.[failing]})`);
   else {
     const err = started.error as Error & { phase?: string };
     const phases = failing === 'processInitializer' ? ['processInitializer'] : ['threadInitializer', 'threadStart'];
     if (!(err instanceof WorkerStartError)) v.push(`start() rejected with ${describe(err)}, not a WorkerStartError`);
-    else if (!phases.includes(err.phase ?? '')) v.push(`start() rejected naming phase ${String(err.phase)}, expected ${phases.join('/')} (${err.message})`);
+    else if (!phases.includes(err.phase ?? ''))
+      v.push(`start() rejected naming phase ${String(err.phase)}, expected ${phases.join('/')} (${err.message})`);
     return ms;
   }
   void m;
@@ -235,7 +256,9 @@ async function runInScript(sc: Scenario, runDir: string): Promise<RunReport> {
   const file = path.join(runDir, 'scenario.json');
   fs.writeFileSync(file, JSON.stringify({ scenario: sc, initArgs: hookInitArgs(sc) }));
   const verbose = !!process.env.MPMS_FC_VERBOSE;
-  const proc = spawn(process.execPath, [fixture('property-master.mjs'), file, runDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [fixture('property-master.mjs'), file, runDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => {
     if (verbose) process.stderr.write(d);
@@ -277,8 +300,7 @@ async function runInScript(sc: Scenario, runDir: string): Promise<RunReport> {
   let buf = '';
   proc.stdout!.on('data', (d: Buffer) => {
     buf += d.toString('utf8');
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
       let msg: Record<string, unknown> & { t?: string };
@@ -302,18 +324,27 @@ async function runInScript(sc: Scenario, runDir: string): Promise<RunReport> {
             else timers.push(setTimeout(signal, ending.stallMs));
           }
           break;
-        case 'summary': final = msg as unknown as typeof final; break;
-        case 'exit': exiting = true; break;
-        default: badLines.push(line);
+        case 'summary':
+          final = msg as unknown as typeof final;
+          break;
+        case 'exit':
+          exiting = true;
+          break;
+        default:
+          badLines.push(line);
       }
     }
   });
   // Its exit, then the end of its stdout (bounded: a child left behind would hold the pipe open),
   // so every line it wrote has been read.
   const stdoutEnded = Promise.all(
-    [proc.stdout!, proc.stderr!].map((stream) => new Promise<void>((resolve) => stream.once('end', resolve).once('close', resolve))),
+    [proc.stdout!, proc.stderr!].map(
+      (stream) => new Promise<void>((resolve) => stream.once('end', resolve).once('close', resolve)),
+    ),
   );
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, sig) => resolve({ code, signal: sig }))).then(async (r) => {
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, sig) => resolve({ code, signal: sig })),
+  ).then(async (r) => {
     await within(stdoutEnded, 3000);
     return r;
   });
@@ -321,20 +352,28 @@ async function runInScript(sc: Scenario, runDir: string): Promise<RunReport> {
   try {
     const up = await within(Promise.race([startedP, exited]), startBound);
     if (up === 'timeout' || !t0) {
-      v.push(`the master script ${up === 'timeout' ? `did not start its engine within ${startBound} ms` : `exited before its engine started: ${lastLines(stderr)}`}`);
+      v.push(
+        `the master script ${up === 'timeout' ? `did not start its engine within ${startBound} ms` : `exited before its engine started: ${lastLines(stderr)}`}`,
+      );
     } else {
       const end = await within(exited, boundMs);
       elapsedMs = Date.now() - t0;
       if (end === 'timeout') {
-        v.push(`HANG: the master script did not exit within its bound of ${boundMs} ms (${signalledAt ? `${ending.kind === 'signal' ? ending.signal : ''} sent ${signalledAt - t0} ms after start` : 'no signal sent'}, ${hangState(o)}${final ? ', its summary printed' : ''})`);
+        v.push(
+          `HANG: the master script did not exit within its bound of ${boundMs} ms (${signalledAt ? `${ending.kind === 'signal' ? ending.signal : ''} sent ${signalledAt - t0} ms after start` : 'no signal sent'}, ${hangState(o)}${final ? ', its summary printed' : ''})`,
+        );
       } else if ('value' in end) {
         const { code, signal: sig } = end.value;
         // A signal sent as the script was ending by itself (after its 'exit' event) may kill it: it had ended anyway.
         const endedAnyway = sig !== null && exiting;
-        if ((code !== 0 || sig) && !endedAnyway) v.push(`the master died: the script exited with code ${code} signal ${sig} (it must end by itself, code 0): ${lastLines(stderr)}`);
+        if ((code !== 0 || sig) && !endedAnyway)
+          v.push(
+            `the master died: the script exited with code ${code} signal ${sig} (it must end by itself, code 0): ${lastLines(stderr)}`,
+          );
         if (!final) v.push('the master script printed no summary: its run did not end');
         else checkRun(sc, final.summary, final.metrics, o, v);
-        if (badLines.length) v.push(`the master script printed lines that are not its reports: ${badLines.slice(0, 3).join(' | ')}`);
+        if (badLines.length)
+          v.push(`the master script printed lines that are not its reports: ${badLines.slice(0, 3).join(' | ')}`);
       }
     }
   } finally {
@@ -367,15 +406,33 @@ async function reapChildren(pids: number[], v: string[]): Promise<void> {
   if (!leftovers.length) return;
   v.push(`child processes left 5 s after the ending: ${leftovers.join(', ')}`);
   for (const pid of leftovers) {
-    try { process.kill(-pid, 'SIGKILL'); } catch { /* not a group leader, or gone */ }
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* not a group leader, or gone */
+    }
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
   await waitGone(leftovers, 2000);
 }
 
-
-function report(sc: Scenario, v: string[], elapsedMs: number, boundMs: number, o: Observed, summary: FinalSummary | undefined, startRejectedMs: number | undefined, script: boolean): RunReport {
-  const signalledIds = o.accepted.filter((a) => a.index < sc.tasks.length && sc.tasks[a.index]!.abortAfterMs !== undefined).map((a) => a.id);
+function report(
+  sc: Scenario,
+  v: string[],
+  elapsedMs: number,
+  boundMs: number,
+  o: Observed,
+  summary: FinalSummary | undefined,
+  startRejectedMs: number | undefined,
+  script: boolean,
+): RunReport {
+  const signalledIds = o.accepted
+    .filter((a) => a.index < sc.tasks.length && sc.tasks[a.index]!.abortAfterMs !== undefined)
+    .map((a) => a.id);
   const status = (id: number) => o.events.get(id)?.[0] ?? o.outcomes.get(id)?.[0]?.meta.status;
   const puts = [...o.accepted, ...o.notAccepted, ...o.putErrors];
   return {
