@@ -1,7 +1,12 @@
 /**
- * The scenario model of the property suite: what a run of the engine is made of (settings, a
- * task list whose tasks each have a behaviour, an ending), the fast-check arbitraries that
- * generate it, the time bound a run must end within, and which outcomes each behaviour may have.
+ * The scenario model of the property suite: what a run of the engine is made of — settings, a
+ * task list whose tasks each have a behaviour (the worker's side), the user's side (who reads
+ * the outcomes and how, follow-up puts, listeners), and an ending — and the fast-check
+ * arbitraries that generate it. Each run is drawn from one of several profiles, each biased
+ * towards one class of trouble (a crawler, a reader that leaves, tasks at the timeout
+ * boundary, soft limits with long tasks, a poison task, values that cannot cross, throwing
+ * callbacks, a signal during a put loop); every invariant is checked on every run.
+ * The time bound a run must end within is in bound.ts, the outcomes each task may have in expect.ts.
  */
 import fc from 'fast-check';
 
@@ -16,8 +21,22 @@ export type Behaviour =
   | { kind: 'unsendable' }
   /** SIGABRT to its own process, as process.abort() does (which a worker thread may not call). */
   | { kind: 'abort' }
-  /** Spawns a long-lived grandchild (`sleep 30`), records its pid in the run's directory, then returns or hangs (awaits for ever, its thread kept alive). */
-  | { kind: 'grandchild'; then: 'return' | 'hang' };
+  /**
+   * Spawns a long-lived grandchild (`sleep 30`; `detached`: in its own process group, out of
+   * reach of a group kill), records its pid in the run's directory, then returns or hangs
+   * (awaits for ever, its thread kept alive).
+   */
+  | { kind: 'grandchild'; after: 'return' | 'hang'; detached?: boolean }
+  /** Sleeps taskTimeout × (1 + pct/100), pct in −20…20: it ends just before or just after its timeout fires. */
+  | { kind: 'near'; pct: number }
+  /** Sleeps `ms` (400–2500 ms): longer than soft limits, hook timeouts and graceful-die timeouts. */
+  | { kind: 'long'; ms: number }
+  /** Keeps `mb` MiB of heap for the rest of its thread's life (a leak), then returns: trips lifecycleMemory / processMemoryLimit. */
+  | { kind: 'leak'; mb: number }
+  /** Returns an array nested `depth` deep (6,000 overflows the master's decoder on Node 20–24). */
+  | { kind: 'deep'; depth: number }
+  /** Throws something that cannot be cloned as it is: an Error whose `stack` is a function, one with a throwing getter, one whose message is a Symbol. */
+  | { kind: 'badThrow'; how: 'fnStack' | 'throwingGetter' | 'symbolMessage' };
 
 export type Kind = Behaviour['kind'];
 
@@ -46,10 +65,16 @@ export interface Settings {
   threads: number;
   concurrency: number;
   taskQueueMaxsize: number;
+  /** Outcomes that may wait for the reader (default: taskQueueMaxsize). */
+  resultQueueMaxsize?: number;
   lifecycle?: number;
   /** Soft: a thread retires after this many ms (jittered by lifecycleJitter). */
   lifecycleDuration?: number;
   lifecycleJitter?: number;
+  /** Soft: a thread retires when its heap exceeds this many MiB after a task (a thread's heap is ~6 MiB idle). */
+  lifecycleMemory?: number;
+  /** Soft: a child retires when its RSS exceeds this many MiB (checked every second; a child is ~55 MiB + ~9 per thread idle). */
+  processMemoryLimit?: number;
   taskTimeout?: number;
   retries: number;
   hookTimeout: number;
@@ -65,13 +90,63 @@ export type Ending =
   | { kind: 'terminate'; afterPuts: number; stallMs: number }
   /**
    * The engine runs in a real master script (test/fixtures/property-master.mjs) with
-   * `handleSignals: true`, which puts the tasks and then join()s; the test sends the script
-   * SIGTERM once `afterPuts` puts were accepted or `stallMs` after it started, whichever first
-   * (if it has not ended by then): a graceful shutdown of SIGNAL_SHUTDOWN_TIMEOUT_MS.
+   * `handleSignals: true`, whose plain put loop then join()s; the test sends the script `signal`
+   * (Ctrl+C is SIGINT) once `afterPuts` puts were accepted or `stallMs` after it started,
+   * whichever first (if it has not ended by then): a graceful shutdown of
+   * SIGNAL_SHUTDOWN_TIMEOUT_MS. With `secondAfterMs`, the same signal again that long after the
+   * first (→ terminate()). The script must exit by itself, code 0, after printing its summary.
    */
-  | { kind: 'sigterm'; afterPuts: number; stallMs: number };
+  | { kind: 'signal'; signal: 'SIGTERM' | 'SIGINT'; afterPuts: number; stallMs: number; secondAfterMs?: number };
+
+/** Follow-up puts, crawler style: the k-th outcome read puts `fanout[k % fanout.length]` more, taken in order from `tasks` until none is left. */
+export interface FollowUps {
+  fanout: number[];
+  tasks: Task[];
+}
+
+/**
+ * Who reads the outcomes (absent: a synchronous collector).
+ * - collector `sync` (returns nothing), `async` (awaits a microtask), `slow` (awaits `delayMs`);
+ *   with `throwEvery` every n-th call throws (sync) or rejects (async); follow-ups are awaited
+ *   in an async collector, fired and forgotten from a sync one;
+ * - iterator: `for await … of m.iterResults()`, started before the puts (or, `late`, only after
+ *   every seed put returned: the mistake shape), reading each outcome `delayMs` late, leaving
+ *   after `stop.after` outcomes by `break` or by a throw in its loop body, putting follow-ups;
+ * - none: nobody reads; outcomes are seen only as 'task' events.
+ */
+export type Consumer =
+  | { kind: 'collector'; mode: 'sync' | 'async' | 'slow'; delayMs?: number; throwEvery?: number; followUps?: FollowUps }
+  | {
+      kind: 'iterator';
+      delayMs?: number;
+      late?: boolean;
+      stop?: { after: number; how: 'break' | 'throw' };
+      followUps?: FollowUps;
+    }
+  | { kind: 'none' };
+
+/** Listeners that throw: every `taskThrowEvery`-th 'task' event, and every 'restart' event. */
+export interface Listeners {
+  taskThrowEvery?: number;
+  restartThrows?: boolean;
+}
+
+export const PROFILES = [
+  'general',
+  'crawler',
+  'reader',
+  'boundary',
+  'soft',
+  'poison',
+  'badValues',
+  'callbacks',
+  'signal',
+] as const;
+export type Profile = (typeof PROFILES)[number];
 
 export interface Scenario {
+  /** The profile that drew it (for statistics and reading; the checks never look at it). */
+  profile?: Profile;
   settings: Settings;
   tasks: Task[];
   ending: Ending;
@@ -83,127 +158,687 @@ export interface Scenario {
    * after it must reject, and that task has no outcome.
    */
   close?: { beforeTask: number; delayMs: number };
+  consumer?: Consumer;
+  listeners?: Listeners;
+  /** Run the engine in a real master script even when nothing else requires it. */
+  script?: boolean;
 }
 
 export type Status = 'ok' | 'error' | 'timeout' | 'crashed' | 'cancelled';
 
-const settingsArb: fc.Arbitrary<Settings> = fc.record(
-  {
-    processes: fc.integer({ min: 1, max: 3 }),
-    threads: fc.integer({ min: 1, max: 4 }),
-    concurrency: fc.integer({ min: 1, max: 2 }),
-    taskQueueMaxsize: fc.integer({ min: 1, max: 6 }),
-    lifecycle: fc.integer({ min: 1, max: 5 }),
-    // Not shorter: every idle thread retires on this timer too, and P×T threads cycling faster
-    // would only measure thread start-up on a 2-core box.
-    lifecycleDuration: fc.integer({ min: 500, max: 3000 }),
-    lifecycleJitter: fc.integer({ min: 0, max: 50 }).map((p) => p / 100),
-    taskTimeout: fc.integer({ min: 300, max: 800 }),
-    retries: fc.integer({ min: 0, max: 1 }),
-    hookTimeout: fc.integer({ min: 200, max: 600 }),
-    workerGracefulDieTimeout: fc.integer({ min: 200, max: 1500 }),
-    putTimeout: fc.integer({ min: 50, max: 300 }),
-  },
-  { requiredKeys: ['processes', 'threads', 'concurrency', 'taskQueueMaxsize', 'retries', 'hookTimeout', 'workerGracefulDieTimeout'] },
-).map((s) => {
-  // putTimeout only on runs with a small queue (map, not filter: shrinking stays possible).
-  if (s.putTimeout === undefined || s.taskQueueMaxsize <= 3) return s;
-  const { putTimeout: _dropped, ...rest } = s;
-  return rest;
-});
+/** The task put with index `i`: the seeds first, then the follow-ups in the order they were put. */
+export function taskAt(sc: Scenario, i: number): Task {
+  if (i < sc.tasks.length) return sc.tasks[i]!;
+  return followUps(sc)?.tasks[i - sc.tasks.length] as Task;
+}
+
+export function followUps(sc: Scenario): FollowUps | undefined {
+  const c = sc.consumer;
+  return c && c.kind !== 'none' && c.followUps?.tasks.length ? c.followUps : undefined;
+}
+
+/** Every task the run may put: the seeds and the follow-ups. */
+export function allTasks(sc: Scenario): Task[] {
+  return [...sc.tasks, ...(followUps(sc)?.tasks ?? [])];
+}
+
+/**
+ * The engine runs in a real master script (a subprocess) when the run may threaten the master
+ * itself — a signal, a throwing listener, a result it may fail to decode, a thrown value that
+ * cannot be cloned — so that "the master stays alive" is observed (its exit code, its stderr)
+ * instead of taking the test process down; and on a random share of other runs.
+ */
+export function needsScript(sc: Scenario): boolean {
+  if (sc.ending.kind === 'signal' || sc.script) return true;
+  if (sc.listeners?.taskThrowEvery || sc.listeners?.restartThrows) return true;
+  return allTasks(sc).some((t) => t.kind === 'deep' || t.kind === 'badThrow');
+}
+
+// ---- arbitraries -----------------------------------------------------------------------------------
+
+/** Every choice may shrink to its first branch (an absent knob, join(), the default reader, a returning task): counter-examples come out minimal. */
+const SHRINK = { withCrossShrink: true };
+
+/** A value of `arb` one time in `1 + rarity`, else undefined. */
+const sometimes = <T>(arb: fc.Arbitrary<T>, rarity = 3): fc.Arbitrary<T | undefined> =>
+  fc.oneof(SHRINK, { arbitrary: fc.constant(undefined), weight: rarity }, { arbitrary: arb, weight: 1 });
+
+const taskTimeoutArb = fc.oneof(
+  SHRINK,
+  { arbitrary: fc.integer({ min: 300, max: 800 }), weight: 3 },
+  // Tight: every task sits at the boundary (the issue's 30 ms, and 1 ms).
+  { arbitrary: fc.oneof(SHRINK, fc.constantFrom(1, 5), fc.integer({ min: 10, max: 60 })), weight: 1 },
+);
+
+interface SettingsRanges {
+  processes?: [number, number];
+  threads?: [number, number];
+  concurrency?: [number, number];
+  retries?: [number, number];
+  queue?: [number, number];
+}
+
+/** The settings, every knob optional as a user would leave it; ranges narrowed by a profile. */
+function settingsArb(
+  r: SettingsRanges = {},
+  over: Partial<Record<keyof Settings, fc.Arbitrary<unknown>>> = {},
+): fc.Arbitrary<Settings> {
+  const int = (range: [number, number] | undefined, min: number, max: number) =>
+    fc.integer({ min: range?.[0] ?? min, max: range?.[1] ?? max });
+  return fc
+    .record({
+      processes: int(r.processes, 1, 3),
+      threads: int(r.threads, 1, 4),
+      concurrency: int(r.concurrency, 1, 4),
+      taskQueueMaxsize: int(r.queue, 1, 6),
+      resultQueueMaxsize: sometimes(fc.integer({ min: 1, max: 6 }), 2),
+      lifecycle: sometimes(fc.integer({ min: 1, max: 5 }), 1),
+      // Not shorter: every idle thread retires on this timer too, and P×T threads cycling faster
+      // would only measure thread start-up on a 2-core box.
+      lifecycleDuration: sometimes(fc.integer({ min: 500, max: 3000 }), 1),
+      lifecycleJitter: sometimes(
+        fc.integer({ min: 0, max: 50 }).map((p) => p / 100),
+        1,
+      ),
+      lifecycleMemory: sometimes(fc.integer({ min: 4, max: 12 }), 5),
+      processMemoryLimit: sometimes(fc.integer({ min: 45, max: 150 }), 5),
+      taskTimeout: sometimes(taskTimeoutArb, 1),
+      retries: int(r.retries, 0, 3),
+      hookTimeout: fc.integer({ min: 200, max: 600 }),
+      workerGracefulDieTimeout: fc.integer({ min: 200, max: 1500 }),
+      putTimeout: sometimes(fc.integer({ min: 50, max: 300 }), 1),
+      ...over,
+    })
+    .map((s) => dropUndefined(s as Settings));
+}
+
+function dropUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
 
 /** Initializers fail rarely (such a run ends at start()); a hang is rarer than a throw. */
 const initFaultArb: fc.Arbitrary<HookFault | undefined> = fc.oneof(
+  SHRINK,
   { arbitrary: fc.constant(undefined), weight: 45 },
   { arbitrary: fc.constant('throw' as const), weight: 2 },
   { arbitrary: fc.constant('hang' as const), weight: 1 },
   { arbitrary: fc.constant('hangIdle' as const), weight: 1 },
 );
 const finalFaultArb: fc.Arbitrary<HookFault | undefined> = fc.oneof(
+  SHRINK,
   { arbitrary: fc.constant(undefined), weight: 12 },
   { arbitrary: fc.constant('throw' as const), weight: 2 },
   { arbitrary: fc.constant('hang' as const), weight: 1 },
   { arbitrary: fc.constant('hangIdle' as const), weight: 1 },
 );
 const hooksArb: fc.Arbitrary<Hooks> = fc
-  .record({ processInitializer: initFaultArb, threadInitializer: initFaultArb, threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb })
-  .map((h) => Object.fromEntries(Object.entries(h).filter(([, f]) => f !== undefined)) as Hooks);
+  .record({
+    processInitializer: initFaultArb,
+    threadInitializer: initFaultArb,
+    threadFinalizer: finalFaultArb,
+    processFinalizer: finalFaultArb,
+  })
+  .map((h) => dropUndefined(h) as Hooks);
+const noHooks: fc.Arbitrary<Hooks> = fc.constant({});
 
 /** About one task in six gets an AbortSignal: already aborted (-1), or aborted 0–300 ms after submit(). */
 const abortArb: fc.Arbitrary<number | undefined> = fc.oneof(
+  SHRINK,
   { arbitrary: fc.constant(undefined), weight: 10 },
   { arbitrary: fc.constant(-1), weight: 1 },
   { arbitrary: fc.integer({ min: 0, max: 300 }), weight: 1 },
 );
 
-const behaviourArb: fc.Arbitrary<Behaviour> = fc.oneof(
-  { arbitrary: fc.constant({ kind: 'return' as const }), weight: 8 },
-  { arbitrary: fc.constant({ kind: 'throw' as const }), weight: 2 },
-  { arbitrary: fc.integer({ min: 5, max: 50 }).map((ms) => ({ kind: 'sleep' as const, ms })), weight: 4 },
-  { arbitrary: fc.constant({ kind: 'spin' as const }), weight: 1 },
-  { arbitrary: fc.constantFrom(0, 1, 3).map((code) => ({ kind: 'exit' as const, code })), weight: 1 },
-  { arbitrary: fc.constant({ kind: 'sigkill' as const }), weight: 1 },
-  { arbitrary: fc.constant({ kind: 'gracefulDie' as const }), weight: 1 },
-  { arbitrary: fc.constant({ kind: 'unsendable' as const }), weight: 1 },
-  { arbitrary: fc.constant({ kind: 'abort' as const }), weight: 1 },
-  { arbitrary: fc.constantFrom('return' as const, 'hang' as const).map((then) => ({ kind: 'grandchild' as const, then })), weight: 2 },
-);
+const B = {
+  return: fc.constant({ kind: 'return' as const }),
+  throw: fc.constant({ kind: 'throw' as const }),
+  sleep: fc.integer({ min: 5, max: 50 }).map((ms) => ({ kind: 'sleep' as const, ms })),
+  spin: fc.constant({ kind: 'spin' as const }),
+  exit: fc.constantFrom(0, 1, 3).map((code) => ({ kind: 'exit' as const, code })),
+  sigkill: fc.constant({ kind: 'sigkill' as const }),
+  gracefulDie: fc.constant({ kind: 'gracefulDie' as const }),
+  unsendable: fc.constant({ kind: 'unsendable' as const }),
+  abort: fc.constant({ kind: 'abort' as const }),
+  grandchild: fc
+    .record({
+      after: fc.constantFrom('return' as const, 'hang' as const),
+      detached: fc.oneof(
+        SHRINK,
+        { arbitrary: fc.constant(false), weight: 2 },
+        { arbitrary: fc.constant(true), weight: 1 },
+      ),
+    })
+    .map(({ after, detached }) => ({ kind: 'grandchild' as const, after, ...(detached ? { detached } : {}) })),
+  near: fc.integer({ min: -20, max: 20 }).map((pct) => ({ kind: 'near' as const, pct })),
+  long: fc.integer({ min: 400, max: 2500 }).map((ms) => ({ kind: 'long' as const, ms })),
+  leak: fc.integer({ min: 1, max: 4 }).map((mb) => ({ kind: 'leak' as const, mb })),
+  deep: fc.constantFrom(6000, 50_000).map((depth) => ({ kind: 'deep' as const, depth })),
+  badThrow: fc
+    .constantFrom('fnStack' as const, 'throwingGetter' as const, 'symbolMessage' as const)
+    .map((how) => ({ kind: 'badThrow' as const, how })),
+};
+type Weights = Partial<Record<Kind, number>>;
 
-const endingArb: fc.Arbitrary<Ending> = fc.oneof(
-  { arbitrary: fc.constant({ kind: 'join' as const }), weight: 3 },
-  {
-    arbitrary: fc.record({ kind: fc.constant('graceful' as const), timeout: fc.integer({ min: 200, max: 1500 }), afterPuts: fc.integer({ min: 0, max: 8 }), stallMs: fc.integer({ min: 0, max: 500 }) }),
-    weight: 2,
-  },
-  { arbitrary: fc.record({ kind: fc.constant('terminate' as const), afterPuts: fc.integer({ min: 0, max: 8 }), stallMs: fc.integer({ min: 0, max: 500 }) }), weight: 1 },
-  { arbitrary: fc.record({ kind: fc.constant('sigterm' as const), afterPuts: fc.integer({ min: 0, max: 8 }), stallMs: fc.integer({ min: 0, max: 500 }) }), weight: 1 },
-);
+function behaviourArb(w: Weights): fc.Arbitrary<Behaviour> {
+  return fc.oneof(
+    SHRINK,
+    ...Object.entries(w).map(([k, weight]) => ({
+      arbitrary: B[k as Kind] as fc.Arbitrary<Behaviour>,
+      weight: weight!,
+    })),
+  );
+}
+
+function taskArb(w: Weights, signals = true): fc.Arbitrary<Task> {
+  return fc
+    .record({ b: behaviourArb(w), abortAfterMs: signals ? abortArb : fc.constant(undefined) })
+    .map(({ b, abortAfterMs }) => (abortAfterMs === undefined ? b : { ...b, abortAfterMs }));
+}
+
+/** The worker's side as today's model drew it, and the new behaviours at low weight. */
+const GENERAL: Weights = {
+  return: 8,
+  throw: 2,
+  sleep: 4,
+  spin: 1,
+  exit: 1,
+  sigkill: 1,
+  gracefulDie: 1,
+  unsendable: 1,
+  abort: 1,
+  grandchild: 2,
+  near: 1,
+  long: 1,
+  leak: 1,
+};
+/** Tasks that end by themselves, quickly, and harm nothing. */
+const CHEAP: Weights = { return: 6, sleep: 3, throw: 1, unsendable: 1 };
+
+const endingArb = (w: { join: number; graceful: number; terminate: number; signal: number }): fc.Arbitrary<Ending> =>
+  fc.oneof(
+    SHRINK,
+    { arbitrary: fc.constant({ kind: 'join' as const }), weight: w.join },
+    {
+      arbitrary: fc.record({
+        kind: fc.constant('graceful' as const),
+        timeout: fc.integer({ min: 200, max: 1500 }),
+        afterPuts: fc.integer({ min: 0, max: 8 }),
+        stallMs: fc.integer({ min: 0, max: 500 }),
+      }),
+      weight: w.graceful,
+    },
+    {
+      arbitrary: fc.record({
+        kind: fc.constant('terminate' as const),
+        afterPuts: fc.integer({ min: 0, max: 8 }),
+        stallMs: fc.integer({ min: 0, max: 500 }),
+      }),
+      weight: w.terminate,
+    },
+    { arbitrary: signalEndingArb, weight: w.signal },
+  );
+
+const signalEndingArb: fc.Arbitrary<Ending> = fc
+  .record({
+    kind: fc.constant('signal' as const),
+    signal: fc.constantFrom('SIGINT' as const, 'SIGTERM' as const),
+    afterPuts: fc.integer({ min: 0, max: 8 }),
+    stallMs: fc.integer({ min: 0, max: 500 }),
+    secondAfterMs: sometimes(fc.integer({ min: 0, max: 300 }), 4),
+  })
+  .map((e) => dropUndefined(e));
 
 /** About one run in four calls close() while it puts. */
-const closeArb: fc.Arbitrary<Scenario['close']> = fc.oneof(
-  { arbitrary: fc.constant(undefined), weight: 3 },
-  { arbitrary: fc.record({ beforeTask: fc.integer({ min: 0, max: 24 }), delayMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 300 })) }), weight: 1 },
+const closeArb: fc.Arbitrary<Scenario['close']> = sometimes(
+  fc.record({
+    beforeTask: fc.integer({ min: 0, max: 24 }),
+    delayMs: fc.oneof(SHRINK, fc.constant(0), fc.integer({ min: 1, max: 300 })),
+  }),
+  3,
 );
 
-const taskArb: fc.Arbitrary<Task> = fc
-  .record({ b: behaviourArb, abortAfterMs: abortArb })
-  .map(({ b, abortAfterMs }) => (abortAfterMs === undefined ? b : { ...b, abortAfterMs }));
+const followUpsArb = (poolMax: number): fc.Arbitrary<FollowUps> =>
+  fc.record({
+    fanout: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 4 }),
+    tasks: fc.array(taskArb({ return: 5, sleep: 3, throw: 1, near: 1, unsendable: 1 }, false), {
+      minLength: 1,
+      maxLength: poolMax,
+    }),
+  });
+
+const collectorArb = (follow: boolean): fc.Arbitrary<Consumer> =>
+  fc
+    .record({
+      kind: fc.constant('collector' as const),
+      mode: fc.constantFrom('sync' as const, 'async' as const, 'slow' as const),
+      delayMs: fc.integer({ min: 1, max: 40 }),
+      throwEvery: sometimes(fc.integer({ min: 1, max: 4 }), 2),
+      followUps: follow ? followUpsArb(30) : fc.constant(undefined),
+    })
+    .map((c) => dropUndefined(c.mode === 'slow' ? c : { ...c, delayMs: undefined }));
+
+const iteratorArb = (follow: boolean): fc.Arbitrary<Consumer> =>
+  fc
+    .record({
+      kind: fc.constant('iterator' as const),
+      delayMs: sometimes(fc.integer({ min: 1, max: 40 }), 1),
+      late: sometimes(fc.constant(true), 2),
+      stop: sometimes(
+        fc.record({ after: fc.integer({ min: 1, max: 12 }), how: fc.constantFrom('break' as const, 'throw' as const) }),
+        1,
+      ),
+      followUps: follow ? followUpsArb(30) : fc.constant(undefined),
+    })
+    .map((c) => dropUndefined(c));
+
+/** The general profile's reader: mostly today's synchronous collector. */
+const generalConsumerArb: fc.Arbitrary<Consumer | undefined> = fc.oneof(
+  SHRINK,
+  { arbitrary: fc.constant(undefined), weight: 8 },
+  { arbitrary: collectorArb(false), weight: 2 },
+  { arbitrary: iteratorArb(false), weight: 2 },
+  { arbitrary: fc.constant({ kind: 'none' as const }), weight: 1 },
+);
+
+const listenersArb: fc.Arbitrary<Listeners> = fc
+  .record({
+    taskThrowEvery: sometimes(fc.integer({ min: 1, max: 5 }), 1),
+    restartThrows: sometimes(fc.constant(true), 1),
+  })
+  .map((l) => dropUndefined(l));
+
+interface Parts {
+  settings: Settings;
+  tasks: Task[];
+  ending: Ending;
+  hooks: Hooks;
+  close: Scenario['close'];
+  consumer: Consumer | undefined;
+  listeners: Listeners | undefined;
+  script: boolean;
+}
+
+const scriptArb = fc.oneof(
+  SHRINK,
+  { arbitrary: fc.constant(false), weight: 5 },
+  { arbitrary: fc.constant(true), weight: 1 },
+);
+
+function profileArb(profile: Profile, parts: { [K in keyof Parts]: fc.Arbitrary<Parts[K]> }): fc.Arbitrary<Scenario> {
+  return fc.record(parts).map((p) => finish(profile, p));
+}
+
+const none = <T>() => fc.constant(undefined as T | undefined);
+/** Profiles with long or many tasks: a jitter ≤ 0.2, so lifecycleDuration retirements stay ≥ 0.8 of it apart. */
+const smallJitter = sometimes(
+  fc.integer({ min: 0, max: 20 }).map((p) => p / 100),
+  1,
+);
+
+/** Today's model, every new knob at low weight. */
+const general = profileArb('general', {
+  settings: settingsArb({ retries: [0, 1] }),
+  tasks: fc.array(taskArb(GENERAL), { maxLength: 25, size: 'medium' }),
+  ending: endingArb({ join: 3, graceful: 2, terminate: 1, signal: 1 }),
+  hooks: hooksArb,
+  close: closeArb,
+  consumer: generalConsumerArb,
+  listeners: sometimes(listenersArb, 8),
+  script: scriptArb,
+});
+
+/** A crawler: each outcome read puts 0–3 more (awaited in the collector or the loop body), small queues. */
+const crawler = profileArb('crawler', {
+  settings: settingsArb(
+    { processes: [1, 2], threads: [1, 2], concurrency: [1, 2], retries: [0, 1] },
+    {
+      resultQueueMaxsize: sometimes(fc.integer({ min: 1, max: 6 }), 1),
+      lifecycleMemory: none(),
+      processMemoryLimit: none(),
+      taskTimeout: sometimes(fc.integer({ min: 300, max: 800 }), 2),
+      putTimeout: none(),
+    },
+  ),
+  tasks: fc.array(taskArb(CHEAP, false), { minLength: 1, maxLength: 6 }),
+  ending: endingArb({ join: 6, graceful: 1, terminate: 1, signal: 1 }),
+  hooks: noHooks,
+  close: none(),
+  consumer: fc
+    .oneof(SHRINK, collectorArb(true), iteratorArb(true))
+    .map((c) => (c.kind === 'iterator' ? dropUndefined({ ...c, late: undefined }) : c)),
+  listeners: none(),
+  script: scriptArb,
+});
+
+/** A reader that is slow, leaves early (break or throw), comes late, or never comes; small result queues. */
+const reader = profileArb('reader', {
+  settings: settingsArb(
+    { processes: [1, 2], threads: [1, 2], retries: [0, 1] },
+    {
+      resultQueueMaxsize: fc.integer({ min: 1, max: 6 }),
+      lifecycleMemory: none(),
+      processMemoryLimit: none(),
+      putTimeout: none(),
+    },
+  ),
+  tasks: fc.array(taskArb({ ...CHEAP, near: 1 }), { minLength: 5, maxLength: 25 }),
+  ending: endingArb({ join: 6, graceful: 1, terminate: 1, signal: 1 }),
+  hooks: noHooks,
+  close: none(),
+  consumer: fc.oneof(
+    SHRINK,
+    { arbitrary: iteratorArb(false), weight: 4 },
+    { arbitrary: collectorArb(false), weight: 1 },
+    { arbitrary: fc.constant({ kind: 'none' as const }), weight: 1 },
+  ),
+  listeners: none(),
+  script: scriptArb,
+});
+
+/**
+ * Tasks whose duration sits within ±20 % of the taskTimeout, with retries and concurrency: mostly
+ * only cheap tasks (then up to 100 at a tight timeout: a race at the boundary is rare per task),
+ * sometimes with a thread or process killer among them (then 25).
+ */
+const boundary = profileArb('boundary', {
+  settings: settingsArb(
+    { processes: [1, 2], threads: [1, 2], retries: [0, 3] },
+    {
+      taskTimeout: fc.oneof(
+        SHRINK,
+        fc.integer({ min: 300, max: 800 }),
+        fc.constantFrom(1, 5),
+        fc.integer({ min: 10, max: 60 }),
+      ),
+      lifecycleMemory: none(),
+      processMemoryLimit: none(),
+      lifecycleJitter: smallJitter,
+    },
+  ),
+  tasks: fc.oneof(
+    SHRINK,
+    {
+      arbitrary: fc.array(taskArb({ near: 12, return: 2, sleep: 1, throw: 1 }), {
+        minLength: 1,
+        maxLength: 100,
+        size: 'max',
+      }),
+      weight: 3,
+    },
+    {
+      arbitrary: fc.array(taskArb({ near: 12, return: 2, sleep: 1, throw: 1, exit: 1, sigkill: 1 }), {
+        minLength: 1,
+        maxLength: 25,
+      }),
+      weight: 1,
+    },
+  ),
+  ending: endingArb({ join: 5, graceful: 1, terminate: 1, signal: 0 }),
+  hooks: noHooks,
+  close: none(),
+  consumer: generalConsumerArb,
+  listeners: none(),
+  script: scriptArb,
+});
+
+/** Soft limits (count, age, heap, RSS) with long tasks and leaks; mostly no hard limit. */
+const soft = profileArb('soft', {
+  settings: settingsArb(
+    { retries: [0, 1] },
+    {
+      lifecycle: sometimes(fc.integer({ min: 1, max: 5 }), 1),
+      lifecycleDuration: sometimes(fc.integer({ min: 500, max: 2000 }), 1),
+      lifecycleMemory: sometimes(fc.integer({ min: 4, max: 12 }), 1),
+      // A third of the runs below a child's idle RSS (it retires at every check), a third above.
+      processMemoryLimit: fc.oneof(
+        SHRINK,
+        fc.constant(undefined),
+        fc.integer({ min: 45, max: 70 }),
+        fc.integer({ min: 71, max: 120 }),
+      ),
+      taskTimeout: sometimes(fc.integer({ min: 300, max: 800 }), 4),
+      hookTimeout: fc.integer({ min: 200, max: 1000 }),
+      lifecycleJitter: smallJitter,
+    },
+  ),
+  tasks: fc.array(taskArb({ long: 3, leak: 3, return: 4, sleep: 2, throw: 1, gracefulDie: 1 }, false), {
+    minLength: 1,
+    maxLength: 12,
+  }),
+  ending: endingArb({ join: 6, graceful: 1, terminate: 0, signal: 1 }),
+  hooks: fc.oneof(
+    SHRINK,
+    { arbitrary: noHooks, weight: 3 },
+    {
+      arbitrary: fc
+        .record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb })
+        .map((h) => dropUndefined(h) as Hooks),
+      weight: 1,
+    },
+  ),
+  close: none(),
+  consumer: generalConsumerArb,
+  listeners: none(),
+  script: scriptArb,
+});
+
+/** One or two tasks that kill their own process, at P1×T1 with retries: everything else must be served. */
+const poison = profileArb('poison', {
+  settings: settingsArb(
+    { processes: [1, 1], threads: [1, 1], concurrency: [1, 2], retries: [1, 8] },
+    {
+      lifecycle: none(),
+      lifecycleDuration: none(),
+      lifecycleMemory: none(),
+      processMemoryLimit: none(),
+      putTimeout: none(),
+    },
+  ),
+  tasks: fc
+    .tuple(
+      fc.array(taskArb(CHEAP, false), { minLength: 2, maxLength: 20 }),
+      fc.array(fc.oneof(SHRINK, B.sigkill, B.abort), { minLength: 1, maxLength: 2 }),
+      fc.nat(),
+    )
+    .map(([cheap, bad, at]) => {
+      const out: Task[] = [...cheap];
+      for (const [i, b] of bad.entries()) out.splice((at + i * 7) % (out.length + 1), 0, b);
+      return out;
+    }),
+  ending: endingArb({ join: 6, graceful: 1, terminate: 0, signal: 1 }),
+  hooks: noHooks,
+  close: none(),
+  consumer: generalConsumerArb,
+  listeners: none(),
+  script: scriptArb,
+});
+
+/** Results the master may fail to decode, thrown values that cannot be cloned, among ordinary tasks. */
+const badValues = profileArb('badValues', {
+  settings: settingsArb(
+    { processes: [1, 2], threads: [1, 2], concurrency: [1, 2], retries: [0, 1] },
+    {
+      lifecycleMemory: none(),
+      processMemoryLimit: none(),
+      lifecycleDuration: none(),
+    },
+  ),
+  tasks: fc.array(taskArb({ ...CHEAP, deep: 2, badThrow: 3 }, false), { minLength: 1, maxLength: 16 }),
+  ending: endingArb({ join: 6, graceful: 1, terminate: 1, signal: 0 }),
+  hooks: noHooks,
+  close: none(),
+  consumer: generalConsumerArb,
+  listeners: none(),
+  script: fc.constant(false),
+});
+
+/** Listeners and collectors that throw, with restarts happening. */
+const callbacks = profileArb('callbacks', {
+  settings: settingsArb(
+    { retries: [0, 1] },
+    { lifecycle: sometimes(fc.integer({ min: 1, max: 3 }), 0), lifecycleMemory: none(), processMemoryLimit: none() },
+  ),
+  tasks: fc.array(taskArb({ ...CHEAP, exit: 1, sigkill: 1 }), { minLength: 1, maxLength: 16 }),
+  ending: endingArb({ join: 5, graceful: 1, terminate: 1, signal: 1 }),
+  hooks: noHooks,
+  close: none(),
+  consumer: fc.oneof(
+    SHRINK,
+    { arbitrary: fc.constant(undefined), weight: 2 },
+    {
+      arbitrary: collectorArb(false).map((c) => (c.kind === 'collector' ? { ...c, throwEvery: c.throwEvery ?? 2 } : c)),
+      weight: 2,
+    },
+    { arbitrary: iteratorArb(false), weight: 1 },
+  ),
+  listeners: listenersArb.map((l) => (l.taskThrowEvery || l.restartThrows ? l : { taskThrowEvery: 1 })),
+  script: fc.constant(true),
+});
+
+/** Ctrl+C / SIGTERM to a real master script while its plain `for … await m.put()` loop waits for room. */
+const signal = profileArb('signal', {
+  settings: settingsArb(
+    { processes: [1, 2], threads: [1, 2], concurrency: [1, 2], queue: [1, 4] },
+    {
+      lifecycleMemory: none(),
+      processMemoryLimit: none(),
+      putTimeout: none(),
+    },
+  ),
+  tasks: fc.array(taskArb({ sleep: 4, long: 1, return: 2, throw: 1, near: 1 }, false), { minLength: 3, maxLength: 25 }),
+  ending: signalEndingArb,
+  hooks: fc.oneof(
+    SHRINK,
+    { arbitrary: noHooks, weight: 3 },
+    {
+      arbitrary: fc
+        .record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb })
+        .map((h) => dropUndefined(h) as Hooks),
+      weight: 1,
+    },
+  ),
+  close: none(),
+  consumer: generalConsumerArb,
+  listeners: none(),
+  script: fc.constant(true),
+});
+
+const ARBS: Record<Profile, { arb: fc.Arbitrary<Scenario>; weight: number }> = {
+  general: { arb: general, weight: 4 },
+  crawler: { arb: crawler, weight: 2 },
+  reader: { arb: reader, weight: 2 },
+  boundary: { arb: boundary, weight: 2 },
+  soft: { arb: soft, weight: 2 },
+  poison: { arb: poison, weight: 1 },
+  badValues: { arb: badValues, weight: 1 },
+  callbacks: { arb: callbacks, weight: 1 },
+  signal: { arb: signal, weight: 1 },
+};
+
+/** Scenarios from the given profiles (all by default), each with its weight. */
+export function scenarioArb(only: readonly Profile[] = PROFILES): fc.Arbitrary<Scenario> {
+  const chosen = only.map((p) => ({ arbitrary: ARBS[p].arb, weight: ARBS[p].weight }));
+  return fc.oneof(...chosen);
+}
+
+// ---- normalisation: what a drawn scenario becomes (map, never filter: shrinking stays possible) ----
 
 /** Behaviours that never end by themselves: a spin (synchronous), a grandchild task that hangs (asynchronous). */
 export function isEndless(t: Behaviour): boolean {
-  return t.kind === 'spin' || (t.kind === 'grandchild' && t.then === 'hang');
+  return t.kind === 'spin' || (t.kind === 'grandchild' && t.after === 'hang');
 }
 
 /**
  * A task may run forever only when something is certain to stop it: a taskTimeout, an ending
  * with a short deadline (gracefulShutdown's timeout, terminate), or its own AbortSignal. (A
- * SIGTERM's graceful shutdown would stop it too, but only after SIGNAL_SHUTDOWN_TIMEOUT_MS:
+ * signal's graceful shutdown would stop it too, but only after SIGNAL_SHUTDOWN_TIMEOUT_MS:
  * 10 s per run is too dear, so those runs get endless tasks only as join() does.)
- * Otherwise an endless task becomes a 50 ms sleep — done with `map`, not `filter`, so
- * shrinking the settings stays possible.
  */
 export function spinAllowed(settings: Settings, ending: Ending, task?: Task): boolean {
-  return settings.taskTimeout !== undefined || ending.kind === 'graceful' || ending.kind === 'terminate' || task?.abortAfterMs !== undefined;
+  return (
+    settings.taskTimeout !== undefined ||
+    ending.kind === 'graceful' ||
+    ending.kind === 'terminate' ||
+    task?.abortAfterMs !== undefined
+  );
+}
+
+/** Tasks that run long enough to matter: cheap runs may hold more of them. */
+function isCheap(t: Task): boolean {
+  return (
+    t.kind === 'return' || t.kind === 'throw' || t.kind === 'sleep' || t.kind === 'near' || t.kind === 'unsendable'
+  );
 }
 
 /**
  * Tasks in a run, at most: fewer when there are many threads, so a run's cost stays bounded
- * (P×T threads start, retire and stop in every run).
+ * (P×T threads start, retire and stop in every run); up to 100 cheap tasks at a tight timeout
+ * (a race at the timeout boundary is rare per task), 25 per slot (P×T×concurrency); at most 4 long tasks.
  */
-export function maxTasks(s: Settings): number {
+export function maxTasks(s: Settings, tasks: Task[]): number {
   const threads = s.processes * s.threads;
-  return threads <= 4 ? 25 : threads <= 8 ? 16 : 10;
+  const base = threads <= 4 ? 25 : threads <= 8 ? 16 : 10;
+  if (s.taskTimeout !== undefined && s.taskTimeout < 100 && threads <= 4 && tasks.every(isCheap))
+    return Math.min(100, 25 * threads * s.concurrency);
+  return base;
 }
 
-export const scenarioArb: fc.Arbitrary<Scenario> = fc
-  .record({ settings: settingsArb, tasks: fc.array(taskArb, { maxLength: 25, size: 'medium' }), ending: endingArb, hooks: hooksArb, close: closeArb })
-  .map(({ settings, tasks, ending, hooks, close }) => ({
+/** What a task becomes where its behaviour does not apply. */
+function fitTask(t: Task, s: Settings, ending: Ending, longSoFar: { n: number }): Task {
+  const keep = t.abortAfterMs === undefined ? {} : { abortAfterMs: t.abortAfterMs };
+  if (isEndless(t) && !spinAllowed(s, ending, t)) return { kind: 'sleep', ms: 50, ...keep };
+  if (t.kind === 'near' && s.taskTimeout === undefined) return { kind: 'sleep', ms: 20, ...keep };
+  if (t.kind === 'leak' && s.lifecycleMemory === undefined && s.processMemoryLimit === undefined)
+    return { kind: 'sleep', ms: 10, ...keep };
+  if (t.kind === 'long' && ++longSoFar.n > 4) return { kind: 'sleep', ms: 30, ...keep };
+  return t;
+}
+
+/**
+ * Whether a child of the run may be SIGKILLed (by a task, or by terminate(), or a second signal):
+ * a detached grandchild spawned within the watchdog's 250 ms recording period before that is
+ * not covered (guarantees.md, "No orphans"), so such runs spawn none.
+ */
+function killsChildren(tasks: Task[], ending: Ending): boolean {
+  return (
+    tasks.some((t) => t.kind === 'sigkill' || t.kind === 'abort') ||
+    ending.kind === 'terminate' ||
+    (ending.kind === 'signal' && ending.secondAfterMs !== undefined)
+  );
+}
+
+function finish(profile: Profile, p: Parts): Scenario {
+  let settings = p.settings;
+  // putTimeout only on runs with a small queue.
+  if (settings.putTimeout !== undefined && settings.taskQueueMaxsize > 3)
+    settings = dropUndefined({ ...settings, putTimeout: undefined });
+  const long = { n: 0 };
+  const attached = killsChildren(p.tasks, p.ending);
+  const tasks = p.tasks
+    .slice(0, maxTasks(settings, p.tasks))
+    .map((t) => fitTask(t, settings, p.ending, long))
+    .map(
+      (t): Task =>
+        attached && t.kind === 'grandchild' && t.detached ? dropUndefined({ ...t, detached: undefined }) : t,
+    );
+  let consumer = p.consumer;
+  if (consumer && consumer.kind !== 'none' && consumer.followUps) {
+    const f = consumer.followUps;
+    consumer = { ...consumer, followUps: { ...f, tasks: f.tasks.map((t) => fitTask(t, settings, p.ending, long)) } };
+  }
+  const listeners = p.listeners && Object.keys(p.listeners).length ? p.listeners : undefined;
+  return {
+    profile,
     settings,
-    ending,
-    ...(Object.keys(hooks).length ? { hooks } : {}),
-    ...(close ? { close } : {}),
-    tasks: tasks.slice(0, maxTasks(settings)).map((t): Task => (isEndless(t) && !spinAllowed(settings, ending, t) ? { kind: 'sleep', ms: 50 } : t)),
-  }));
+    ending: p.ending,
+    ...(Object.keys(p.hooks).length ? { hooks: p.hooks } : {}),
+    ...(p.close ? { close: p.close } : {}),
+    ...(consumer ? { consumer } : {}),
+    ...(listeners ? { listeners } : {}),
+    ...(p.script ? { script: true } : {}),
+    tasks,
+  };
+}
 
 /** The initializer that makes start() fail, if any (the process initializer runs first). */
 export function failingInitializer(sc: Scenario): 'processInitializer' | 'threadInitializer' | undefined {
@@ -217,7 +852,9 @@ export function failingInitializer(sc: Scenario): 'processInitializer' | 'thread
  * for both hang and hangIdle); the fixture keeps a live handle open while the hooks listed in
  * `initArgs.busyHooks` run.
  */
-export function hookInitArgs(sc: Scenario): { mpmsFaults: Record<string, { kind: 'throw' | 'hang' }>; busyHooks: string[] } | undefined {
+export function hookInitArgs(
+  sc: Scenario,
+): { mpmsFaults: Record<string, { kind: 'throw' | 'hang' }>; busyHooks: string[] } | undefined {
   const entries = Object.entries(sc.hooks ?? {}).filter(([, f]) => f !== undefined) as [HookName, HookFault][];
   if (!entries.length) return undefined;
   return {
@@ -227,193 +864,3 @@ export function hookInitArgs(sc: Scenario): { mpmsFaults: Record<string, { kind:
 }
 
 export { taskArgs } from './drive.mjs';
-
-// ---- the time bound ----------------------------------------------------------------------------
-
-/** A worker_thread replaced (terminated, a new one started, the module loaded) on a busy 2-core box. */
-const T_THREAD = 2000;
-/** A child replaced (fork, boot, its threads ready) on a busy 2-core box. */
-const T_PROC = 4000;
-/** The restart policy's back-off for one failed child: 100·2^(n-1) ms, n ≤ 4 before it gives up. */
-const PROC_BACKOFF = 800;
-/** The child's watchdog tick plus the abort grace before a timed-out task's thread is terminated (architecture.md). */
-const TIMEOUT_KILL = 20 + 500;
-/** Dispatch and IPC of one short task, both hops, on a busy box. */
-const T_TASK = 100;
-/** A task spawning a process (its grandchild) from a thread, on a busy box. */
-const T_SPAWN = 300;
-/** The graceful shutdown a SIGTERM starts (handleSignals): SIGNAL_SHUTDOWN_TIMEOUT_MS, engine.ts. */
-const SIGNAL_SHUTDOWN = 10_000;
-/** A master script ending after its summary: pino flushed, the event loop drained, the exit seen. */
-const T_SCRIPT_EXIT = 1000;
-/** Event-loop lag, the ps sampling of the harness, timers firing late. */
-const SLACK = 3000;
-
-/** The relay's back-off between failed thread starts: 100·2^(n-1) ms, the 5th failure is fatal (lib/child/relay.ts). */
-const THREAD_START_BACKOFF = 100 + 200 + 400 + 800;
-/** Failed thread starts in a row after which a child reports its start failed. */
-const THREAD_START_TRIES = 5;
-/** A thread terminated by its child (worker.terminate() of a thread that hangs in its initializer). */
-const T_TERMINATE = 200;
-/** start() kills what it forked and waits for the exits before rejecting (engine.ts: waitExits 3000). */
-const START_KILL_WAIT = 3000;
-/** The latest an AbortSignal of the model fires after submit() was called. */
-const ABORT_MAX = 300;
-
-/**
- * The bound (ms) within which start() must reject when an initializer throws or hangs, from the
- * call to the rejection. Derivation:
- * - processInitializer (runs first, in each child, bounded by hookTimeout; a failure is fatal at
- *   once, no retry): fork and boot T_PROC + hookTimeout;
- * - threadInitializer: every thread start fails; a start is bounded by the relay's start timer
- *   (2·hookTimeout, covering the module load and the initializer's own hookTimeout) plus the
- *   terminate T_TERMINATE; a child reports failure after THREAD_START_TRIES failures in a row
- *   (its threads count together, so more threads only fail sooner), backed off
- *   100+200+400+800 ms: T_PROC + 5·(2·hookTimeout + T_TERMINATE) + 1500;
- * - either way capped by start()'s own bound, 2·(hookTimeout + 10 000 load allowance) + 5 000 (engine.ts);
- * - then start() kills what it forked and waits up to START_KILL_WAIT for the exits;
- * - SLACK.
- */
-export function startFailBoundMs(sc: Scenario): number {
-  const h = sc.settings.hookTimeout;
-  const failing = failingInitializer(sc);
-  const untilFailure =
-    failing === 'processInitializer'
-      ? T_PROC + h
-      : T_PROC + THREAD_START_TRIES * (2 * h + T_TERMINATE) + THREAD_START_BACKOFF;
-  return Math.min(untilFailure, 2 * (h + 10_000) + 5_000) + START_KILL_WAIT + SLACK;
-}
-
-/**
- * The bound (ms) within which a run — from the first put() after start() to the ending's
- * promise resolving — must end. Derivation:
- *
- * 1. Work phase (only `join()` waits for the tasks; for the other endings it is cut short by
- *    the trigger, at most `stallMs` after the first put). Serially, as if a single thread were
- *    left — parallelism only makes it shorter:
- *    - return / throw / unsendable / sleep: T_TASK (+ the sleep);
- *    - exit: its thread is replaced: T_THREAD per attempt;
- *    - sigkill: its child is replaced after the back-off: T_PROC + PROC_BACKOFF per attempt;
- *    - spin (join only with a taskTimeout or its own AbortSignal): with a taskTimeout,
- *      taskTimeout + TIMEOUT_KILL, then its thread (or, if the thread will not die, its child)
- *      is replaced: + T_PROC, per attempt; with a signal, the abort (≤ ABORT_MAX after its
- *      submit) + TIMEOUT_KILL (the same 500 ms grace) + T_PROC, once (cancelled is not retried);
- *      both terms when it has both (their sum bounds whichever fires first);
- *    - gracefulDie: its child waits up to workerGracefulDieTimeout for running tasks, then is
- *      replaced at once: + T_PROC; + 2·hookTimeout when a finalizer is faulty (the old child
- *      runs them; the replacement does not wait, counted anyway);
- *    where a crashing or timing-out task has 1 + retries attempts; plus, with a lifecycle, one
- *    thread replacement per `lifecycle` tasks (soft retirements), + hookTimeout each when the
- *    threadFinalizer is faulty;
- *    - with a putTimeout, each put() may wait up to putTimeout for room (then QueueFullError),
- *      during which the putting loop does not advance: + putTimeout per task.
- *    (An abort of a task that is not spinning adds nothing: it only settles it sooner; a task
- *    that ignores it — sleep ≤ 50 ms — ends before the 500 ms grace would end its thread.)
- *    - abort (SIGABRT to its process): as sigkill;
- *    - grandchild: T_TASK + T_SPAWN; one that then hangs is stopped as a spin is (+ those terms);
- *    - with a lifecycleDuration d (jittered down to d·(1 − jitter)), each thread retires at
- *      least every d·(1 − jitter) ms and is replaced within T_THREAD (the replacement starts
- *      before the old thread leaves, so a faulty finalizer does not delay it): a thread works
- *      at least d·(1 − jitter) of every d·(1 − jitter) + T_THREAD ms, so the work phase
- *      stretches by that ratio, plus one replacement.
- *    For `sigterm` the work phase ends at the signal (stallMs after the script started, at the
- *    latest) as for the other endings; a script that ends before it simply ended sooner.
- * 2. Teardown: the sum of the engine's step bounds (architecture.md, "Shutdown"):
- *    stop intake 100 + cancel queued 1000
- *    + stop children: grace + 500 + 2·hookTimeout + 2000, where grace is hookTimeout for join,
- *      the timeout for gracefulShutdown (SIGNAL_SHUTDOWN for a SIGTERM); 3000 for terminate. The 2·hookTimeout is where a
- *      throwing or hanging thread/process finalizer is paid for: each is bounded by hookTimeout.
- *    + kill what is left 3000 + settle what is left 1000
- *    + drain the collector: ~0 (the suite's collector is synchronous)
- *    + for `sigterm`, the script's own exit after its summary: T_SCRIPT_EXIT.
- * 3. SLACK for the harness and a loaded machine.
- */
-export function runBoundMs(sc: Scenario): number {
-  const s = sc.settings;
-  const attempts = 1 + s.retries;
-  const faultyFinalizer = !!(sc.hooks?.threadFinalizer || sc.hooks?.processFinalizer);
-  let work = 0;
-  if (sc.ending.kind === 'join') {
-    for (const b of sc.tasks) {
-      switch (b.kind) {
-        case 'return': case 'throw': case 'unsendable': work += T_TASK; break;
-        case 'sleep': work += T_TASK + b.ms; break;
-        case 'exit': work += attempts * T_THREAD; break;
-        case 'sigkill': case 'abort': work += attempts * (T_PROC + PROC_BACKOFF); break;
-        case 'grandchild': work += T_TASK + T_SPAWN; if (b.then !== 'hang') break;
-        // falls through: a hanging grandchild task is stopped as a spin is
-        case 'spin':
-          if (s.taskTimeout !== undefined) work += attempts * (s.taskTimeout + TIMEOUT_KILL + T_PROC);
-          if (b.abortAfterMs !== undefined) work += Math.max(0, b.abortAfterMs) + TIMEOUT_KILL + T_PROC;
-          break;
-        case 'gracefulDie': work += s.workerGracefulDieTimeout + T_PROC + (faultyFinalizer ? 2 * s.hookTimeout : 0); break;
-      }
-      if (s.putTimeout !== undefined) work += s.putTimeout;
-    }
-    if (s.lifecycle !== undefined) work += Math.ceil(sc.tasks.length / s.lifecycle) * (T_THREAD + (sc.hooks?.threadFinalizer ? s.hookTimeout : 0));
-    if (s.lifecycleDuration !== undefined) {
-      const life = Math.max(1, s.lifecycleDuration * (1 - (s.lifecycleJitter ?? 0)));
-      work = Math.ceil((work * (life + T_THREAD)) / life) + T_THREAD;
-    }
-  } else {
-    work = sc.ending.stallMs;
-  }
-  const grace = sc.ending.kind === 'join' ? s.hookTimeout : sc.ending.kind === 'graceful' ? sc.ending.timeout : SIGNAL_SHUTDOWN;
-  const stopChildren = sc.ending.kind === 'terminate' ? 3000 : grace + 500 + 2 * s.hookTimeout + 2000;
-  const teardown = 100 + 1000 + stopChildren + 3000 + 1000 + (sc.ending.kind === 'sigterm' ? T_SCRIPT_EXIT : 0);
-  return work + teardown + SLACK;
-}
-
-// ---- outcomes each behaviour may have -------------------------------------------------------------
-
-/** Behaviours that can take their siblings down: their thread or process dies, or is terminated. */
-const CRASHERS: ReadonlySet<Kind> = new Set(['exit', 'sigkill', 'abort', 'spin']);
-/** Behaviours whose process dies: a crash loop of them may make the engine give up. */
-const PROCESS_KILLERS: ReadonlySet<Kind> = new Set(['sigkill', 'abort']);
-
-/**
- * The statuses a task `b` may settle with in scenario `sc`, from the contract:
- * - a task ends as its behaviour says (ok / error / timeout / crashed) unless something else
- *   ends it first: a sibling that kills its thread or process (→ crashed), the shutdown
- *   (→ cancelled; under join only if the engine gave up after a crash loop, i.e. sigkills),
- *   or a spinning sibling on the same thread under a taskTimeout (→ timeout);
- * - with no crashing behaviour anywhere in the run (exit, sigkill, spin) and a join() ending,
- *   the outcome is exactly the behaviour's: return/sleep → ok; throw/gracefulDie/unsendable → error;
- * - a task with an AbortSignal may also be `cancelled` (aborted before it started, or while it
- *   ran); one whose signal was aborted before submit() cannot have started: exactly `cancelled`;
- * - hook faults add nothing: a failing initializer ends the run at start() (no task), and a
- *   throwing or hanging finalizer must not change any task's outcome.
- */
-export function allowedStatuses(b: Task, sc: Scenario): Set<Status> {
-  if (b.abortAfterMs !== undefined && b.abortAfterMs < 0) return new Set<Status>(['cancelled']);
-  const crashers = hasCrashers(sc);
-  const killers = sc.tasks.some((t) => PROCESS_KILLERS.has(t.kind));
-  const endless = sc.tasks.some(isEndless);
-  const own: Status[] = (() => {
-    switch (b.kind) {
-      case 'return': case 'sleep': return ['ok'];
-      case 'throw': case 'gracefulDie': case 'unsendable': return ['error'];
-      case 'grandchild': if (b.then === 'return') return ['ok'];
-      // falls through: a hanging one is ended as a spin is
-      // Without a taskTimeout an endless task under join() always has a signal (spinAllowed): 'cancelled' below.
-      case 'spin': return sc.settings.taskTimeout !== undefined ? ['timeout', 'crashed'] : ['crashed'];
-      case 'exit': case 'sigkill': case 'abort': return ['crashed'];
-    }
-  })();
-  const set = new Set<Status>(own);
-  if (crashers) set.add('crashed');
-  if (sc.ending.kind !== 'join' || killers) set.add('cancelled');
-  if (sc.settings.taskTimeout !== undefined && endless) set.add('timeout');
-  if (b.abortAfterMs !== undefined) set.add('cancelled');
-  return set;
-}
-
-/** Tasks that take siblings down: crashing behaviours, and endless ones (their thread is terminated under its siblings). */
-export function hasCrashers(sc: Scenario): boolean {
-  return sc.tasks.some((t) => CRASHERS.has(t.kind) || isEndless(t));
-}
-
-/** Whether a crash loop (processes dying before finishing a task) may make the engine give up. */
-export function hasProcessKillers(sc: Scenario): boolean {
-  return sc.tasks.some((t) => PROCESS_KILLERS.has(t.kind));
-}

@@ -1,22 +1,25 @@
 /**
  * Runs one scenario of the property suite against the real engine (real child processes, real
- * threads) and returns every invariant it broke. Most runs drive the engine inside this process;
- * `sigterm` runs drive it in a real master script (test/fixtures/property-master.mjs) and read
- * what it reports. Every wait is bounded; whatever happens, no process the run started — child
- * or grandchild — is left behind.
+ * threads) and returns every invariant it broke. The user's side (drive.mjs) drives the engine
+ * inside this process, or — for runs that may threaten the master itself (a signal, throwing
+ * listeners, values that cannot cross) — in a real master script
+ * (test/fixtures/property-master.mjs) whose reports it reads, and whose exit it checks: by
+ * itself, code 0, no crash, no unhandled rejection. Every wait is bounded; whatever happens, no
+ * process the run started — child or grandchild — is left behind.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MPMS, WorkerStartError, type FinalSummary, type Metrics } from '../../dist/index.js';
 import pino from 'pino';
+import { type FinalSummary, type Metrics, MPMS, WorkerStartError } from '../../dist/index.js';
 import { childPids, fixture, isAlive, waitGone } from '../helpers.js';
-import { engineOptions, plainOutcome, putAll } from './drive.mjs';
-import { allowedStatuses, failingInitializer, hasCrashers, hasProcessKillers, hookInitArgs, runBoundMs, startFailBoundMs, taskArgs, type Scenario, type Status } from './model.js';
+import { runBoundMs, startFailBoundMs } from './bound.js';
+import { apply, checkRun, describe, type Observed, observed } from './check.js';
+import { engineOptions, User } from './drive.mjs';
+import { failingInitializer, hookInitArgs, needsScript, type Scenario } from './model.js';
 
 const worker = fixture('property-worker.mjs');
-const STATUSES: Status[] = ['ok', 'error', 'timeout', 'crashed', 'cancelled'];
 
 export interface RunReport {
   violations: string[];
@@ -26,72 +29,31 @@ export interface RunReport {
   summary?: FinalSummary;
   /** Set when the run ended at start() (a failing initializer): how long start() took to reject. */
   startRejectedMs?: number;
-  /** Coverage of the run: put()s rejected with QueueFullError; tasks with a signal, and of those, cancelled. */
+  /** The run's engine lived in a master script. */
+  script: boolean;
+  /** Coverage: put()s rejected with QueueFullError; resolved without a taskId; tasks with a signal, and of those, cancelled. */
   queueFull: number;
+  notAccepted: number;
   signalled: number;
   signalCancelled: number;
-}
-
-/** A put() or submit() that rejected: which task, why, whether the ending (or close()) was already called, how long it waited. */
-interface PutError {
-  index: number;
-  name: string;
-  error: string;
-  afterEnding: boolean;
-  afterClose: boolean;
-  waitedMs: number;
-}
-
-/** An outcome as plain data (drive.mjs, plainOutcome): the same whether the engine ran here or in a script. */
-interface Outcome {
-  meta: { taskId: number; status: Status; attempts: number; startedAt?: number; processIndex?: number; threadIndex?: number; pid?: number };
-  value?: unknown;
-  error?: { cls: string; name: string; message: string };
-}
-
-/** What a run saw, wherever the engine ran. */
-interface Observed {
-  accepted: { id: number; index: number; afterClose: boolean }[];
-  putErrors: PutError[];
-  putWaits: number[];
-  collected: Map<number, Outcome[]>;
-  events: Map<number, Status[]>;
-  engineErrors: string[];
-}
-
-function observed(): Observed {
-  return { accepted: [], putErrors: [], putWaits: [], collected: new Map(), events: new Map(), engineErrors: [] };
-}
-
-function record(o: Observed, out: Outcome): void {
-  const list = o.collected.get(out.meta.taskId) ?? [];
-  list.push(out);
-  o.collected.set(out.meta.taskId, list);
-}
-
-function recordEvent(o: Observed, taskId: number, status: Status): void {
-  const list = o.events.get(taskId) ?? [];
-  list.push(status);
-  o.events.set(taskId, list);
+  /** Coverage of the user's side: follow-up puts issued, callbacks that threw, restarts seen, how the iterator ended. */
+  followUps: number;
+  callbacksThrew: number;
+  restarts: number;
+  reader?: string;
 }
 
 const sleep = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref());
 
 /** Races `p` against `ms`; `'timeout'` if it did not settle in time. Rejections come back as values. */
 async function within<T>(p: Promise<T>, ms: number): Promise<{ value: T } | { error: unknown } | 'timeout'> {
-  return Promise.race([p.then((value) => ({ value }), (error: unknown) => ({ error })), sleep(ms)]);
-}
-
-export async function runScenario(sc: Scenario): Promise<RunReport> {
-  // Where grandchild tasks record their grandchildren's pids.
-  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-fc-'));
-  try {
-    const report = sc.ending.kind === 'sigterm' && !failingInitializer(sc) ? await runInScript(sc, runDir) : await runHere(sc, runDir);
-    await checkGrandchildren(runDir, report.violations);
-    return report;
-  } finally {
-    fs.rmSync(runDir, { recursive: true, force: true });
-  }
+  return Promise.race([
+    p.then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    ),
+    sleep(ms),
+  ]);
 }
 
 /**
@@ -140,6 +102,19 @@ function isRunning(pid: number): boolean {
   }
 }
 
+export async function runScenario(sc: Scenario): Promise<RunReport> {
+  // Where grandchild tasks record their grandchildren's pids.
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-fc-'));
+  try {
+    const report =
+      needsScript(sc) && !failingInitializer(sc) ? await runInScript(sc, runDir) : await runHere(sc, runDir);
+    await checkGrandchildren(runDir, report.violations);
+    return report;
+  } finally {
+    fs.rmSync(runDir, { recursive: true, force: true });
+  }
+}
+
 /** Runs the scenario with the engine in this process. */
 async function runHere(sc: Scenario, runDir: string): Promise<RunReport> {
   const v: string[] = [];
@@ -155,18 +130,19 @@ async function runHere(sc: Scenario, runDir: string): Promise<RunReport> {
   };
   const s = sc.settings;
   const o = observed();
+  const user = new User(sc, runDir, (msg: Record<string, unknown>) => apply(o, msg));
   const m = new MPMS({
     ...engineOptions(sc, worker, hookInitArgs(sc)),
     // The engine's own warnings (threads terminated, crashes) are expected here; MPMS_FC_VERBOSE shows them.
     logger: pino({ level: process.env.MPMS_FC_VERBOSE ? 'warn' : 'silent' }, pino.destination(2)),
-    collector: (meta, result) => record(o, plainOutcome(meta, result) as Outcome),
+    collector: user.collector,
   });
-  m.on('task', (meta) => recordEvent(o, meta.taskId, meta.status));
-  m.on('error', (err) => o.engineErrors.push(String((err as Error)?.message ?? err)));
+  user.attach(m);
+  // The master must never leave a promise of its own rejected and unhandled.
+  const unhandled = (reason: unknown) => v.push(`unhandled rejection in the master: ${describe(reason)}`);
+  process.on('unhandledRejection', unhandled);
 
   const sampler = setInterval(sample, 150);
-  const timers: NodeJS.Timeout[] = [];
-  let endingCalled = false;
   let elapsedMs = 0;
   let summary: FinalSummary | undefined;
   let startRejectedMs: number | undefined;
@@ -178,90 +154,100 @@ async function runHere(sc: Scenario, runDir: string): Promise<RunReport> {
     const startMs = Date.now() - s0;
     sample();
     if (failing) {
-      // A throwing or hanging initializer: start() rejects with WorkerStartError, within its
-      // bound, naming the phase; the run ends there (the leftover check below runs without
-      // terminate(): start() itself must leave no process behind).
-      if (started === 'timeout') v.push(`HANG: start() with a failing ${failing} (${sc.hooks?.[failing]}) did not reject within its bound of ${startBound} ms`);
-      else if ('value' in started) v.push(`start() resolved though ${failing} is faulty (${sc.hooks?.[failing]})`);
-      else {
-        startRejectedMs = startMs;
-        const err = started.error as Error & { phase?: string };
-        const phases = failing === 'processInitializer' ? ['processInitializer'] : ['threadInitializer', 'threadStart'];
-        if (!(err instanceof WorkerStartError)) v.push(`start() rejected with ${describe(err)}, not a WorkerStartError`);
-        else if (!phases.includes(err.phase ?? '')) v.push(`start() rejected naming phase ${String(err.phase)}, expected ${phases.join('/')} (${err.message})`);
-      }
-      if (started !== 'timeout' && 'error' in started) {
+      startRejectedMs = checkFailedStart(sc, m, started, startBound, startMs, v);
+      if (startRejectedMs !== undefined) {
         const late = await within(m.put('return', 0), 1000);
-        if (late === 'timeout' || 'value' in late) v.push(`put() after a failed start() ${late === 'timeout' ? 'did not settle' : 'was accepted'}`);
-        if (o.collected.size || o.events.size) v.push(`outcomes after a failed start(): ${o.collected.size}`);
+        if (late === 'timeout' || ('value' in late && late.value !== undefined))
+          v.push(`put() after a failed start() ${late === 'timeout' ? 'did not settle' : 'was accepted'}`);
+        if (o.outcomes.size || o.events.size) v.push(`outcomes after a failed start(): ${o.events.size}`);
       }
-      return { violations: v, elapsedMs: startMs, boundMs: startBound, accepted: 0, startRejectedMs, queueFull: 0, signalled: 0, signalCancelled: 0 };
+      return report(sc, v, startMs, startBound, o, undefined, startRejectedMs, false);
     }
     if (started === 'timeout' || 'error' in started) {
       v.push(`start() ${started === 'timeout' ? 'did not resolve in time' : `rejected: ${String(started.error)}`}`);
-      return { violations: v, elapsedMs, boundMs, accepted: 0, queueFull: 0, signalled: 0, signalCancelled: 0 };
+      return report(sc, v, 0, boundMs, o, undefined, undefined, false);
     }
-
     const t0 = Date.now();
-    let trigger!: () => void;
-    const triggered = new Promise<void>((r) => (trigger = r));
-    const afterPuts = sc.ending.kind === 'join' || sc.ending.kind === 'sigterm' ? Infinity : sc.ending.afterPuts;
-    if (afterPuts === 0) trigger();
-    const putting = putAll(m, sc, runDir, {
-      onAccepted: (id: number, index: number, afterClose: boolean) => {
-        o.accepted.push({ id, index, afterClose });
-        if (o.accepted.length >= afterPuts) trigger();
-      },
-      onRejected: (r: Omit<PutError, 'afterEnding'>) => o.putErrors.push({ ...r, afterEnding: endingCalled }),
-      onWait: (ms: number) => o.putWaits.push(ms),
-      timers,
-    }).then(() => trigger());
-
-    const run = (async () => {
-      if (sc.ending.kind === 'join' || sc.ending.kind === 'sigterm') {
-        await putting;
-        endingCalled = true;
-        return m.join();
-      }
-      await Promise.race([triggered, sleep(sc.ending.stallMs)]);
-      endingCalled = true;
-      const ending = sc.ending.kind === 'graceful' ? m.gracefulShutdown({ timeout: sc.ending.timeout }) : m.terminate();
-      const [sum] = await Promise.all([ending, putting]);
-      return sum;
-    })();
-
-    const ended = await within(run, boundMs);
+    const ended = await within(user.run(), boundMs);
     elapsedMs = Date.now() - t0;
     if (ended === 'timeout') {
-      v.push(`HANG: the run did not end within its bound of ${boundMs} ms (ending ${sc.ending.kind}, ${o.accepted.length} accepted, ${o.collected.size} outcomes)`);
+      v.push(
+        `HANG: the run did not end within its bound of ${boundMs} ms (ending ${sc.ending.kind}, ${hangState(o, m)})`,
+      );
     } else if ('error' in ended) {
-      v.push(`the ending rejected: ${String(ended.error)}`);
+      v.push(`the run rejected: ${describe(ended.error)}`);
     } else {
-      summary = ended.value;
-      checkOutcomes(sc, summary, m.metrics(), o, v);
+      summary = ended.value as FinalSummary;
+      checkRun(sc, summary, m.metrics(), o, v);
     }
   } finally {
     clearInterval(sampler);
-    for (const t of timers) clearTimeout(t);
+    for (const t of user.timers) clearTimeout(t);
     sample();
     if (!summary && startRejectedMs === undefined) {
       // Start failed, the ending hung or rejected: stop the engine, bounded; then kill, by pid,
       // whatever the run started and left.
       await within(m.terminate(), 10_000);
     }
+    process.off('unhandledRejection', unhandled);
     const stray = () => childPids().filter((p) => !before.has(p) && isAlive(p));
     await reapChildren([...seen, ...stray()], v);
   }
-  return report(sc, v, elapsedMs, boundMs, o, summary, startRejectedMs);
+  return report(sc, v, elapsedMs, boundMs, o, summary, startRejectedMs, false);
+}
+
+/** What a hung run had reached: puts, outcomes, the engine's own counts. */
+function hangState(o: Observed, m?: MPMS): string {
+  let mx = '';
+  try {
+    if (m) {
+      const x = m.metrics();
+      mx = `, metrics: queued ${x.queued}, running ${x.running}, finished ${x.finished}/${x.total}`;
+    }
+  } catch {
+    /* metrics() failed: leave it out */
+  }
+  return `${o.accepted.length} accepted, ${o.events.size} with an outcome${mx}`;
 }
 
 /**
- * Runs a `sigterm` scenario: the engine in a real master script with handleSignals, which gets
- * SIGTERM once `afterPuts` puts were accepted or `stallMs` after its start() resolved. The run
- * is timed from then to the script's exit, which it must reach by itself, with code 0.
+ * A throwing or hanging initializer: start() rejects with WorkerStartError, within its bound,
+ * naming the phase; the run ends there (the leftover check runs without terminate(): start()
+ * itself must leave no process behind). Returns how long start() took to reject, if it did.
+ */
+function checkFailedStart(
+  sc: Scenario,
+  m: MPMS,
+  started: Awaited<ReturnType<typeof within<void>>>,
+  bound: number,
+  ms: number,
+  v: string[],
+): number | undefined {
+  const failing = failingInitializer(sc)!;
+  if (started === 'timeout')
+    v.push(
+      `HANG: start() with a failing ${failing} (${sc.hooks?.[failing]}) did not reject within its bound of ${bound} ms`,
+    );
+  else if ('value' in started) v.push(`start() resolved though ${failing} is faulty (${sc.hooks?.[failing]})`);
+  else {
+    const err = started.error as Error & { phase?: string };
+    const phases = failing === 'processInitializer' ? ['processInitializer'] : ['threadInitializer', 'threadStart'];
+    if (!(err instanceof WorkerStartError)) v.push(`start() rejected with ${describe(err)}, not a WorkerStartError`);
+    else if (!phases.includes(err.phase ?? ''))
+      v.push(`start() rejected naming phase ${String(err.phase)}, expected ${phases.join('/')} (${err.message})`);
+    return ms;
+  }
+  void m;
+  return undefined;
+}
+
+/**
+ * Runs the scenario with the engine in a real master script. For a signal ending, the script
+ * gets the signal once `afterPuts` puts were accepted or `stallMs` after its start() resolved
+ * (and again `secondAfterMs` later, if asked). The run is timed from its start() to its exit,
+ * which it must reach by itself, with code 0.
  */
 async function runInScript(sc: Scenario, runDir: string): Promise<RunReport> {
-  if (sc.ending.kind !== 'sigterm') throw new Error('runInScript: not a sigterm scenario');
   const ending = sc.ending;
   const v: string[] = [];
   const boundMs = runBoundMs(sc);
@@ -269,11 +255,20 @@ async function runInScript(sc: Scenario, runDir: string): Promise<RunReport> {
   const o = observed();
   const file = path.join(runDir, 'scenario.json');
   fs.writeFileSync(file, JSON.stringify({ scenario: sc, initArgs: hookInitArgs(sc) }));
-  const proc = spawn(process.execPath, [fixture('property-master.mjs'), file, runDir], { stdio: ['ignore', 'pipe', process.env.MPMS_FC_VERBOSE ? 'inherit' : 'ignore'] });
+  const verbose = !!process.env.MPMS_FC_VERBOSE;
+  const proc = spawn(process.execPath, [fixture('property-master.mjs'), file, runDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => {
+    if (verbose) process.stderr.write(d);
+    if (stderr.length < 20_000) stderr += d.toString('utf8');
+  });
   const seen = new Set<number>();
+  const alive = () => proc.exitCode === null && proc.signalCode === null;
   const sample = () => {
     try {
-      if (proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null) for (const p of childPids(proc.pid)) seen.add(p);
+      if (proc.pid !== undefined && alive()) for (const p of childPids(proc.pid)) seen.add(p);
     } catch {
       /* ps raced an exiting child */
     }
@@ -281,28 +276,31 @@ async function runInScript(sc: Scenario, runDir: string): Promise<RunReport> {
   const sampler = setInterval(sample, 150);
   let t0 = 0;
   let signalledAt = 0;
-  let final: { summary: FinalSummary; metrics: Metrics; signalled: boolean } | undefined;
+  let final: { summary: FinalSummary; metrics: Metrics } | undefined;
   const badLines: string[] = [];
   /** The script's 'exit' event fired: it was ending by itself. */
   let exiting = false;
-  let stall: NodeJS.Timeout | undefined;
-  const sigterm = () => {
-    if (signalledAt || proc.exitCode !== null || proc.signalCode !== null) return;
+  const timers: NodeJS.Timeout[] = [];
+  const signal = () => {
+    if (ending.kind !== 'signal' || signalledAt || !alive()) return;
     signalledAt = Date.now();
     sample();
-    try {
-      proc.kill('SIGTERM');
-    } catch {
-      /* it just ended */
-    }
+    const send = () => {
+      try {
+        if (alive()) proc.kill(ending.signal);
+      } catch {
+        /* it just ended */
+      }
+    };
+    send();
+    if (ending.secondAfterMs !== undefined) timers.push(setTimeout(send, ending.secondAfterMs));
   };
   let started!: () => void;
   const startedP = new Promise<void>((r) => (started = r));
   let buf = '';
   proc.stdout!.on('data', (d: Buffer) => {
     buf += d.toString('utf8');
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
       let msg: Record<string, unknown> & { t?: string };
@@ -312,32 +310,19 @@ async function runInScript(sc: Scenario, runDir: string): Promise<RunReport> {
         badLines.push(line);
         continue;
       }
+      if (apply(o, msg)) {
+        if (msg.t === 'accepted' && ending.kind === 'signal' && o.accepted.length >= ending.afterPuts) signal();
+        continue;
+      }
       switch (msg.t) {
         case 'started':
           t0 = Date.now();
           started();
           sample();
-          if (ending.afterPuts === 0) sigterm();
-          else stall = setTimeout(sigterm, ending.stallMs);
-          break;
-        case 'accepted':
-          o.accepted.push({ id: msg.id as number, index: msg.index as number, afterClose: !!msg.afterClose });
-          if (o.accepted.length >= ending.afterPuts) sigterm();
-          break;
-        case 'rejected':
-          o.putErrors.push(msg as unknown as PutError);
-          break;
-        case 'wait':
-          o.putWaits.push(msg.ms as number);
-          break;
-        case 'outcome':
-          record(o, msg as unknown as Outcome);
-          break;
-        case 'event':
-          recordEvent(o, msg.taskId as number, msg.status as Status);
-          break;
-        case 'engineError':
-          o.engineErrors.push(msg.message as string);
+          if (ending.kind === 'signal') {
+            if (ending.afterPuts === 0) signal();
+            else timers.push(setTimeout(signal, ending.stallMs));
+          }
           break;
         case 'summary':
           final = msg as unknown as typeof final;
@@ -345,13 +330,21 @@ async function runInScript(sc: Scenario, runDir: string): Promise<RunReport> {
         case 'exit':
           exiting = true;
           break;
+        default:
+          badLines.push(line);
       }
     }
   });
   // Its exit, then the end of its stdout (bounded: a child left behind would hold the pipe open),
   // so every line it wrote has been read.
-  const stdoutEnded = new Promise<void>((resolve) => proc.stdout!.once('end', resolve).once('close', resolve));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal }))).then(async (r) => {
+  const stdoutEnded = Promise.all(
+    [proc.stdout!, proc.stderr!].map(
+      (stream) => new Promise<void>((resolve) => stream.once('end', resolve).once('close', resolve)),
+    ),
+  );
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, sig) => resolve({ code, signal: sig })),
+  ).then(async (r) => {
     await within(stdoutEnded, 3000);
     return r;
   });
@@ -359,27 +352,34 @@ async function runInScript(sc: Scenario, runDir: string): Promise<RunReport> {
   try {
     const up = await within(Promise.race([startedP, exited]), startBound);
     if (up === 'timeout' || !t0) {
-      v.push(`the master script ${up === 'timeout' ? `did not start its engine within ${startBound} ms` : 'exited before its engine started'}`);
+      v.push(
+        `the master script ${up === 'timeout' ? `did not start its engine within ${startBound} ms` : `exited before its engine started: ${lastLines(stderr)}`}`,
+      );
     } else {
       const end = await within(exited, boundMs);
       elapsedMs = Date.now() - t0;
       if (end === 'timeout') {
-        v.push(`HANG: the master script did not exit within its bound of ${boundMs} ms (${signalledAt ? `SIGTERM sent ${signalledAt - t0} ms after start` : 'no SIGTERM sent'}, ${o.accepted.length} accepted, ${o.collected.size} outcomes)`);
+        v.push(
+          `HANG: the master script did not exit within its bound of ${boundMs} ms (${signalledAt ? `${ending.kind === 'signal' ? ending.signal : ''} sent ${signalledAt - t0} ms after start` : 'no signal sent'}, ${hangState(o)}${final ? ', its summary printed' : ''})`,
+        );
       } else if ('value' in end) {
-        const { code, signal } = end.value;
-        // A SIGTERM sent as the script was ending by itself (after its 'exit' event, while Node
-        // closes its handles and the default action is back) kills it: it had ended anyway.
-        const endedAnyway = signal === 'SIGTERM' && exiting;
-        if ((code !== 0 || signal) && !endedAnyway) v.push(`the master script exited with code ${code} signal ${signal} (it must end by itself, code 0)`);
-        if (!final) v.push('the master script printed no summary: join() did not resolve');
-        else checkOutcomes(sc, final.summary, final.metrics, o, v);
-        if (badLines.length) v.push(`the master script printed lines that are not JSON: ${badLines.slice(0, 3).join(' | ')}`);
+        const { code, signal: sig } = end.value;
+        // A signal sent as the script was ending by itself (after its 'exit' event) may kill it: it had ended anyway.
+        const endedAnyway = sig !== null && exiting;
+        if ((code !== 0 || sig) && !endedAnyway)
+          v.push(
+            `the master died: the script exited with code ${code} signal ${sig} (it must end by itself, code 0): ${lastLines(stderr)}`,
+          );
+        if (!final) v.push('the master script printed no summary: its run did not end');
+        else checkRun(sc, final.summary, final.metrics, o, v);
+        if (badLines.length)
+          v.push(`the master script printed lines that are not its reports: ${badLines.slice(0, 3).join(' | ')}`);
       }
     }
   } finally {
     clearInterval(sampler);
-    clearTimeout(stall);
-    if (proc.exitCode === null && proc.signalCode === null) {
+    for (const t of timers) clearTimeout(t);
+    if (alive()) {
       try {
         proc.kill('SIGKILL');
       } catch {
@@ -389,7 +389,15 @@ async function runInScript(sc: Scenario, runDir: string): Promise<RunReport> {
     }
     await reapChildren([...seen], v);
   }
-  return report(sc, v, elapsedMs, boundMs, o, final?.summary, undefined);
+  return report(sc, v, elapsedMs, boundMs, o, final?.summary, undefined, true);
+}
+
+/** A script's stderr, on one line: the error that killed it (its first lines), if any. */
+function lastLines(text: string): string {
+  const lines = text.trim().split('\n').filter(Boolean);
+  const at = lines.findIndex((l) => /Error|error|Unhandled|uncaught/.test(l));
+  const pick = at >= 0 ? lines.slice(Math.max(0, at - 2), at + 3) : lines.slice(-6);
+  return pick.length ? pick.join(' ⏎ ').slice(0, 1500) : '(nothing on stderr)';
 }
 
 /** Checks that no child the run started is alive 5 s after its ending; SIGKILLs (group, then pid) any that is. */
@@ -398,14 +406,35 @@ async function reapChildren(pids: number[], v: string[]): Promise<void> {
   if (!leftovers.length) return;
   v.push(`child processes left 5 s after the ending: ${leftovers.join(', ')}`);
   for (const pid of leftovers) {
-    try { process.kill(-pid, 'SIGKILL'); } catch { /* not a group leader, or gone */ }
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* not a group leader, or gone */
+    }
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
   await waitGone(leftovers, 2000);
 }
 
-function report(sc: Scenario, v: string[], elapsedMs: number, boundMs: number, o: Observed, summary: FinalSummary | undefined, startRejectedMs: number | undefined): RunReport {
-  const signalledIds = o.accepted.filter((a) => sc.tasks[a.index]!.abortAfterMs !== undefined).map((a) => a.id);
+function report(
+  sc: Scenario,
+  v: string[],
+  elapsedMs: number,
+  boundMs: number,
+  o: Observed,
+  summary: FinalSummary | undefined,
+  startRejectedMs: number | undefined,
+  script: boolean,
+): RunReport {
+  const signalledIds = o.accepted
+    .filter((a) => a.index < sc.tasks.length && sc.tasks[a.index]!.abortAfterMs !== undefined)
+    .map((a) => a.id);
+  const status = (id: number) => o.events.get(id)?.[0] ?? o.outcomes.get(id)?.[0]?.meta.status;
+  const puts = [...o.accepted, ...o.notAccepted, ...o.putErrors];
   return {
     violations: v,
     elapsedMs,
@@ -413,104 +442,14 @@ function report(sc: Scenario, v: string[], elapsedMs: number, boundMs: number, o
     accepted: o.accepted.length,
     summary,
     startRejectedMs,
+    script,
     queueFull: o.putErrors.filter((e) => e.name === 'QueueFullError').length,
+    notAccepted: o.notAccepted.length,
     signalled: signalledIds.length,
-    signalCancelled: signalledIds.filter((id) => o.collected.get(id)?.[0]?.meta.status === 'cancelled').length,
+    signalCancelled: signalledIds.filter((id) => status(id) === 'cancelled').length,
+    followUps: puts.filter((p) => p.index >= sc.tasks.length).length,
+    callbacksThrew: o.threw.length + (o.reader?.how === 'throw' ? 1 : 0),
+    restarts: o.restarts,
+    reader: o.reader?.how,
   };
-}
-
-function checkOutcomes(sc: Scenario, summary: FinalSummary, mx: Metrics, o: Observed, v: string[]): void {
-  const s = sc.settings;
-  const { accepted, putErrors, collected, events, engineErrors } = o;
-  const ids = new Map(accepted.map((a) => [a.id, a.index]));
-  if (ids.size !== accepted.length) v.push(`put() returned a task id twice: ${accepted.map((a) => a.id).join(',')}`);
-
-  // Exactly one outcome per accepted task, through both the collector and the 'task' event.
-  for (const { id, index, afterClose } of accepted) {
-    const b = sc.tasks[index]!;
-    if (afterClose) v.push(`task ${id} (#${index}) was accepted by a put() issued after close()`);
-    const got = collected.get(id) ?? [];
-    const ev = events.get(id) ?? [];
-    if (got.length !== 1) v.push(`task ${id} (#${index} ${b.kind}): ${got.length} outcomes at the collector (${got.map((g) => g.meta.status).join(',')})`);
-    if (ev.length !== 1) v.push(`task ${id} (#${index} ${b.kind}): ${ev.length} 'task' events`);
-    if (got.length !== 1) continue;
-    const g = got[0]!;
-    const { meta } = g;
-    if (ev.length === 1 && ev[0] !== meta.status) v.push(`task ${id}: collector says ${meta.status}, 'task' event says ${ev[0]}`);
-    const allowed = allowedStatuses(b, sc);
-    if (!allowed.has(meta.status)) v.push(`task ${id} (#${index} ${JSON.stringify(b)}): status ${meta.status}, allowed ${[...allowed].join('/')} (result: ${describeOutcome(g)})`);
-    if (meta.attempts > 1 + s.retries) v.push(`task ${id}: ${meta.attempts} attempts with retries ${s.retries}`);
-    // The result matches the status, and belongs to this task.
-    const [, value] = taskArgs(b, index);
-    const e = g.error;
-    switch (meta.status) {
-      case 'ok': if (g.value !== value) v.push(`task ${id} (#${index} ${b.kind}): ok with result ${describeOutcome(g)}, expected ${String(value)}`); break;
-      case 'error':
-        if (!e || e.cls === 'not an Error') v.push(`task ${id}: error with a non-Error result ${describeOutcome(g)}`);
-        else if (b.kind === 'throw' && (e.name !== 'RangeError' || e.message !== `thrown on purpose ${index}`)) v.push(`task ${id} (#${index} throw): error ${describeOutcome(g)} is not its own`);
-        else if (b.kind === 'gracefulDie' && e.name !== 'WorkerGracefulDie') v.push(`task ${id} (#${index} gracefulDie): error ${describeOutcome(g)}`);
-        else if (b.kind === 'unsendable' && e.name !== 'SerializationError') v.push(`task ${id} (#${index} unsendable): error ${describeOutcome(g)}`);
-        break;
-      case 'timeout': if (e?.cls !== 'TaskTimeoutError') v.push(`task ${id}: timeout with ${describeOutcome(g)}`); break;
-      case 'crashed': if (e?.cls !== 'WorkerCrashedError') v.push(`task ${id}: crashed with ${describeOutcome(g)}`); break;
-      case 'cancelled': if (e?.cls !== 'TaskCancelledError') v.push(`task ${id}: cancelled with ${describeOutcome(g)}`); break;
-    }
-  }
-  // No outcome for an id put() never returned.
-  for (const id of collected.keys()) if (!ids.has(id)) v.push(`an outcome for task ${id}, which put() never returned`);
-  for (const id of events.keys()) if (!ids.has(id)) v.push(`a 'task' event for task ${id}, which put() never returned`);
-
-  // The summary adds up, matches what was accepted and seen, and metrics() agrees.
-  const counts: Record<Status, number> = { ok: 0, error: 0, timeout: 0, crashed: 0, cancelled: 0 };
-  for (const list of collected.values()) for (const g of list) counts[g.meta.status]++;
-  const sum = STATUSES.reduce((a, k) => a + summary[k], 0);
-  if (summary.total !== sum) v.push(`summary does not add up: total ${summary.total}, parts ${sum} (${JSON.stringify(summary)})`);
-  if (summary.total !== accepted.length) v.push(`summary.total ${summary.total} !== ${accepted.length} accepted`);
-  for (const k of STATUSES) if (summary[k] !== counts[k]) v.push(`summary.${k} ${summary[k]} !== ${counts[k]} seen by the collector`);
-  for (const k of STATUSES) if (mx.outcomes[k] !== summary[k]) v.push(`metrics().outcomes.${k} ${mx.outcomes[k]} !== summary.${k} ${summary[k]}`);
-  if (mx.total !== summary.total) v.push(`metrics().total ${mx.total} !== summary.total ${summary.total}`);
-  if (mx.processesAlive !== 0) v.push(`metrics().processesAlive ${mx.processesAlive} after the ending`);
-
-  // put() only fails once the ending was called or close() was — or after a crash loop made the
-  // engine give up — or, with a putTimeout, with QueueFullError after waiting at least putTimeout
-  // (that task was never accepted: it has no id, and no outcome, checked above).
-  const gaveUp = engineErrors.length > 0;
-  const queueFull = (e: PutError) => e.name === 'QueueFullError' && s.putTimeout !== undefined;
-  for (const e of putErrors) {
-    if (e.name === 'QueueFullError' && s.putTimeout === undefined) v.push(`put() of task #${e.index} rejected with QueueFullError without a putTimeout`);
-    // setTimeout may fire up to 1 ms early (rounding).
-    if (queueFull(e) && e.waitedMs < s.putTimeout! - 1) v.push(`put() of task #${e.index} rejected with QueueFullError after ${e.waitedMs} ms < putTimeout ${s.putTimeout}`);
-    if (!e.afterEnding && !e.afterClose && !gaveUp && !queueFull(e)) v.push(`put() of task #${e.index} rejected before the ending: ${e.error}`);
-  }
-  // putTimeout bounds every put(): it is accepted or rejects within putTimeout (+ event-loop lag).
-  if (s.putTimeout !== undefined) {
-    const slowest = Math.max(0, ...o.putWaits);
-    if (slowest > s.putTimeout + 1500) v.push(`a put() waited ${slowest} ms with putTimeout ${s.putTimeout}`);
-  }
-  const otherErrors = putErrors.filter((e) => !queueFull(e) && !e.afterClose);
-  if (sc.ending.kind === 'join' && otherErrors.length && !gaveUp) v.push(`join(): ${otherErrors.length} put()s rejected (${otherErrors.map((e) => e.error).join(' | ')})`);
-  if (accepted.length + putErrors.length !== sc.tasks.length) v.push(`${accepted.length} accepted + ${putErrors.length} rejected !== ${sc.tasks.length} put`);
-  // The engine gives up only after a crash loop, which only tasks that kill their process can cause here.
-  if (engineErrors.length && !hasProcessKillers(sc)) v.push(`'error' event(s) without any sigkill/abort task: ${engineErrors.join(' | ')}`);
-  // With join() and no crashing behaviour, only a task's own AbortSignal can make it anything but ok/error.
-  if (sc.ending.kind === 'join' && !hasCrashers(sc)) {
-    let signalledCancelled = 0;
-    for (const { id, index } of accepted) if (sc.tasks[index]!.abortAfterMs !== undefined && collected.get(id)?.[0]?.meta.status === 'cancelled') signalledCancelled++;
-    if (summary.ok + summary.error + signalledCancelled !== summary.total) v.push(`join() with no crashing behaviour, yet ${JSON.stringify(summary)} (${signalledCancelled} cancelled by their own signal)`);
-  }
-}
-
-function describeOutcome(g: Outcome): string {
-  if (g.error) return `${g.error.cls === g.error.name ? '' : `${g.error.cls} `}${g.error.name}: ${g.error.message}`;
-  return describe(g.value);
-}
-
-function describe(x: unknown): string {
-  if (x instanceof Error) return `${x.name}: ${x.message}`;
-  if (typeof x === 'function') return '[function]';
-  try {
-    return JSON.stringify(x) ?? String(x);
-  } catch {
-    return String(x);
-  }
 }
