@@ -63,6 +63,9 @@ const TARGETS = [
   ['Lifecycle 1000 ± 20% ÷ no lifecycle (P2×T4, 0.2 ms CPU tasks: ~200 ms of work per thread life)', (f) => f.lifecycleRatio, (x) => x >= 0.9, '≥ 0.90 (issue 3)', fmt.x2],
   ['Lifecycle 500 ± 20% ÷ no lifecycle (P2×T4, 1 ms CPU tasks)', (f) => f.lifecycleCpu1Ratio, (x) => x >= 0.9, '≥ 0.90 (issue 3)', fmt.x2],
   ['Lifecycle 300 ± 20% ÷ no lifecycle (P2×T4, 2 ms sleeps)', (f) => f.lifecycleIoRatio, (x) => x >= 0.9, '≥ 0.90 (issue 3)', fmt.x2],
+  ['First 20k no-op tasks after start() ÷ warm rate (P2×T2)', (f) => f.coldVsWarm, (x) => x >= 0.7, '≥ 0.70 (issue 19)', fmt.x2],
+  ['First 20k no-op tasks after start() ÷ tinypool threads\' first 20k', (f) => f.coldVsTinypool, (x) => x >= 5, '≥ 5× (issue 19)', fmt.x2],
+  ['CPU-bound 5 ms tasks ÷ tinypool (P2×T1 vs 2 threads)', (f) => f.cpuVsTinypool, (x) => x >= 1, '≥ 1 (issue 19)', fmt.x2],
   ['Master RSS growth streaming the tasks', (f) => f.memoryGrowthMiB, (x) => x < 150, '< 150 MiB', fmt.mib],
 ];
 
