@@ -2,7 +2,7 @@
 // case inside its own process (bench/lib/isolate.mjs), and a `report` that turns the per-rep
 // figures of every case into markdown, SVG charts and the facts the targets table checks.
 import { fileURLToPath } from 'node:url';
-import { createPeer, windowedFlood, PEERS } from './peers/index.mjs';
+import { createPeer, windowedFlood, importMpms, PEERS } from './peers/index.mjs';
 import { percentile, median, span, fmt } from './lib/stats.mjs';
 import { wallNow } from './lib/isolate.mjs';
 import { processTree, snapshot, spent } from './lib/proc-cpu.mjs';
@@ -487,7 +487,7 @@ export const WORKLOADS = [
       return [{ key: 'mpms:recovery', peer: 'mpms', label: 'mpms P2×T2, 5 ms tasks', config: P2T2, params: { tasks: quick ? 1200 : 2000 } }];
     },
     async measure(spec, state) {
-      const { MPMS } = await import('../dist/index.js');
+      const { MPMS } = await importMpms();
       const n = spec.params.tasks;
       let results = 0;
       let crashed = 0;
