@@ -178,7 +178,14 @@ async function orchestrate() {
     const dir = path.join(path.dirname(args.write), 'bench');
     fs.mkdirSync(dir, { recursive: true });
     for (const ch of charts) fs.writeFileSync(path.join(dir, ch.file), barChart(ch));
-    fs.writeFileSync(args.write, doc + '\n');
+    // Sections other benches keep in the same file (bench/bullmq.mjs) survive this rewrite.
+    let kept = '';
+    try {
+      kept = (fs.readFileSync(args.write, 'utf8').match(/\n<!-- bench\/[\w.-]+ -->\n[\s\S]*?<!-- \/bench\/[\w.-]+ -->\n?/g) ?? []).join('');
+    } catch {
+      // No file yet.
+    }
+    fs.writeFileSync(args.write, doc + '\n' + kept);
     console.log(`\nwritten to ${args.write} and ${charts.length} charts to ${dir}/`);
   }
   process.stderr.write(`\nsuite finished in ${seconds} s${failures.length ? `, ${failures.length} failure(s)` : ''}\n`);
