@@ -74,7 +74,7 @@ const TARGETS = [
 ];
 
 function distFingerprint(dir = fileURLToPath(new URL('../dist/', import.meta.url))) {
-  dir = dir.endsWith('/') ? dir : dir + '/';
+  dir = dir.endsWith('/') ? dir : `${dir}/`;
   const h = createHash('sha1');
   try {
     for (const f of fs.readdirSync(dir, { recursive: true }).filter((f) => f.endsWith('.js')).sort()) h.update(f).update(fs.readFileSync(dir + f));
@@ -185,7 +185,7 @@ async function orchestrate() {
     } catch {
       // No file yet.
     }
-    fs.writeFileSync(args.write, doc + '\n' + kept);
+    fs.writeFileSync(args.write, `${doc}\n${kept}`);
     console.log(`\nwritten to ${args.write} and ${charts.length} charts to ${dir}/`);
   }
   process.stderr.write(`\nsuite finished in ${seconds} s${failures.length ? `, ${failures.length} failure(s)` : ''}\n`);

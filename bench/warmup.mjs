@@ -32,7 +32,7 @@ const { values: o } = parseArgs({
 
 async function run() {
   const dist = process.env.MPMS_DIST ?? fileURLToPath(new URL('../dist/', import.meta.url));
-  const { MPMS } = await import(pathToFileURL(dist + '/index.js').href);
+  const { MPMS } = await import(pathToFileURL(`${dist}/index.js`).href);
   const cold = Number(o.tasks);
   const warm = Number(o.warm);
   const arg = o.arg === '' ? null : Number(o.arg);

@@ -362,7 +362,7 @@ export const WORKLOADS = [
     async measure(spec, state) {
       const { peer } = await started(spec, 'sleep');
       state.phase = 'flood';
-      const { out: flood, cpu } = await cpuPerTask(spec.params.tasks, () => timedFlood(peer, spec.params.tasks, () => 10, (a, r) => r === 10, 32));
+      const { out: flood, cpu } = await cpuPerTask(spec.params.tasks, () => timedFlood(peer, spec.params.tasks, () => 10, (_a, r) => r === 10, 32));
       await peer.stop();
       return { tasksPerSec: flood.tasksPerSec, efficiency: flood.tasksPerSec / 3200, cpu, problems: flood.problems };
     },
@@ -423,7 +423,7 @@ export const WORKLOADS = [
         '',
         ...table(cases, runs, [['tasks/s', 'tasksPerSec', fmt.int], ...CPU_COLS]),
         '',
-        CPU_NOTE + ' The task itself is ~5 ms of CPU; the bare processes\' total is the work alone.',
+        `${CPU_NOTE} The task itself is ~5 ms of CPU; the bare processes' total is the work alone.`,
         '',
         ...cases.filter((c) => c !== base).map((c) => `- ${c.label} efficiency vs bare processes: ${span(ratios(runs, c, base, 'tasksPerSec'), fmt.x2)}; CPU per task beyond the bare processes': ${span(overBare(c), fmt.ms)} µs`),
       ];

@@ -328,7 +328,10 @@ export class Relay {
   private flushOrHold(): void {
     // Short tasks fill a message within a hop anyway (and batch while a write is under way):
     // holding them would only add latency.
-    if (this.done.length === 0 || this.done.length >= HOLD_BATCH || this.returned.length > 0 || this.stopping) return this.flush();
+    if (this.done.length === 0 || this.done.length >= HOLD_BATCH || this.returned.length > 0 || this.stopping) {
+      this.flush();
+      return;
+    }
     const now = Date.now();
     const { fedMs, nextMs } = this.outlook();
     // Held only if the next outcome is due within the bound: the flush then rides on its
