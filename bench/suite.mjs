@@ -7,7 +7,10 @@
 // (bench/lib/isolate.mjs): a hung engine fails the suite with a diagnosis, never hangs it.
 //
 // Usage: node bench/suite.mjs [--quick] [--reps N] [--only noop,latency,...] [--write FILE]
+//                             [--baseline DIR]
 //   --quick  smaller runs, 2 reps, P2×T2 only: under 2 minutes
+//   --baseline  also run every mpms case on the build in DIR (another checkout's dist/),
+//            interleaved with the rest: before/after figures from one run, side by side
 //   --write  also write the report there (npm run bench: docs/benchmarks.md) and its SVG charts
 //            to a `bench/` folder beside it
 import { fileURLToPath } from 'node:url';
@@ -31,6 +34,7 @@ const { values: args } = parseArgs({
     reps: { type: 'string' },
     only: { type: 'string' },
     write: { type: 'string' },
+    baseline: { type: 'string' },
   },
 });
 
@@ -63,11 +67,14 @@ const TARGETS = [
   ['Lifecycle 1000 ± 20% ÷ no lifecycle (P2×T4, 0.2 ms CPU tasks: ~200 ms of work per thread life)', (f) => f.lifecycleRatio, (x) => x >= 0.9, '≥ 0.90 (issue 3)', fmt.x2],
   ['Lifecycle 500 ± 20% ÷ no lifecycle (P2×T4, 1 ms CPU tasks)', (f) => f.lifecycleCpu1Ratio, (x) => x >= 0.9, '≥ 0.90 (issue 3)', fmt.x2],
   ['Lifecycle 300 ± 20% ÷ no lifecycle (P2×T4, 2 ms sleeps)', (f) => f.lifecycleIoRatio, (x) => x >= 0.9, '≥ 0.90 (issue 3)', fmt.x2],
+  ['First 20k no-op tasks after start() ÷ warm rate (P2×T2)', (f) => f.coldVsWarm, (x) => x >= 0.7, '≥ 0.70 (issue 19)', fmt.x2],
+  ['First 20k no-op tasks after start() ÷ tinypool threads\' first 20k', (f) => f.coldVsTinypool, (x) => x >= 5, '≥ 5× (issue 19)', fmt.x2],
+  ['CPU-bound 5 ms tasks ÷ tinypool (P2×T1 vs 2 threads)', (f) => f.cpuVsTinypool, (x) => x >= 1, '≥ 1 (issue 19)', fmt.x2],
   ['Master RSS growth streaming the tasks', (f) => f.memoryGrowthMiB, (x) => x < 150, '< 150 MiB', fmt.mib],
 ];
 
-function distFingerprint() {
-  const dir = fileURLToPath(new URL('../dist/', import.meta.url));
+function distFingerprint(dir = fileURLToPath(new URL('../dist/', import.meta.url))) {
+  dir = dir.endsWith('/') ? dir : `${dir}/`;
   const h = createHash('sha1');
   try {
     for (const f of fs.readdirSync(dir, { recursive: true }).filter((f) => f.endsWith('.js')).sort()) h.update(f).update(fs.readFileSync(dir + f));
@@ -84,6 +91,11 @@ async function orchestrate() {
   const workloads = WORKLOADS.filter((w) => (only ? only.includes(w.id) : !w.hidden));
   const build = distFingerprint();
   if (!build) throw new Error('dist/ is missing: run `npm run build` first');
+  const baseline = args.baseline ? path.resolve(args.baseline) : undefined;
+  const baseBuild = baseline ? distFingerprint(baseline) : undefined;
+  if (baseline && !baseBuild) throw new Error(`--baseline ${baseline}: no build there`);
+  const factsBefore = {};
+  const sectionsBefore = [];
   const t0 = performance.now();
   const failures = [];
   const sections = [];
@@ -92,17 +104,20 @@ async function orchestrate() {
 
   for (const w of workloads) {
     const cases = w.plan(quick);
-    const runs = Object.fromEntries(cases.map((c) => [c.key, []]));
+    // The baseline's twin of each mpms case runs right after it, every rep.
+    const twins = baseline ? cases.filter((c) => c.peer === 'mpms').map((c) => ({ ...c, key: `${c.key}:before`, label: `${c.label} [before]`, env: { MPMS_DIST: baseline } })) : [];
+    const order = cases.flatMap((c) => [c, ...twins.filter((t) => t.key === `${c.key}:before`)]);
+    const runs = Object.fromEntries(order.map((c) => [c.key, []]));
     const broken = new Set();
     process.stderr.write(`\n== ${w.title}\n`);
     for (let r = 0; r < reps; r++) {
-      for (const c of cases) {
+      for (const c of order) {
         if (broken.has(c.key)) {
           runs[c.key].push(null);
           continue;
         }
         const spec = { workload: w.id, peer: c.peer, config: c.config, params: c.params, label: c.label };
-        const { res, failure } = await runIsolated(SELF, ['--case', JSON.stringify(spec)], { label: c.label, timeoutMs: CASE_TIMEOUT_MS });
+        const { res, failure } = await runIsolated(SELF, ['--case', JSON.stringify(spec)], { label: c.label, timeoutMs: CASE_TIMEOUT_MS, env: c.env });
         if (failure) {
           process.stderr.write(`  FAILED ${failure}\n`);
           failures.push(failure);
@@ -118,10 +133,17 @@ async function orchestrate() {
     Object.assign(facts, rep.facts);
     charts.push(...rep.charts);
     sections.push(`## ${w.title}`, '', ...rep.md, ...rep.charts.map((ch) => `\n![${ch.title}](bench/${ch.file})`), '');
+    if (twins.length) {
+      // The same report with the baseline's runs in the mpms cases' place (peers' runs shared).
+      const before = w.report(cases, { ...runs, ...Object.fromEntries(twins.map((t) => [t.key.slice(0, -':before'.length), runs[t.key]])) });
+      Object.assign(factsBefore, before.facts);
+      sectionsBefore.push(`### ${w.title} — baseline build, same run`, '', ...before.md, '');
+    }
   }
   if (distFingerprint() !== build) failures.push('dist/ changed during the run (engine rebuilt): the mpms figures mix two builds; run again');
 
-  const targetRows = TARGETS.filter(([, get]) => Number.isFinite(get(facts))).map(([what, get, met, target, f]) => `| ${what} | ${target} | ${f(get(facts))} | ${met(get(facts)) ? 'met' : '**missed**'} |`);
+  const beforeCell = (get, f) => (baseline ? ` ${Number.isFinite(get(factsBefore)) ? f(get(factsBefore)) : '–'} |` : '');
+  const targetRows = TARGETS.filter(([, get]) => Number.isFinite(get(facts))).map(([what, get, met, target, f]) => `| ${what} | ${target} |${beforeCell(get, f)} ${f(get(facts))} | ${met(get(facts)) ? 'met' : '**missed**'} |`);
   const cpus = os.cpus();
   const seconds = Math.round((performance.now() - t0) / 1000);
   const doc = [
@@ -133,13 +155,15 @@ async function orchestrate() {
     '',
     '## Targets (issue 6), medians of this run',
     '',
-    '| target | wanted | measured | |',
-    '|---|---|---|---|',
+    ...(baseline
+      ? [`Baseline build (\`--baseline\`): ${baseline}, dist ${baseBuild}; its mpms cases ran interleaved with the rest, each right after its twin.`, '', '| target | wanted | before (baseline) | measured | |', '|---|---|---|---|---|']
+      : ['| target | wanted | measured | |', '|---|---|---|---|']),
     ...targetRows,
     '',
     'Where a target is missed, docs/architecture.md ("Performance") says what bounds it, measured.',
     '',
     ...sections,
+    ...(sectionsBefore.length ? ['## The baseline build, same run', '', 'Every table again with the baseline build\'s figures in the mpms rows (the peers\' runs are the same).', '', ...sectionsBefore] : []),
     '## The reference Python library (external figures, quoted)',
     '',
     `MPMS (Python), measured on this machine class, ${PYTHON_DATE}; not re-run by this script.`,
@@ -154,7 +178,14 @@ async function orchestrate() {
     const dir = path.join(path.dirname(args.write), 'bench');
     fs.mkdirSync(dir, { recursive: true });
     for (const ch of charts) fs.writeFileSync(path.join(dir, ch.file), barChart(ch));
-    fs.writeFileSync(args.write, doc + '\n');
+    // Sections other benches keep in the same file (bench/bullmq.mjs) survive this rewrite.
+    let kept = '';
+    try {
+      kept = (fs.readFileSync(args.write, 'utf8').match(/\n<!-- bench\/[\w.-]+ -->\n[\s\S]*?<!-- \/bench\/[\w.-]+ -->\n?/g) ?? []).join('');
+    } catch {
+      // No file yet.
+    }
+    fs.writeFileSync(args.write, `${doc}\n${kept}`);
     console.log(`\nwritten to ${args.write} and ${charts.length} charts to ${dir}/`);
   }
   process.stderr.write(`\nsuite finished in ${seconds} s${failures.length ? `, ${failures.length} failure(s)` : ''}\n`);

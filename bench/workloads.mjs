@@ -2,9 +2,10 @@
 // case inside its own process (bench/lib/isolate.mjs), and a `report` that turns the per-rep
 // figures of every case into markdown, SVG charts and the facts the targets table checks.
 import { fileURLToPath } from 'node:url';
-import { createPeer, windowedFlood, PEERS } from './peers/index.mjs';
+import { createPeer, windowedFlood, importMpms, PEERS } from './peers/index.mjs';
 import { percentile, median, span, fmt } from './lib/stats.mjs';
 import { wallNow } from './lib/isolate.mjs';
+import { processTree, snapshot, spent } from './lib/proc-cpu.mjs';
 
 const TASKS = fileURLToPath(new URL('./workers/tasks.mjs', import.meta.url));
 const P2T2 = { processes: 2, threads: 2 };
@@ -49,7 +50,12 @@ async function stopped(peer) {
 function table(cases, runs, cols) {
   const ok = (c) => (runs[c.key] ?? []).filter(Boolean);
   const out = [`| case | ${cols.map((c) => c[0]).join(' | ')} |`, `|---|${cols.map(() => '---|').join('')}`];
-  for (const c of cases) out.push(`| ${c.peer === 'mpms' ? `**${c.label}**` : c.label} | ${cols.map(([, k, f]) => span(ok(c).map((r) => (typeof k === 'function' ? k(r) : r[k])), f)).join(' | ')} |`);
+  const cell = (c, k, f) => {
+    const xs = ok(c).map((r) => (typeof k === 'function' ? k(r) : r[k]));
+    // A figure this case does not measure (not a failure: its runs are there).
+    return xs.length && xs.every((x) => x === undefined) ? '–' : span(xs, f);
+  };
+  for (const c of cases) out.push(`| ${c.peer === 'mpms' ? `**${c.label}**` : c.label} | ${cols.map(([, k, f]) => cell(c, k, f)).join(' | ')} |`);
   return out;
 }
 
@@ -90,6 +96,47 @@ const medRatio = (runs, a, b, k) => {
   const xs = ratios(runs, a, b, k);
   return xs.length ? median(xs) : NaN;
 };
+
+/**
+ * CPU (µs per task, from /proc) spent during `body()` by this process — the master, or the
+ * whole pool for thread pools: its main thread, and its other threads (workers, V8's helpers) —
+ * and by its child processes (sampled before the engine stops them), with voluntary context
+ * switches (wake-ups) per task over all of them.
+ */
+async function cpuPerTask(tasks, body) {
+  const pids = processTree(process.pid);
+  const a = snapshot(pids);
+  const out = await body();
+  const b = snapshot(pids);
+  const own = spent(a, b, [process.pid]);
+  const kids = spent(a, b, pids.slice(1));
+  const per = (x) => (x * 1000) / tasks;
+  return {
+    out,
+    cpu: {
+      mainUs: per(own.main),
+      v8Us: per(own.v8),
+      workersUs: per(own.workers),
+      childMainUs: per(kids.main),
+      childV8Us: per(kids.v8),
+      childWorkersUs: per(kids.workers),
+      totalUs: per(own.total + kids.total),
+      wakeups: (own.wakeups + kids.wakeups) / tasks,
+    },
+  };
+}
+
+const CPU_COLS = [
+  ['CPU µs/task: master main thread', (r) => r.cpu?.mainUs, fmt.ms],
+  ['master V8 helpers', (r) => r.cpu?.v8Us, fmt.ms],
+  ['master worker threads', (r) => r.cpu?.workersUs, fmt.ms],
+  ['children main threads', (r) => r.cpu?.childMainUs, fmt.ms],
+  ['children V8 helpers', (r) => r.cpu?.childV8Us, fmt.ms],
+  ['children worker threads', (r) => r.cpu?.childWorkersUs, fmt.ms],
+  ['total', (r) => r.cpu?.totalUs, fmt.ms],
+  ['wake-ups/task', (r) => r.cpu?.wakeups, fmt.x2],
+];
+const CPU_NOTE = 'CPU per task from /proc (Linux), over the flood only (after start-up, before stop), per kind of thread: the master\'s (for thread pools, the one process\'s) main thread, its V8 helper threads (background compiles, GC), its worker threads (thread pools run the tasks there), and the same for child processes (mpms runs the tasks in its children\'s worker threads, the bare processes in their main threads). Wake-ups are voluntary context switches (a thread that slept and was woken), summed over every thread. A loaded machine disturbs CPU time far less than wall time.';
 
 // ------------------------------------------------------------------------------------------------
 
@@ -145,6 +192,81 @@ export const WORKLOADS = [
       facts.startMs = med(runs, find('mpms', 'P2×T2'), 'startMs');
       facts.stopMs = med(runs, find('mpms', 'P2×T2'), 'stopMs');
       return { md, charts, facts };
+    },
+  },
+  {
+    id: 'cold',
+    title: 'Cold start: the first tasks after start(), and a whole 20k batch (P2×T2)',
+    plan(quick) {
+      const peers = ['mpms', 'tinypool', 'tinypool-process', 'piscina', 'workerpool', 'bare'];
+      // The first 5k, 20k and 100k tasks after start() (marks of one flood), then the warm rate
+      // over the tasks after those (100k; 20k for the process-based peers, 5× slower).
+      const rates = peers.map((p) => ({ ...kase(p, P2T2, { kind: 'rates', warm: quick ? 20_000 : SLOW_PEERS.has(p) ? 20_000 : 100_000, cold: quick ? 20_000 : 100_000 }), group: 'rates' }));
+      // A whole batch as a user runs it: constructor, start(), 20,000 tasks, join()/destroy().
+      const batch = peers.map((p) => ({ ...kase(p, P2T2, { kind: 'batch', tasks: 20_000 }, `${PEERS[p].label({ ...P2T2, concurrency: 1 })}, whole batch`), group: 'batch' }));
+      return [...rates, ...batch];
+    },
+    async measure(spec, state) {
+      if (spec.params.kind === 'batch') {
+        const t0 = performance.now();
+        const { peer } = await started(spec, 'noop');
+        state.phase = 'batch';
+        const flood = await timedFlood(peer, spec.params.tasks, (i) => i, (a, r) => a === r, 1000);
+        await peer.stop();
+        const ms = performance.now() - t0;
+        return { batchMs: ms, batchPerSec: (spec.params.tasks / ms) * 1000, problems: flood.problems };
+      }
+      const { peer } = await started(spec, 'noop');
+      const { cold, warm } = spec.params;
+      const marks = new Map([5_000, 20_000, 100_000, cold + warm].filter((n) => n <= cold + warm).map((n) => [n, 0]));
+      let done = 0;
+      state.phase = 'flood';
+      const t0 = performance.now();
+      const flood = await timedFlood(peer, cold + warm, (i) => i, (a, r) => {
+        if (marks.has(++done)) marks.set(done, performance.now());
+        return a === r;
+      }, 1000);
+      state.phase = 'stop';
+      await peer.stop();
+      const rate = (n, from = 0) => ((n - from) / (marks.get(n) - (from ? marks.get(from) : t0))) * 1000;
+      const res = { first5k: rate(5_000), first20k: rate(20_000), warmPerSec: rate(cold + warm, cold), problems: flood.problems };
+      if (marks.has(100_000) && cold >= 100_000) res.first100k = rate(100_000);
+      res.cold20kVsWarm = res.first20k / res.warmPerSec;
+      return res;
+    },
+    report(cases, runs) {
+      const rates = cases.filter((c) => c.group === 'rates');
+      const batch = cases.filter((c) => c.group === 'batch');
+      const md = [
+        'No-op tasks from a fresh engine: the rate over the first 5k, 20k and 100k tasks counted from start() resolved (peers: from every worker ready, as in the no-op table), and the warm rate over the tasks after those (100k; 20k for the process-based peers). mpms is fed by `await put()` + collector, peers by `run()` with 1,000 in flight. *Whole batch*: constructor → start() → 20,000 tasks → join()/destroy() resolved, in a fresh process.',
+        '',
+        ...table(rates, runs, [
+          ['first 5k (tasks/s)', 'first5k', fmt.int],
+          ['first 20k (tasks/s)', 'first20k', fmt.int],
+          ['first 100k (tasks/s)', 'first100k', fmt.int],
+          ['warm (tasks/s)', 'warmPerSec', fmt.int],
+          ['first 20k ÷ warm', 'cold20kVsWarm', fmt.x2],
+        ]),
+        '',
+        ...table(batch, runs, [
+          ['20k batch incl. start + join (ms)', 'batchMs', fmt.ms],
+          ['tasks/s over it', 'batchPerSec', fmt.int],
+        ]),
+        '',
+        'Per-rep ratios:',
+        ...ratioLines(rates, runs, 'first20k', 'first 20k tasks/s'),
+        ...ratioLines(batch, runs, 'batchPerSec', 'whole 20k batch (tasks/s incl. start and join)'),
+      ];
+      const mp = rates.find((c) => c.peer === 'mpms');
+      return {
+        md,
+        charts: [chart('cold-20k.svg', 'First 20,000 tasks after start(), P2×T2', 'tasks/s', rates, runs, 'first20k', fmt.int)],
+        facts: {
+          coldVsWarm: med(runs, mp, 'cold20kVsWarm'),
+          coldVsTinypool: medRatio(runs, mp, rates.find((c) => c.peer === 'tinypool'), 'first20k'),
+          batchVsTinypool: medRatio(runs, batch.find((c) => c.peer === 'mpms'), batch.find((c) => c.peer === 'tinypool'), 'batchPerSec'),
+        },
+      };
     },
   },
   {
@@ -240,9 +362,9 @@ export const WORKLOADS = [
     async measure(spec, state) {
       const { peer } = await started(spec, 'sleep');
       state.phase = 'flood';
-      const flood = await timedFlood(peer, spec.params.tasks, () => 10, (a, r) => r === 10, 32);
+      const { out: flood, cpu } = await cpuPerTask(spec.params.tasks, () => timedFlood(peer, spec.params.tasks, () => 10, (_a, r) => r === 10, 32));
       await peer.stop();
-      return { tasksPerSec: flood.tasksPerSec, efficiency: flood.tasksPerSec / 3200, problems: flood.problems };
+      return { tasksPerSec: flood.tasksPerSec, efficiency: flood.tasksPerSec / 3200, cpu, problems: flood.problems };
     },
     report(cases, runs) {
       const md = [
@@ -251,7 +373,10 @@ export const WORKLOADS = [
         ...table(cases, runs, [
           ['tasks/s', 'tasksPerSec', fmt.int],
           ['of ideal', 'efficiency', fmt.x2],
+          ...CPU_COLS,
         ]),
+        '',
+        CPU_NOTE,
       ];
       const inline = cases.find((c) => c.peer === 'inline');
       const ours = cases.filter((c) => c.peer === 'mpms');
@@ -279,23 +404,36 @@ export const WORKLOADS = [
     async measure(spec, state) {
       const { peer } = await started(spec, 'spin');
       state.phase = 'flood';
-      const flood = await timedFlood(peer, spec.params.tasks, () => 5, () => true, 8);
+      const { out: flood, cpu } = await cpuPerTask(spec.params.tasks, () => timedFlood(peer, spec.params.tasks, () => 5, () => true, 8));
       await peer.stop();
-      return { tasksPerSec: flood.tasksPerSec, problems: flood.problems };
+      return { tasksPerSec: flood.tasksPerSec, cpu, problems: flood.problems };
     },
     report(cases, runs) {
       const base = cases.find((c) => c.peer === 'bare-cpu');
+      const overBare = (c) => {
+        const xs = [];
+        (runs[c.key] ?? []).forEach((r, i) => {
+          const b = runs[base.key]?.[i];
+          if (r?.cpu && b?.cpu) xs.push(r.cpu.totalUs - b.cpu.totalUs);
+        });
+        return xs;
+      };
       const md = [
         'Each task spins 5 ms of CPU. Two workers on two cores: the ideal is 400 tasks/s; "bare processes" run the same tasks back to back in two forked processes with no engine and no per-task message, and efficiency is each engine\'s rate ÷ theirs, per rep.',
         '',
-        ...table(cases, runs, [['tasks/s', 'tasksPerSec', fmt.int]]),
+        ...table(cases, runs, [['tasks/s', 'tasksPerSec', fmt.int], ...CPU_COLS]),
         '',
-        ...cases.filter((c) => c !== base).map((c) => `- ${c.label} efficiency vs bare processes: ${span(ratios(runs, c, base, 'tasksPerSec'), fmt.x2)}`),
+        `${CPU_NOTE} The task itself is ~5 ms of CPU; the bare processes' total is the work alone.`,
+        '',
+        ...cases.filter((c) => c !== base).map((c) => `- ${c.label} efficiency vs bare processes: ${span(ratios(runs, c, base, 'tasksPerSec'), fmt.x2)}; CPU per task beyond the bare processes': ${span(overBare(c), fmt.ms)} µs`),
       ];
       return {
         md,
         charts: [chart('cpu.svg', 'CPU-bound 5 ms tasks, 2 workers on 2 cores', 'tasks/s', cases, runs, 'tasksPerSec', fmt.int)],
-        facts: { cpuEfficiency: medRatio(runs, cases.find((c) => c.peer === 'mpms'), base, 'tasksPerSec') },
+        facts: {
+          cpuEfficiency: medRatio(runs, cases.find((c) => c.peer === 'mpms'), base, 'tasksPerSec'),
+          cpuVsTinypool: medRatio(runs, cases.find((c) => c.peer === 'mpms'), cases.find((c) => c.peer === 'tinypool'), 'tasksPerSec'),
+        },
       };
     },
   },
@@ -349,7 +487,7 @@ export const WORKLOADS = [
       return [{ key: 'mpms:recovery', peer: 'mpms', label: 'mpms P2×T2, 5 ms tasks', config: P2T2, params: { tasks: quick ? 1200 : 2000 } }];
     },
     async measure(spec, state) {
-      const { MPMS } = await import('../dist/index.js');
+      const { MPMS } = await importMpms();
       const n = spec.params.tasks;
       let results = 0;
       let crashed = 0;

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MPMS, TaskTimeoutError, type Meta } from '../dist/index.js';
-import { fixture, guardChildren } from './helpers.js';
+import { fixture, guardChildren, waitGone } from './helpers.js';
+import { spawn } from 'node:child_process';
 
 const worker = fixture('limits-worker.mjs');
 guardChildren();
@@ -57,6 +58,36 @@ describe('soft and hard limits', () => {
     expect(warm).toEqual([true, true, true]);
     const threads = got.map((r) => (r.result as { threadId: number }).threadId);
     for (const t of new Set(threads)) expect(threads.filter((x) => x === t).length).toBeLessThanOrEqual(3);
+  });
+
+  it('on a busy machine a thread that mostly waits gets its successor ahead, even when its first ms were busy', { timeout: 60_000 }, async () => {
+    // Every core busy (one spinning process per core): the child then boots a successor ahead
+    // only for a thread that mostly waits. Each thread's first task burns 15 ms of CPU, the next
+    // two wait 400 ms, its last waits (up to 5 s) for its successor to have booted. Read over
+    // a thread's first ms that looks busy (~0.75) — and a thread's first outcome is where its
+    // decision falls due when its run-time average is still short (the first thread's starts at
+    // 1 ms); over its work, or its predecessor's, it is ~0.05: the decision must use the latter.
+    // On 343d757 the first restart ran cold: [false, true, true].
+    const spinners = os.cpus().map(() => spawn(process.execPath, ['-e', 'for (;;);'], { stdio: 'ignore' }));
+    const boots = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-boots-'));
+    try {
+      const m = new MPMS({ worker, processes: 1, threads: 1, lifecycle: 4, initArgs: { boots } });
+      await m.start();
+      const warm: (boolean | undefined)[] = [];
+      m.on('restart', (r) => void warm.push(r.warm));
+      // Thread k (from 1) runs tasks 4k-4..4k-1; its last returns once boot k+1 (its successor) is
+      // done. 13 tasks: the third retirement is reported before the 13th runs, not raced by join().
+      const task = (i: number): unknown[] =>
+        i === 12 ? ['sleep', 10] : i % 4 === 0 ? ['burst-then-wait', { burst: 15 }] : i % 4 === 3 ? ['after-boots', { dir: boots, n: (i + 1) / 4 + 1, ms: 5000 }] : ['sleep', 400];
+      const { summary, restarts } = await collect(m, Array.from({ length: 13 }, (_, i) => task(i)));
+      expect(summary).toMatchObject({ total: 13, ok: 13 });
+      expect(restarts).toEqual(['lifecycle', 'lifecycle', 'lifecycle']);
+      expect(warm).toEqual([true, true, true]);
+    } finally {
+      for (const sp of spinners) sp.kill('SIGKILL');
+      await waitGone(spinners.map((sp) => sp.pid!));
+      fs.rmSync(boots, { recursive: true, force: true });
+    }
   });
 
   it('lifecycleDuration restarts are warm too; stopping with a successor on standby leaves nothing behind', { timeout: 60_000 }, async () => {

@@ -16,9 +16,9 @@ export const wallNow = () => performance.timeOrigin + performance.now();
  * Runs `node script ...argv` and waits for one `RESULT_TAG` JSON line. Resolves with
  * `{ res, failure }`: `res` also holds `exitAt`, when the process ended (wall ms).
  */
-export function runIsolated(script, argv, { label, timeoutMs }) {
+export function runIsolated(script, argv, { label, timeoutMs, env }) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [script, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
     const tree = trackDescendants(child.pid);
     let res = null;
     let exitTimer = null;

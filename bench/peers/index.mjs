@@ -6,10 +6,20 @@
 // is reported as unavailable instead of failing the suite.
 import { fork } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import path from 'node:path';
 
 const TASKS = fileURLToPath(new URL('../workers/tasks.mjs', import.meta.url));
 const WORKERPOOL_TASKS = fileURLToPath(new URL('../workers/workerpool-tasks.mjs', import.meta.url));
 const BARE_CPU_CHILD = fileURLToPath(new URL('./bare-cpu-child.mjs', import.meta.url));
+
+/**
+ * The engine under test: `dist/` of this checkout, or the build at MPMS_DIST (the suite's
+ * `--baseline`: a before/after comparison in one run).
+ */
+export function importMpms() {
+  const dist = process.env.MPMS_DIST;
+  return import(dist ? pathToFileURL(path.join(path.resolve(dist), 'index.js')).href : '../../dist/index.js');
+}
 
 /** What each peer is, for tables: `n` = processes × threads, the parallelism every peer gets. */
 export const PEERS = {
@@ -82,7 +92,7 @@ export async function createPeer(name, config) {
 }
 
 async function createMpms({ processes, threads, concurrency = 1, fn, mpms: extra = {} }) {
-  const { MPMS } = await import('../../dist/index.js');
+  const { MPMS } = await importMpms();
   const pending = new Map(); // taskId -> { resolve, reject } for run()
   let sink = null; // flood()'s result handler
   const engine = new MPMS({

@@ -12,6 +12,8 @@ import type { ToThread } from '../protocol.js';
 import { RunTimeAverage, threadWindow } from '../shared/windows.js';
 
 const THREAD_ENTRY = new URL('../thread/entry.js', import.meta.url);
+/** The shortest span (ms) of a thread's own work whose event-loop utilization is trusted. */
+export const UTILIZATION_SPAN_MS = 100;
 
 /**
  * What threads wrote to stdout/stderr and this process has not yet passed on: a Worker's output
@@ -116,10 +118,29 @@ export class ThreadSlot {
     this.workingSince = this.worker.performance.eventLoopUtilization();
   }
 
-  /** Event-loop utilization since markWorking(): near 1 for CPU-bound work, low for I/O waits. */
-  utilization(): number {
-    return this.worker.performance.eventLoopUtilization(this.workingSince).utilization;
+  /**
+   * Its predecessor's utilization, which stands for this thread's own until that covers
+   * UTILIZATION_SPAN_MS: the work is the same, and a reading over a few ms is mostly the
+   * thread's own start (JIT, first tasks) — sleep tasks read 0.31–0.54 over their first ms and
+   * 0.05–0.10 over their life.
+   */
+  inheritedUtilization: number | undefined;
+
+  /**
+   * Event-loop utilization since markWorking() — near 1 for CPU-bound work, low for I/O waits —
+   * or, over a shorter span than UTILIZATION_SPAN_MS, its predecessor's; undefined when there
+   * is no reading worth trusting yet.
+   */
+  utilization(): number | undefined {
+    if (this.workingSince && !this.exited) {
+      const elu = this.worker.performance.eventLoopUtilization(this.workingSince);
+      // A worker that stopped reads zeros (the deltas turn negative): its last reading stands.
+      if (elu.idle >= 0 && elu.active >= 0 && elu.idle + elu.active >= UTILIZATION_SPAN_MS) this.lastUtilization = elu.utilization;
+    }
+    return this.lastUtilization ?? this.inheritedUtilization;
   }
+
+  private lastUtilization: number | undefined;
 
   /** Tasks it may hold: what it runs plus a prefetch sized by how long its tasks take. */
   get window(): number {

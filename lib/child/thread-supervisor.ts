@@ -11,7 +11,7 @@ import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { startFailed } from '../shared/outcomes.js';
 import { startLogFile } from '../shared/start-log.js';
 import { IdleCores } from './idle-cores.js';
-import { ThreadSlot } from './thread-slot.js';
+import { ThreadSlot, UTILIZATION_SPAN_MS } from './thread-slot.js';
 
 /** What the supervisor needs of its relay. */
 export interface SupervisorHost {
@@ -90,6 +90,8 @@ export class ThreadSupervisor {
    * was not serving its slot, or the child stops).
    */
   retiring(slot: ThreadSlot): boolean | undefined {
+    // Read while its event loop still runs: its successor inherits it (see ThreadSlot.utilization).
+    slot.utilization();
     if (this.host.stopping() || this.threads[slot.index] !== slot) return undefined;
     this.leaving.add(slot);
     return this.replace(slot);
@@ -109,7 +111,10 @@ export class ThreadSupervisor {
     );
     // The replacement inherits what its predecessor learnt of task run times, so its window is
     // right from its first refill instead of ramping up from the pessimistic default.
-    if (before) slot.runTime.ms = before.runTime.ms;
+    if (before) {
+      slot.runTime.ms = before.runTime.ms;
+      slot.inheritedUtilization = before.utilization() ?? before.inheritedUtilization;
+    }
     // Boot + module load + threadInitializer (which bounds itself by hookTimeout).
     const readyBound = this.host.init.hookTimeout + LOAD_ALLOWANCE_MS;
     const startTimer = setTimeout(() => {
@@ -150,9 +155,11 @@ export class ThreadSupervisor {
    * competes with the work for the same cores — and a successor started early that is never
    * used (the run ends first) is a boot wasted: measured at P2×T4 with 0.2 ms CPU tasks, a
    * boot took ~200 ms there, successors were started a whole lifecycle ahead, and recycling
-   * cost 2× the CPU per restart.
+   * cost 2× the CPU per restart. Whether a thread mostly waits is read over ≥ 100 ms of its
+   * work, or its predecessor's (see ThreadSlot.utilization): over its first few ms a thread
+   * that waits can read as busy (its start-up), and its restart then ran cold.
    */
-  startSuccessor(slot: ThreadSlot, utilization?: number): void {
+  startSuccessor(slot: ThreadSlot): void {
     if (slot.successor || slot.aheadDecided || slot.retiring || slot.exited || this.host.stopping()) return;
     // Itself still on standby (its lifecycleDuration runs from its ready): asked again when it
     // takes its place, see replace().
@@ -160,9 +167,24 @@ export class ThreadSupervisor {
       slot.successorDue = true;
       return;
     }
+    if (this.idleCores.now() < SPARE_CORES) {
+      const utilization = slot.utilization();
+      if (utilization === undefined) {
+        // Decided too early to tell waiting from working (a first-generation thread a few ms
+        // into its work): asked again at its next outcome, or, for a lifecycleDuration, soon.
+        if (slot.lifecycleDuration > 0) {
+          clearTimeout(slot.successorTimer);
+          slot.successorTimer = setTimeout(() => this.startSuccessor(slot), UTILIZATION_SPAN_MS);
+          slot.successorTimer.unref();
+        }
+        return;
+      }
+      if (utilization > WAITING_UTILIZATION) {
+        slot.aheadDecided = true;
+        return;
+      }
+    }
     slot.aheadDecided = true;
-    const spare = this.idleCores.now() >= SPARE_CORES;
-    if (!spare && (utilization ?? slot.utilization()) > WAITING_UTILIZATION) return;
     const next = this.startThread(slot.index, slot);
     slot.successor = next;
     this.standby.add(next);
@@ -191,9 +213,10 @@ export class ThreadSupervisor {
     if (next && !next.exited && !next.retiring) {
       this.standby.delete(next);
       this.threads[slot.index] = next;
+      // The work it takes over is its predecessor's: so is its utilization, until it has its own.
+      next.inheritedUtilization = slot.utilization() ?? slot.inheritedUtilization;
       if (next.ready) next.markWorking();
-      // Its own successor came due while it stood by: the work it takes over is its predecessor's.
-      if (next.successorDue) this.startSuccessor(next, slot.utilization());
+      if (next.successorDue) this.startSuccessor(next);
       return next.ready;
     }
     this.spawn(slot.index);

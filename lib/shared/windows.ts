@@ -25,16 +25,25 @@ export function threadWindow(concurrency: number, avgRunMs: number): number {
 const HOP_MS = 2;
 
 /**
+ * The longest a child holds finished outcomes back to send them together (see
+ * `Relay.flushOrHold`): each message across the pipe wakes the master, and the master's refill
+ * wakes the child. A child holds outcomes only while its threads have queued work to go on
+ * with, so its window must cover this on top of the hop.
+ */
+export const HOLD_MS = 10;
+
+/**
  * Tasks one child may hold: what its threads may hold, plus enough to keep them fed while a
- * refill crosses the master↔child hop — at most as much again (short tasks), and nothing extra
- * for long ones: tasks a child holds cannot run elsewhere, so at the end of a job a deep child
- * window leaves one child's cores idle while another works through its backlog (measured: 5 ms
- * CPU tasks at P2×T1 ran at 0.95 of bare processes with a fixed 2× + 16 window).
+ * refill crosses the master↔child hop and while outcomes are held back to leave together —
+ * `HOP_MS + HOLD_MS` of work, counted in time: tasks a child holds cannot run elsewhere, so at
+ * the end of a job a child left with a backlog keeps the other children's cores idle, and this
+ * bounds that backlog to ~12 ms of work (measured: 5 ms CPU tasks at P2×T1 ran at 0.95 of bare
+ * processes with a fixed 2× + 16 window). Tiny tasks stop at `MAX_QUEUED` per thread.
  */
 export function childWindow(threads: number, concurrency: number, avgRunMs: number): number {
   const threadsHold = threads * threadWindow(concurrency, avgRunMs);
-  const hop = Math.ceil((threads * concurrency * HOP_MS) / Math.max(avgRunMs, 0.001));
-  return threadsHold + Math.min(threadsHold, hop);
+  const hop = Math.ceil((threads * concurrency * (HOP_MS + HOLD_MS)) / Math.max(avgRunMs, 0.001));
+  return threadsHold + Math.min(hop, threads * Math.max(concurrency, MAX_QUEUED));
 }
 
 /** An exponentially weighted average of task run times, starting pessimistic (long tasks: shallow windows). */
