@@ -47,7 +47,10 @@ describe.skipIf(!REDIS)('scale-out faults', () => {
       },
     });
     await a.start();
-    for (let i = 0; i < 4; i++) await a.put('sleep', 3000);
+    // A's jobs outlast anything that follows (they end crashed or cancelled, never ok): at 3 s, a
+    // loaded machine (load average 35) took longer to start B, A's first jobs finished, and W
+    // held 2 of A's instead of 4 when it was killed.
+    for (let i = 0; i < 4; i++) await a.put('sleep', 60_000);
     await until('W holds 4 jobs of A', async () => (await holds()).length === 4);
     const b = spawn(process.execPath, [fixture('scale-out-master.mjs'), REDIS!, queue, runB, '4xsleep:3000,20xecho:1'], { stdio: ['ignore', 'pipe', 'inherit'] });
     suite.started.push(b);
