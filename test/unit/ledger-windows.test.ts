@@ -46,10 +46,15 @@ describe('windows', () => {
     expect(threadWindow(32, 0.0001)).toBe(32 + 256);
   });
 
-  it('a child holds what its threads hold plus at most as much again for the hop', () => {
+  it('a child holds what its threads hold plus the work of the hop and the hold (HOP_MS + HOLD_MS), at most as much again', () => {
     const threads = 2 * threadWindow(1, 1000);
     expect(childWindow(2, 1, 1000)).toBe(threads + 1);
-    expect(childWindow(2, 1, 0.0001)).toBe(2 * 2 * threadWindow(1, 0.0001));
+    // 1 ms tasks: 2 threads × 12 ms of work on top of what the threads hold.
+    expect(childWindow(2, 1, 1)).toBe(2 * threadWindow(1, 1) + 24);
+    // Tiny tasks: the extra stops at a thread's queue (256) per thread, never more than the threads hold.
+    const tiny = 2 * threadWindow(1, 0.0001);
+    expect(childWindow(2, 1, 0.0001)).toBe(tiny + 2 * 256);
+    expect(childWindow(2, 1, 0.0001)).toBeLessThanOrEqual(2 * tiny);
   });
 
   it('the run-time average moves towards what it observes', () => {
