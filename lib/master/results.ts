@@ -284,7 +284,7 @@ export class ResultSink {
     clearTimeout(this.stallTimer);
     this.stallTimer = undefined;
     if (this.collector || this.reader === 'reading' || this.dropped > 0 || this.waiting === 0) return;
-    this.warn(`${this.waiting} outcomes are unread (no collector, no iterResults() reader): iterResults() yields them`);
+    this.warn(`${this.waiting} ${this.waiting === 1 ? 'outcome is' : 'outcomes are'} unread (no collector, no iterResults() reader): iterResults() yields them`);
   }
 
   private warn(msg: string): void {
