@@ -38,13 +38,13 @@ export const HOLD_MS = 10;
  * `HOP_MS + HOLD_MS` of work, counted in time: tasks a child holds cannot run elsewhere, so at
  * the end of a job a child left with a backlog keeps the other children's cores idle, and this
  * bounds that backlog to ~12 ms of work (measured: 5 ms CPU tasks at P2×T1 ran at 0.95 of bare
- * processes with a fixed 2× + 16 window). Tiny tasks stop at what the threads may hold at most,
- * so a child never holds more than twice that.
+ * processes with a fixed 2× + 16 window). Tiny tasks stop at `MAX_QUEUED` per thread, so a
+ * child never holds more than twice what its threads may hold.
  */
 export function childWindow(threads: number, concurrency: number, avgRunMs: number): number {
   const threadsHold = threads * threadWindow(concurrency, avgRunMs);
   const hop = Math.ceil((threads * concurrency * (HOP_MS + HOLD_MS)) / Math.max(avgRunMs, 0.001));
-  return threadsHold + Math.min(hop, threads * (concurrency + Math.max(concurrency, MAX_QUEUED)));
+  return threadsHold + Math.min(hop, threads * Math.max(concurrency, MAX_QUEUED));
 }
 
 /** An exponentially weighted average of task run times, starting pessimistic (long tasks: shallow windows). */

@@ -64,7 +64,7 @@ describe('windows', () => {
     // 10 ms tasks on 16 threads: 16 × 12 / 10 → 20 more.
     expect(childWindow(16, 1, 10)).toBe(16 * threadWindow(1, 10) + 20);
     // Never more than twice what the threads may hold at most.
-    expect(childWindow(4, 8, 0.0001)).toBe(2 * 4 * threadWindow(8, 0.0001));
+    expect(childWindow(4, 8, 0.0001)).toBeLessThanOrEqual(2 * 4 * threadWindow(8, 0.0001));
   });
 
   it('a replacement inherits its predecessor\'s average with how many run times it rests on', () => {
