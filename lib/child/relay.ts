@@ -359,6 +359,8 @@ export class Relay {
     let slots = 0;
     for (const slot of this.sup.threads) {
       if (!slot.ready || slot.retiring || slot.exited) continue;
+      // Its average still the initial guess (1 ms): no-op tasks would read as ms-scale.
+      if (slot.runTime.observed < HOLD_MIN_OBSERVED) return { fedMs: 0, nextMs: Infinity };
       queued += Math.max(0, slot.inflight - slot.concurrency);
       perMs += slot.concurrency / Math.max(slot.runTime.ms, 0.001);
       slots += slot.concurrency;
@@ -568,3 +570,9 @@ const HOLD_HOP_MS = 2;
 const HOLD_BATCH = 16;
 /** Outcomes are held only for tasks that take this long on average (ms): see outlook(). */
 const HOLD_MIN_RUN_MS = 0.5;
+/**
+ * Nor before each thread's average rests on this many of its tasks (its own or its
+ * predecessor's): the average starts at 1 ms, and the first outcomes of a job of tiny tasks
+ * were held (a child SIGKILLed early in a run then took finished outcomes with it).
+ */
+const HOLD_MIN_OBSERVED = 32;

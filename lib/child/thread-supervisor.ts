@@ -112,7 +112,7 @@ export class ThreadSupervisor {
     // The replacement inherits what its predecessor learnt of task run times, so its window is
     // right from its first refill instead of ramping up from the pessimistic default.
     if (before) {
-      slot.runTime.ms = before.runTime.ms;
+      slot.runTime.inherit(before.runTime);
       slot.inheritedUtilization = before.utilization() ?? before.inheritedUtilization;
     }
     // Boot + module load + threadInitializer (which bounds itself by hookTimeout).

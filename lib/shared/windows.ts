@@ -38,7 +38,8 @@ export const HOLD_MS = 10;
  * `HOP_MS + HOLD_MS` of work, counted in time: tasks a child holds cannot run elsewhere, so at
  * the end of a job a child left with a backlog keeps the other children's cores idle, and this
  * bounds that backlog to ~12 ms of work (measured: 5 ms CPU tasks at P2×T1 ran at 0.95 of bare
- * processes with a fixed 2× + 16 window). Tiny tasks stop at `MAX_QUEUED` per thread.
+ * processes with a fixed 2× + 16 window). Tiny tasks stop at `MAX_QUEUED` per thread, so a
+ * child never holds more than twice what its threads may hold.
  */
 export function childWindow(threads: number, concurrency: number, avgRunMs: number): number {
   const threadsHold = threads * threadWindow(concurrency, avgRunMs);
@@ -49,7 +50,16 @@ export function childWindow(threads: number, concurrency: number, avgRunMs: numb
 /** An exponentially weighted average of task run times, starting pessimistic (long tasks: shallow windows). */
 export class RunTimeAverage {
   ms = 1;
+  /** Run times observed (or inherited with the average): until a few, `ms` is mostly the guess. */
+  observed = 0;
   observe(runMs: number): void {
     this.ms += (runMs - this.ms) * 0.05;
+    this.observed++;
+  }
+
+  /** Takes over what `other` learnt (a replacement thread inherits its predecessor's). */
+  inherit(other: RunTimeAverage): void {
+    this.ms = other.ms;
+    this.observed = other.observed;
   }
 }

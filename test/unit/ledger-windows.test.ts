@@ -57,6 +57,26 @@ describe('windows', () => {
     expect(childWindow(2, 1, 0.0001)).toBeLessThanOrEqual(2 * tiny);
   });
 
+  it('a child of ms-scale tasks also holds ~12 ms of work beyond its threads (hop + outcomes held back)', () => {
+    // 5 ms tasks, one thread: it holds 2 (one running, one queued); the child 3 more (12 ms / 5).
+    expect(threadWindow(1, 5)).toBe(2);
+    expect(childWindow(1, 1, 5)).toBe(2 + 3);
+    // 10 ms tasks on 16 threads: 16 × 12 / 10 → 20 more.
+    expect(childWindow(16, 1, 10)).toBe(16 * threadWindow(1, 10) + 20);
+    // Never more than twice what the threads may hold at most.
+    expect(childWindow(4, 8, 0.0001)).toBeLessThanOrEqual(2 * 4 * threadWindow(8, 0.0001));
+  });
+
+  it('a replacement inherits its predecessor\'s average with how many run times it rests on', () => {
+    const old = new RunTimeAverage();
+    for (let i = 0; i < 40; i++) old.observe(5);
+    const next = new RunTimeAverage();
+    expect(next.observed).toBe(0);
+    next.inherit(old);
+    expect(next.ms).toBe(old.ms);
+    expect(next.observed).toBe(40);
+  });
+
   it('the run-time average moves towards what it observes', () => {
     const avg = new RunTimeAverage();
     for (let i = 0; i < 200; i++) avg.observe(10);
