@@ -53,7 +53,9 @@ export interface Observed {
   restarts: number;
   reader?: { how: 'complete' | 'break' | 'throw' | 'stateError' | 'error'; error?: string };
   /** When join() resolved: outcomes handed to the reader so far, tasks accepted, reader calls still busy. */
-  ended?: { consumed: number; accepted: number; busy: number };
+  ended?: { consumed: number; accepted: number; busy: number; holdingForMs: number };
+  /** The collector's time after the ending began: its longest hold of one outcome, its total busy time. */
+  collectorTime?: { maxHoldMs: number; busyAfterMs: number };
   engineErrors: string[];
   signals: number;
 }
@@ -118,6 +120,9 @@ export function apply(o: Observed, msg: Record<string, unknown> & { t?: string }
       return true;
     case 'ended':
       o.ended = msg as unknown as Observed['ended'];
+      return true;
+    case 'collectorTime':
+      o.collectorTime = msg as unknown as Observed['collectorTime'];
       return true;
     case 'engineError':
       o.engineErrors.push(msg.message as string);
@@ -222,7 +227,9 @@ function checkOneOutcome(sc: Scenario, o: Observed, v: string[]): Map<number, St
   const threwFor = new Map<number, string>();
   for (const t of o.threw)
     if (t.taskId !== undefined) threwFor.set(t.taskId, t.where === 'task' ? "its 'task' listener" : 'the collector');
-  const complete = consumer.kind === 'collector' || (consumer.kind === 'iterator' && o.reader?.how === 'complete');
+  const givenUp = collectorMayBeGivenUp(sc, o);
+  const complete =
+    (consumer.kind === 'collector' && !givenUp) || (consumer.kind === 'iterator' && o.reader?.how === 'complete');
   if (consumer.kind === 'iterator') {
     if (o.reader?.how === 'error') v.push(`the iterator failed: ${o.reader.error}`);
     if (o.reader?.how === 'stateError' && !consumer.late)
@@ -250,10 +257,12 @@ function checkOneOutcome(sc: Scenario, o: Observed, v: string[]): Map<number, St
   for (const id of o.outcomes.keys()) if (!ids.has(id)) v.push(`an outcome for task ${id}, which put() never returned`);
   for (const id of o.events.keys())
     if (!ids.has(id)) v.push(`a 'task' event for task ${id}, which put() never returned`);
-  // join() resolves once the collector was called for every outcome and each call returned.
+  // join() resolves once the collector was called for every outcome and each call returned
+  // (unless it stalled past its bound: then join() gave up on it).
   if (
     sc.ending.kind === 'join' &&
     consumer.kind === 'collector' &&
+    !givenUp &&
     o.ended &&
     (o.ended.consumed !== o.ended.accepted || o.ended.busy)
   ) {
@@ -262,6 +271,26 @@ function checkOneOutcome(sc: Scenario, o: Observed, v: string[]): Map<number, St
     );
   }
   return status;
+}
+
+/** Timer rounding and the few synchronous steps between the engine's clock and the collector's. */
+const HOLD_SLACK_MS = 20;
+
+/**
+ * Whether the engine may have given up on the collector, as guarantees.md ("It stalls") says it
+ * does — after which the collector is never called again and join() does not wait for it: while
+ * join() waits, one call held its outcome for `hookTimeout`; or, during a shutdown, the
+ * collector was busy for at least the shortest drain bound (`max(timeout, 1000)`: 1000 ms).
+ * Measured by the user's side from the moment the ending began (drive.mjs, noteHold), which is
+ * never later than the engine's own clock for the same hold.
+ */
+function collectorMayBeGivenUp(sc: Scenario, o: Observed): boolean {
+  if ((sc.consumer ?? { kind: 'collector' }).kind !== 'collector') return false;
+  const hold = Math.max(o.collectorTime?.maxHoldMs ?? 0, o.ended?.holdingForMs ?? 0);
+  const busy = o.collectorTime?.busyAfterMs ?? 0;
+  const joined = sc.ending.kind === 'join' || sc.ending.kind === 'signal';
+  const shutdown = sc.ending.kind !== 'join';
+  return (joined && hold >= sc.settings.hookTimeout - HOLD_SLACK_MS) || (shutdown && busy >= 1000 - HOLD_SLACK_MS);
 }
 
 /**

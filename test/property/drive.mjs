@@ -157,6 +157,12 @@ export class User {
     /** @type {Array<() => void>} */
     this.waiters = [];
     this.m = undefined;
+    /** When the ending began (join() called, a shutdown begun), and the collector's time since (see holdSince). */
+    this.endingAt = undefined;
+    this.maxHoldMs = 0;
+    this.busyAfterMs = 0;
+    /** Start of the collector call under way, if any. */
+    this.callStart = undefined;
   }
 
   /** The collector to give the engine, if the scenario reads through one. */
@@ -252,7 +258,45 @@ export class User {
     return out;
   }
 
+  /** The ending begins (join() called, a shutdown begun): from now on collector holds are measured. */
+  markEnding() {
+    this.endingAt ??= Date.now();
+  }
+
+  /**
+   * A collector call that started at `start` ended: how long it held its outcome since the ending
+   * began — what the engine's bounds on a stalled collector measure (guarantees.md, "It stalls").
+   */
+  noteHold(start) {
+    const end = Date.now();
+    this.callStart = undefined;
+    if (this.endingAt === undefined) return;
+    const held = end - Math.max(start, this.endingAt);
+    if (held <= 0) return;
+    this.maxHoldMs = Math.max(this.maxHoldMs, held);
+    this.busyAfterMs += held;
+  }
+
+  /** How long the collector call under way (if any) has held its outcome since the ending began. */
+  holdingForMs() {
+    if (this.callStart === undefined || this.endingAt === undefined) return 0;
+    return Math.max(0, Date.now() - Math.max(this.callStart, this.endingAt));
+  }
+
   collect(meta, result) {
+    const start = Date.now();
+    this.callStart = start;
+    let async = false;
+    try {
+      const ret = this.collectOne(meta, result);
+      async = ret !== undefined;
+      return async ? ret.finally(() => this.noteHold(start)) : ret;
+    } finally {
+      if (!async) this.noteHold(start);
+    }
+  }
+
+  collectOne(meta, result) {
     const c = this.consumer;
     const k = this.consumed++;
     this.report({ t: 'outcome', via: 'collector', ...plainOutcome(meta, result) });
@@ -419,21 +463,37 @@ export class User {
         await putting;
         if (this.follow) await this.untilQuiet();
         this.closed = true;
+        this.markEnding();
         this.report({ t: 'ending', kind: 'join' });
         summary = await m.join();
       } else {
         await Promise.race([triggered, sleep(e.stallMs)]);
         this.shutdown = true;
+        this.markEnding();
         this.report({ t: 'ending', kind: e.kind });
         const ending = e.kind === 'graceful' ? m.gracefulShutdown({ timeout: e.timeout }) : m.terminate();
         [summary] = await Promise.all([ending, putting]);
       }
       // join() drains the collector: every outcome was handed to it, and each call had returned.
-      this.report({ t: 'ended', consumed: this.consumed, accepted: this.accepted, busy: this.readerBusy });
+      this.report({
+        t: 'ended',
+        consumed: this.consumed,
+        accepted: this.accepted,
+        busy: this.readerBusy,
+        holdingForMs: this.holdingForMs(),
+      });
       await reading;
       await late;
       // A shutdown drains the collector only within its grace; the rest still reaches it (bounded here).
-      if (this.consumer.kind === 'collector') await Promise.race([this.untilRead(), sleep(this.readBudgetMs())]);
+      if (this.consumer.kind === 'collector') {
+        await Promise.race([this.untilRead(), sleep(this.readBudgetMs())]);
+        const holding = this.holdingForMs();
+        this.report({
+          t: 'collectorTime',
+          maxHoldMs: Math.max(this.maxHoldMs, holding),
+          busyAfterMs: this.busyAfterMs + holding,
+        });
+      }
       return summary;
     } finally {
       for (const t of this.timers) clearTimeout(t);

@@ -279,7 +279,8 @@ const FIXED: Record<string, Scenario> = {
       followUps: { fanout: [2, 3], tasks: Array.from({ length: 20 }, () => ({ kind: 'sleep' as const, ms: 5 })) },
     },
   },
-  'a reader that breaks early, then join()': {
+  // It reads slowly, so when it leaves the result queue is full and dispatch waits for it.
+  'a slow reader that breaks early, then join()': {
     settings: {
       processes: 1,
       threads: 2,
@@ -291,8 +292,8 @@ const FIXED: Record<string, Scenario> = {
       workerGracefulDieTimeout: 300,
     },
     ending: { kind: 'join' },
-    tasks: Array.from({ length: 20 }, () => ({ kind: 'return' as const })),
-    consumer: { kind: 'iterator', stop: { after: 3, how: 'break' } },
+    tasks: Array.from({ length: 40 }, () => ({ kind: 'return' as const })),
+    consumer: { kind: 'iterator', delayMs: 30, stop: { after: 3, how: 'break' } },
   },
   'a poison task at P1×T1 with retries': {
     settings: {
