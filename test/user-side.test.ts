@@ -565,6 +565,23 @@ describe('no results lost by an easy mistake (issue 17.6)', () => {
     expect(lines.filter((l) => /dropped|not kept/.test(l.msg))).toEqual([]);
   });
 
+  it('no reader, the boundary with a shutdown: a put() made before terminate() is refused at its call (no reader), one made after resolves undefined', async () => {
+    const m = engine({ processes: 1, threads: 1, taskQueueMaxsize: 2, resultQueueMaxsize: 2, logger: captureLogger().logger });
+    await m.start();
+    // Put until the engine says nothing reads: the result queue is full and dispatch waits for a reader.
+    let refused: unknown;
+    for (let i = 0; i < 100 && !refused; i++) await within(m.put(i), 30_000, () => m.metrics()).catch((err) => (refused = err));
+    expect(refused).toBeInstanceOf(EngineStateError);
+    // Same tick: the first put() is decided at its call, before terminate() began; the second after.
+    const before = m.put('before');
+    const ending = m.terminate();
+    const after = m.put('after');
+    await expect(before).rejects.toThrow(/would wait for ever/);
+    expect(await after).toBeUndefined();
+    const summary = await within(ending, 30_000, () => m.metrics());
+    expect(summary.total).toBe(summary.ok + summary.error + summary.timeout + summary.crashed + summary.cancelled);
+  });
+
   it('every task put, then join(), then iterResults(): it yields every outcome', async () => {
     const m = engine({ processes: 1, threads: 1, taskQueueMaxsize: 100, resultQueueMaxsize: 10, logger: captureLogger().logger });
     await m.start();

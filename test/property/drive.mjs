@@ -239,6 +239,7 @@ export class User {
         waitedMs,
         closedAtCall,
         closed: this.closed,
+        shutdownAtCall,
         shutdown: this.shutdown,
       });
       if (plain) throw err;
