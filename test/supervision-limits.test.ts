@@ -155,7 +155,7 @@ describe('soft and hard limits', () => {
       await m.start();
       const restarted = new Promise<{ reason: string; warm?: boolean }>((resolve) => m.once('restart', resolve));
       const results = m.iterResults();
-      await m.put('hold-for-successor', { starts, boots, n: 2, then: 2 * duration });
+      await m.put('hold-for-successor', { starts, boots, n: 2, holdMs: 2 * duration });
       expect((await results.next()).value).toMatchObject({ meta: { status: 'ok' } });
       expect(await restarted).toMatchObject({ reason: 'lifecycle', warm: true });
       await m.join();

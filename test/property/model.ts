@@ -89,7 +89,16 @@ export interface Settings {
  * sets what the scenario is about.
  */
 export function fixedSettings(over: Partial<Settings> = {}): Settings {
-  return { processes: 1, threads: 2, concurrency: 1, taskQueueMaxsize: 4, retries: 0, hookTimeout: 300, workerGracefulDieTimeout: 300, ...over };
+  return {
+    processes: 1,
+    threads: 2,
+    concurrency: 1,
+    taskQueueMaxsize: 4,
+    retries: 0,
+    hookTimeout: 300,
+    workerGracefulDieTimeout: 300,
+    ...over,
+  };
 }
 
 export type Ending =
@@ -595,7 +604,9 @@ const finalizerFaultsArb: fc.Arbitrary<Hooks> = fc.oneof(
   SHRINK,
   { arbitrary: noHooks, weight: 3 },
   {
-    arbitrary: fc.record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb }).map((h) => dropUndefined(h) as Hooks),
+    arbitrary: fc
+      .record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb })
+      .map((h) => dropUndefined(h) as Hooks),
     weight: 1,
   },
 );
