@@ -198,7 +198,10 @@ export interface ThreadInit {
   processData: unknown;
   /** Tasks after which the thread retires (already jittered), or 0. */
   lifecycle: number;
-  /** ms after which the thread retires (already jittered), or 0. */
+  /**
+   * ms after which the thread retires (already jittered), or 0; timed by the child from when the
+   * thread takes its slot (a successor on standby does not age), which then sends `retire`.
+   */
   lifecycleDuration: number;
   /** Heap MiB after a task above which the thread retires, or 0. */
   lifecycleMemory: number;

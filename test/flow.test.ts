@@ -1,35 +1,11 @@
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
 import { EngineStateError, MPMS, QueueFullError, type Meta, type MPMSOptions } from '../dist/index.js';
-import { guardChildren, childPids, fixture, waitGone } from './helpers.js';
+import { captureLogger, childPids, fixture, gate, guardChildren, outcomeCounter, waitGone } from './helpers.js';
 
 // Whatever a test started must be gone once it ends.
 guardChildren();
 
 const worker = fixture('flow-worker.mjs');
-
-/** A gate file: tasks `['gate', path]` block until it exists. */
-function gate() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-flow-'));
-  const file = path.join(dir, 'open');
-  return { file, open: () => fs.writeFileSync(file, '') };
-}
-
-/** A pino logger that keeps its lines, so a test can look for a warning. */
-function captureLogger() {
-  const lines: Array<{ level: number; msg: string }> = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'warn' }, stream), lines };
-}
 
 /**
  * Puts one blocking task, then fast ones until the child's window and the master queue are both
@@ -44,23 +20,12 @@ async function fillUp(m: MPMS, gateFile: string, max: number): Promise<number[]>
   return ids;
 }
 
-/** Counts outcomes per task id. */
-function outcomeCounter(m: MPMS) {
-  const seen = new Map<number, Meta[]>();
-  m.on('task', (meta) => {
-    const list = seen.get(meta.taskId) ?? [];
-    list.push(meta);
-    seen.set(meta.taskId, list);
-  });
-  return seen;
-}
-
 describe('task-side flow control', () => {
   it('putTimeout: once the queue and the child window are full, put() rejects with QueueFullError; nothing accepted is lost', async () => {
     const g = gate();
     const m = new MPMS({ worker, processes: 1, threads: 1, taskQueueMaxsize: 2, putTimeout: 200, collector: () => {} });
     await m.start();
-    const seen = outcomeCounter(m);
+    const { seen } = outcomeCounter(m);
     const ids = await fillUp(m, g.file, 2);
     expect(m.metrics().queued).toBe(2);
     const acceptedBefore = m.totalCount;
@@ -85,7 +50,7 @@ describe('task-side flow control', () => {
     const g = gate();
     const m = new MPMS({ worker, processes: 1, threads: 1, taskQueueMaxsize: 2, putTimeout: 30_000, collector: () => {} });
     await m.start();
-    const seen = outcomeCounter(m);
+    const { seen } = outcomeCounter(m);
     const ids = await fillUp(m, g.file, 2);
     const order: number[] = [];
     const waiting = [0, 1, 2, 3].map((k) =>

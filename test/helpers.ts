@@ -1,8 +1,13 @@
 /** Shared test helpers: fixture paths and checks that no process we started is still alive. */
 import { afterEach, beforeAll, expect } from 'vitest';
-import { MPMS, type MPMSOptions } from '../dist/index.js';
+import { MPMS, type Meta, type MPMSOptions } from '../dist/index.js';
 import { fileURLToPath } from 'node:url';
 import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 
 export const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
@@ -103,4 +108,81 @@ export function runNode(args: string[], options: { cwd?: string; ms?: number } =
       resolve({ code, stdout, stderr });
     }),
   );
+}
+
+/**
+ * Returns a maker of engines on `worker` that are terminated after each test whatever happens.
+ * Call it at the top of a file after guardChildren(): hooks run in reverse, so the engines are
+ * gone before guardChildren's check.
+ */
+export function trackedEngines(worker: string): (options: Omit<MPMSOptions, 'worker'> & { worker?: MPMSOptions['worker'] }) => MPMS {
+  const engines: MPMS[] = [];
+  afterEach(async () => {
+    for (const m of engines.splice(0)) await m.terminate().catch(() => undefined);
+  });
+  return (options) => {
+    const m = new MPMS({ worker, ...options });
+    engines.push(m);
+    return m;
+  };
+}
+
+/** Fails with `what()` if `p` has not settled within `ms`: how a deadlock shows in a test. */
+export async function within<T>(p: Promise<T>, ms: number, what: () => unknown): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no progress within ${ms} ms: ${JSON.stringify(what())}`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resolves once `cond()` holds (a state, checked every 2 ms; bounded by the caller's `within`). */
+export function until(cond: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => (cond() ? resolve() : setTimeout(check, 2));
+    check();
+  });
+}
+
+/** A pino logger (level warn, or `level`) that keeps its lines, so a test can look for a warning or an error. */
+export function captureLogger(level = 'warn') {
+  const lines: Array<{ level: number; msg: string }> = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l));
+      cb();
+    },
+  });
+  return { logger: pino({ level }, stream), lines };
+}
+
+/** Outcomes per task id, from the 'task' events (register it first, so it runs before any other listener). */
+export function outcomeCounter(m: MPMS) {
+  const seen = new Map<number, Meta[]>();
+  const order: number[] = [];
+  m.on('task', (meta) => {
+    const list = seen.get(meta.taskId) ?? [];
+    list.push(meta);
+    seen.set(meta.taskId, list);
+    order.push(meta.taskId);
+  });
+  return { seen, order, once: () => [...seen.values()].every((l) => l.length === 1) };
+}
+
+/** A gate file: tasks `['gate', path]` (flow and user-side workers) block until it exists. */
+export function gate() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-gate-'));
+  const file = path.join(dir, 'open');
+  return { file, open: () => fs.writeFileSync(file, '') };
+}
+
+/** A one-shot signal: `fire()` resolves `promise` (a test waits on an event its callbacks see). */
+export function signal(): { promise: Promise<void>; fire: () => void } {
+  let fire!: () => void;
+  const promise = new Promise<void>((r) => (fire = r));
+  return { promise, fire };
 }

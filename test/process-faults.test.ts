@@ -367,17 +367,22 @@ describe('workers\' stdout reaches the master (item 12)', () => {
 });
 
 describe('no orphans (item 9)', () => {
+  /** SIGKILLs script `r`'s master: its `child` must die with it (the time it took is printed). */
+  async function diesWithMaster(r: ScriptRun, child: number, what: string): Promise<void> {
+    const t0 = Date.now();
+    r.kill();
+    const left = await waitDead([child], 10_000);
+    console.log(`${what} dead ${Date.now() - t0} ms after the master's SIGKILL`);
+    await r.exit;
+    expect(left).toEqual([]);
+  }
+
   it('a child spinning in processInitializer dies when the master is SIGKILLed', async () => {
     const log = path.join(scratch(), 'log');
     const r = runScript('spin-init', log);
     const [child] = pidsOf(await logLines(log, 'child ', 1));
     expect(isAlive(child!)).toBe(true);
-    const t0 = Date.now();
-    r.kill();
-    const left = await waitDead([child!], 10_000);
-    console.log(`spinning child dead ${Date.now() - t0} ms after the master's SIGKILL`);
-    await r.exit;
-    expect(left).toEqual([]);
+    await diesWithMaster(r, child!, 'spinning child');
   });
 
   it('a child whose event loop and thread are both stuck in synchronous code dies with the master', async () => {
@@ -386,12 +391,7 @@ describe('no orphans (item 9)', () => {
     const [child] = pidsOf(await logLines(log, 'spinning ', 1));
     // Its thread spins in a task, and then its own event loop blocks for good.
     expect(pidsOf(await logLines(log, 'blocked ', 1))).toEqual([child]);
-    const t0 = Date.now();
-    r.kill();
-    const left = await waitDead([child!], 10_000);
-    console.log(`blocked child dead ${Date.now() - t0} ms after the master's SIGKILL`);
-    await r.exit;
-    expect(left).toEqual([]);
+    await diesWithMaster(r, child!, 'blocked child');
   });
 
   it('detached grandchildren do not survive a clean join()', async () => {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MPMS, WorkerStartError } from '../dist/index.js';
-import { guardChildren, childPids, fixture } from './helpers.js';
+import { captureLogger, childPids, fixture, guardChildren } from './helpers.js';
 
 const worker = fixture('hook-faults-worker.mjs');
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-faults-'));
@@ -12,16 +12,21 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-faults-'));
 guardChildren();
 
 describe('hook faults and crash loops', () => {
-  it('an always-throwing threadInitializer: start() rejects within a bound, naming the hook; nothing left', async () => {
+  it('an always-throwing threadInitializer: start() gives up after the back-off attempts, naming the hook; nothing left', async () => {
     const before = childPids();
-    const m = new MPMS({ worker, processes: 1, threads: 2, initArgs: { throwIn: 'threadInitializer' } });
-    const t0 = Date.now();
+    const calls = path.join(tmp(), 'calls');
+    const m = new MPMS({ worker, processes: 1, threads: 2, initArgs: { throwIn: 'threadInitializer', calls } });
     const err = await m.start().then(() => undefined, (e: unknown) => e as WorkerStartError & { phase?: string });
     expect(err).toBeInstanceOf(WorkerStartError);
     expect(err!.message).toMatch(/threadInitializer/);
     expect(err!.message).toMatch(/failed on purpose/);
-    // Five attempts with back-off (100, 200, 400, 800 ms), not a spin and not a hang.
-    expect(Date.now() - t0).toBeLessThan(10_000);
+    // Not a spin: the child gives up at the back-off's 5th failure in a row (after 100, 200, 400
+    // and 800 ms), counted by attempts, not by time; each of the 2 slots may have one more start
+    // in flight then. A hang would fail on the test's timeout.
+    expect(err!.message).toMatch(/failed to start 5 times in a row/);
+    const attempts = fs.readFileSync(calls, 'utf8').split('\n').filter((l) => l === 'threadInitializer').length;
+    expect(attempts).toBeGreaterThanOrEqual(5);
+    expect(attempts).toBeLessThanOrEqual(5 + 1);
     expect(childPids().filter((p) => !before.includes(p))).toEqual([]);
   });
 
@@ -32,14 +37,18 @@ describe('hook faults and crash loops', () => {
     expect(err!.message).toMatch(/processInitializer did not finish within 300 ms/);
   });
 
-  it('a hanging threadFinalizer: join() still ends within its bound and every task is ok', async () => {
-    const m = new MPMS({ worker, processes: 1, threads: 2, hookTimeout: 300, initArgs: { hangIn: 'threadFinalizer' } });
+  it('a hanging threadFinalizer: join() still ends, the finalizer cut at its hookTimeout, and every task is ok', async () => {
+    const { logger, lines } = captureLogger();
+    const m = new MPMS({ worker, processes: 1, threads: 2, hookTimeout: 300, initArgs: { hangIn: 'threadFinalizer' }, logger });
     await m.start();
     for (let i = 0; i < 10; i++) await m.put('ok');
-    const t0 = Date.now();
+    // The finalizer never returns: join() ends only because each thread cut it at its hookTimeout
+    // (said in the log, one line per thread), not by a later bound of the shutdown.
     const summary = await m.join();
     expect(summary).toMatchObject({ total: 10, ok: 10 });
-    expect(Date.now() - t0).toBeLessThan(5000);
+    const cut = lines.filter((l) => /threadFinalizer .*did not finish within its hookTimeout of 300 ms/.test(l.msg));
+    expect(cut, JSON.stringify(lines)).toHaveLength(2);
+    expect(lines.filter((l) => /did not finish within|going on/.test(l.msg) && !cut.includes(l))).toEqual([]);
   });
 
   it('a crash loop while running: the engine gives up, emits error, cancels what waits, join() resolves', async () => {
@@ -80,12 +89,16 @@ describe('hook faults and crash loops', () => {
 
   it('terminate(): immediate; running and waiting tasks settle cancelled; no child left', async () => {
     const before = childPids();
-    const m = new MPMS({ worker, processes: 2, threads: 1 });
+    // Everything terminate() must not wait for is made long: the tasks (30 s), hooks and a
+    // graceful die (30 s each). Its time is then below 30 s unless it waited for one of them —
+    // a bound from the settings, not the machine's speed (the kill itself takes ms).
+    const longer = 30_000;
+    const m = new MPMS({ worker, processes: 2, threads: 1, hookTimeout: longer, workerGracefulDieTimeout: longer });
     await m.start();
-    for (let i = 0; i < 10; i++) await m.put('sleep', 60_000);
+    for (let i = 0; i < 10; i++) await m.put('sleep', longer);
     const t0 = Date.now();
     const summary = await m.terminate();
-    expect(Date.now() - t0).toBeLessThan(4000);
+    expect(Date.now() - t0).toBeLessThan(longer);
     expect(summary).toMatchObject({ total: 10, cancelled: 10 });
     expect(childPids().filter((p) => !before.includes(p))).toEqual([]);
   });

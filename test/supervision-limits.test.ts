@@ -22,6 +22,16 @@ async function collect(m: MPMS, tasks: unknown[][]) {
   return { got, summary, restarts };
 }
 
+/** Directories where limits-worker.mjs's threads say they were started and that they are ready. */
+function bootDirs() {
+  const boots = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-boots-'));
+  const starts = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-starts-'));
+  const cleanup = () => {
+    for (const d of [boots, starts]) fs.rmSync(d, { recursive: true, force: true });
+  };
+  return { boots, starts, cleanup };
+}
+
 describe('soft and hard limits', () => {
   it('lifecycleDuration retires an idle thread too; a new one serves the next task', async () => {
     const m = new MPMS({ worker, processes: 1, threads: 1, lifecycleDuration: 300 });
@@ -92,21 +102,31 @@ describe('soft and hard limits', () => {
 
   it('lifecycleDuration restarts are warm too; stopping with a successor on standby leaves nothing behind', { timeout: 60_000 }, async () => {
     // A successor is started a lead of 2 boot times (as the child measured them) before its
-    // predecessor's lifecycleDuration ends. Boots vary 25-700 ms on a loaded machine: with a lead
-    // taken from fast ones, a slow boot makes a cold restart, and no test can make a machine boot
-    // faster. So the first boot is made to take 1 s: the lead is then ~2 s, which later boots fit
-    // in at any load seen here, and a standby waits 2 s of its own 6 s life (its lifecycleDuration
-    // runs from its ready), far from retiring before it takes over.
-    const boots = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-boots-'));
-    const m = new MPMS({ worker, processes: 1, threads: 1, lifecycleDuration: 6000, initArgs: { boots, firstBootMs: 1000 } });
-    await m.start();
-    const warm: (boolean | undefined)[] = [];
-    m.on('restart', (r) => void warm.push(r.warm));
-    const { summary } = await collect(m, Array.from({ length: 10 }, () => ['sleep', 700]));
-    fs.rmSync(boots, { recursive: true, force: true });
-    expect(summary).toMatchObject({ total: 10, ok: 10 });
-    expect(warm.length).toBeGreaterThanOrEqual(1);
-    expect(warm.every((w) => w === true), `warm: ${JSON.stringify(warm)}`).toBe(true);
+    // predecessor's lifecycleDuration ends; the first boot takes 1 s, so the lead (≥ 2 s) covers
+    // the whole 2 s duration and a successor is decided as soon as its predecessor's work has
+    // been read (~100 ms in). Whether a boot then fits before the end is the machine's speed,
+    // so it is made so: each thread's task waits until its successor has been started, then
+    // blocks its event loop until that successor is ready; its retirement, due meanwhile, is
+    // taken after that. Each next task is put once the restart is reported, for the new thread.
+    const { boots, starts, cleanup } = bootDirs();
+    const m = new MPMS({ worker, processes: 1, threads: 1, lifecycleDuration: 2000, initArgs: { boots, starts, firstBootMs: 1000 } });
+    try {
+      await m.start();
+      const warm: (boolean | undefined)[] = [];
+      const results = m.iterResults();
+      for (let k = 1; k <= 3; k++) {
+        const restarted = new Promise<{ reason: string; warm?: boolean }>((resolve) => m.once('restart', resolve));
+        await m.put('hold-for-successor', { starts, boots, n: k + 1 });
+        expect((await results.next()).value).toMatchObject({ meta: { status: 'ok' } });
+        const r = await restarted;
+        expect(r.reason).toBe('lifecycle');
+        warm.push(r.warm);
+      }
+      expect(await m.join()).toMatchObject({ total: 3, ok: 3 });
+      expect(warm).toEqual([true, true, true]);
+    } finally {
+      cleanup();
+    }
 
     // lifecycle 3 and two tasks: the successor starts (the last task is near) but never takes
     // over; the stop must retire it with the rest, in bounded time.
@@ -119,6 +139,29 @@ describe('soft and hard limits', () => {
     // A standby the stop forgot would hold its child until the teardown's deadline kills it,
     // which takes at least hookTimeout (30 s by default): half of it tells the two apart at any load.
     expect(Date.now() - t0).toBeLessThan(15_000);
+  });
+
+  it('a successor that stood by longer than its own lifecycleDuration still takes over warm: its duration runs from then', { timeout: 60_000 }, async () => {
+    // The first thread waits until its successor has been started, then blocks its event loop
+    // until that successor is ready and 2 durations more: its own retirement (due at its
+    // lifecycleDuration, soft) is taken only after that, so the successor stands by for at
+    // least 2 of its own durations, at any load. Its duration must count from when it takes the
+    // slot: counted from its ready (before the fix) it retired while standing by, and the
+    // restart ran cold — a new thread booted in its place.
+    const { boots, starts, cleanup } = bootDirs();
+    const duration = 2000;
+    const m = new MPMS({ worker, processes: 1, threads: 1, lifecycleDuration: duration, initArgs: { boots, starts, firstBootMs: 1000 } });
+    try {
+      await m.start();
+      const restarted = new Promise<{ reason: string; warm?: boolean }>((resolve) => m.once('restart', resolve));
+      const results = m.iterResults();
+      await m.put('hold-for-successor', { starts, boots, n: 2, holdMs: 2 * duration });
+      expect((await results.next()).value).toMatchObject({ meta: { status: 'ok' } });
+      expect(await restarted).toMatchObject({ reason: 'lifecycle', warm: true });
+      await m.join();
+    } finally {
+      cleanup();
+    }
   });
 
   it('lifecycleMemory retires a thread whose heap grew past the limit; no task is lost', async () => {

@@ -6,84 +6,17 @@
  * A deadlock can only show as time passing; `within()` turns one into a failure with the
  * engine's metrics, and every engine a test made is terminated after it.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
-import { EngineStateError, MPMS, SerializationError, type Meta, type MPMSOptions, type TaskResult } from '../dist/index.js';
-import { fixture, guardChildren, waitGone } from './helpers.js';
+import { EngineStateError, type MPMS, SerializationError, type Meta, type MPMSOptions, type TaskResult } from '../dist/index.js';
+import { captureLogger, fixture, gate, guardChildren, outcomeCounter, signal, trackedEngines, until, waitGone, within } from './helpers.js';
 
 // Whatever a test started must be gone once it ends.
 guardChildren();
 
 const worker = fixture('user-side-worker.mjs');
 
-const engines: MPMS[] = [];
-/** A new engine, terminated after the test whatever happens (hooks run in reverse: before guardChildren's check). */
-function engine(options: Omit<MPMSOptions, 'worker'> & { worker?: MPMSOptions['worker'] }): MPMS {
-  const m = new MPMS({ worker, ...options });
-  engines.push(m);
-  return m;
-}
-afterEach(async () => {
-  for (const m of engines.splice(0)) await m.terminate().catch(() => undefined);
-});
-
-/** Fails with `what()` if `p` has not settled within `ms`: how a deadlock shows in a test. */
-async function within<T>(p: Promise<T>, ms: number, what: () => unknown): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no progress within ${ms} ms: ${JSON.stringify(what())}`)), ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Resolves once `cond()` holds (a state, checked every 2 ms; bounded by the caller's `within`). */
-function until(cond: () => boolean): Promise<void> {
-  return new Promise((resolve) => {
-    const check = () => (cond() ? resolve() : setTimeout(check, 2));
-    check();
-  });
-}
-
-/** A pino logger that keeps its lines, so a test can look for a warning or an error. */
-function captureLogger() {
-  const lines: Array<{ level: number; msg: string }> = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'warn' }, stream), lines };
-}
-
-/** Outcomes per task id, from the 'task' events (registered first, so it runs before any other listener). */
-function outcomeCounter(m: MPMS) {
-  const seen = new Map<number, Meta[]>();
-  const order: number[] = [];
-  m.on('task', (meta) => {
-    const list = seen.get(meta.taskId) ?? [];
-    list.push(meta);
-    seen.set(meta.taskId, list);
-    order.push(meta.taskId);
-  });
-  return { seen, order, once: () => [...seen.values()].every((l) => l.length === 1) };
-}
-
-/** A gate file: tasks `['gate', path]` block until it exists. */
-function gate() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-user-side-'));
-  const file = path.join(dir, 'open');
-  return { file, open: () => fs.writeFileSync(file, '') };
-}
+const engine = trackedEngines(worker);
 
 // A crawl: each outcome yields 3 follow-ups until depth 0; 1 + 3 + ... + 3^5 = 364 tasks.
 const ROOT = [5, 3] as const;
@@ -101,8 +34,7 @@ describe('a consumer that puts follow-ups (crawler) never deadlocks (issue 14.1)
   for (const size of SIZES) {
     it(`async collector awaiting put() of follow-ups, P1xT2, ${size.name}`, async () => {
       let collected = 0;
-      let done!: () => void;
-      const crawled = new Promise<void>((r) => (done = r));
+      const crawled = signal();
       const m: MPMS = engine({
         processes: 1,
         threads: 2,
@@ -110,13 +42,13 @@ describe('a consumer that puts follow-ups (crawler) never deadlocks (issue 14.1)
         collector: async (_meta, result) => {
           for (const child of result as Array<[number, number]>) await m.put('node', child);
           // Every accepted task collected, follow-ups included: the crawl is over.
-          if (++collected === m.totalCount) done();
+          if (++collected === m.totalCount) crawled.fire();
         },
       });
       const outcomes = outcomeCounter(m);
       await m.start();
       await m.put('node', ROOT);
-      await within(crawled, 30_000, () => m.metrics());
+      await within(crawled.promise, 30_000, () => m.metrics());
       const summary = await m.join();
       expect(summary).toMatchObject({ total: CRAWL, ok: CRAWL });
       expect(collected).toBe(CRAWL);
@@ -161,8 +93,7 @@ describe('a consumer that puts follow-ups (crawler) never deadlocks (issue 14.1)
     it(`follow-ups put through ${shape}, collector and reader, taskQueueMaxsize 1, resultQueueMaxsize 1`, async () => {
       for (const kind of ['collector', 'reader'] as const) {
         let collected = 0;
-        let done!: () => void;
-        const crawled = new Promise<void>((r) => (done = r));
+        const crawled = signal();
         const m: MPMS = engine({
           processes: 1,
           threads: 2,
@@ -172,7 +103,7 @@ describe('a consumer that puts follow-ups (crawler) never deadlocks (issue 14.1)
             ? {
                 collector: async (_meta: Meta, result: unknown) => {
                   await putAll(m, result as Array<[number, number]>);
-                  if (++collected === m.totalCount) done();
+                  if (++collected === m.totalCount) crawled.fire();
                 },
               }
             : {}),
@@ -182,12 +113,12 @@ describe('a consumer that puts follow-ups (crawler) never deadlocks (issue 14.1)
           void (async () => {
             for await (const { result } of m.iterResults()) {
               await putAll(m, result as Array<[number, number]>);
-              if (++collected === m.totalCount) done();
+              if (++collected === m.totalCount) crawled.fire();
             }
           })();
         }
         await m.put('node', [4, 3]);
-        await within(crawled, 30_000, () => ({ kind, ...m.metrics() }));
+        await within(crawled.promise, 30_000, () => ({ kind, ...m.metrics() }));
         expect((await m.join()).ok, kind).toBe(121);
       }
     });
@@ -242,15 +173,14 @@ describe('a reader that leaves (issue 14.2)', () => {
       const m = engine({ processes: 1, threads: 2, resultQueueMaxsize: 5, taskQueueMaxsize: 100, logger });
       const outcomes = outcomeCounter(m);
       await m.start();
-      let paused!: () => void;
-      const dispatchPaused = new Promise<void>((r) => (paused = r));
+      const dispatchPaused = signal();
       const reading = (async () => {
         let n = 0;
         for await (const _ of m.iterResults()) {
           if (++n < 10) continue;
           // Leave only once dispatch waits for this reader and nothing is in flight: no outcome
           // is on its way that could make room by itself.
-          await dispatchPaused;
+          await dispatchPaused.promise;
           if (how === 'break') break;
           throw new Error('the reader fails');
         }
@@ -259,7 +189,7 @@ describe('a reader that leaves (issue 14.2)', () => {
       for (let i = 0; i < 100; i++) await m.put(i);
       await within(until(() => m.metrics().running === 0 && m.metrics().finished >= 15), 30_000, () => m.metrics());
       expect(m.metrics().queued).toBeGreaterThan(0);
-      paused();
+      dispatchPaused.fire();
       const summary = await within(m.join(), 30_000, () => m.metrics());
       expect(summary).toMatchObject({ total: 100, ok: 100 });
       expect(outcomes.once()).toBe(true);
@@ -386,8 +316,7 @@ describe('user callbacks cannot break the ledger (issue 14.5)', () => {
       let nested = false;
       const delivered: number[] = [];
       let fromCollector: Promise<unknown> | undefined;
-      let done!: () => void;
-      const allDelivered = new Promise<void>((r) => (done = r));
+      const allDelivered = signal();
       const m: MPMS = engine({
         processes: 1,
         threads: 2,
@@ -407,7 +336,7 @@ describe('user callbacks cannot break the ledger (issue 14.5)', () => {
             }
           }
           depth--;
-          if (delivered.length === m.finishCount && m.finishCount === m.totalCount && !m.accepting) done();
+          if (delivered.length === m.finishCount && m.finishCount === m.totalCount && !m.accepting) allDelivered.fire();
         },
       });
       const outcomes = outcomeCounter(m);
@@ -416,7 +345,7 @@ describe('user callbacks cannot break the ledger (issue 14.5)', () => {
       g.open();
       if (how === 'metrics and put') await within(until(() => fromCollector !== undefined), 30_000, () => m.metrics());
       const summary = await within(m.join(), 30_000, () => ({ ...m.metrics(), delivered: delivered.length }));
-      await within(allDelivered, 30_000, () => ({ ...m.metrics(), delivered: delivered.length }));
+      await within(allDelivered.promise, 30_000, () => ({ ...m.metrics(), delivered: delivered.length }));
       expect(await within(Promise.resolve(fromCollector), 30_000, () => m.metrics())).toBeDefined();
       expect(summary.total).toBe(how === 'metrics and put' ? 201 : 200);
       expect(summary.ok + summary.error + summary.timeout + summary.crashed + summary.cancelled).toBe(summary.total);
@@ -430,21 +359,20 @@ describe('user callbacks cannot break the ledger (issue 14.5)', () => {
   it('gracefulShutdown({ timeout: 1000 }) with a collector that never returns ends within its bound; the collector is not called again', async () => {
     const { logger, lines } = captureLogger();
     let calls = 0;
-    let first!: () => void;
-    const called = new Promise<void>((r) => (first = r));
+    const called = signal();
     const m = engine({
       processes: 1,
       threads: 2,
       logger,
       collector: async () => {
         calls++;
-        first();
+        called.fire();
         await new Promise(() => undefined);
       },
     });
     await m.start();
     for (let i = 0; i < 20; i++) await m.put(i);
-    await called;
+    await called.promise;
     const summary = await within(m.gracefulShutdown({ timeout: 1000 }), 20_000, () => m.metrics());
     expect(summary.total).toBe(20);
     expect(summary.ok + summary.cancelled).toBe(20);

@@ -73,6 +73,8 @@ export class ThreadSlot {
   successorDue = false;
   /** Starts the successor when this thread's lifecycleDuration is about to run out. */
   successorTimer: NodeJS.Timeout | undefined;
+  /** Retires it when its lifecycleDuration, counted from when it took its slot, runs out. */
+  durationTimer: NodeJS.Timeout | undefined;
   /**
    * Attempts settled here by an abort while this thread still held them (running, or waiting and
    * maybe started before the abort reached it), with when they were aborted: watched until they

@@ -63,16 +63,31 @@ export class ThreadSupervisor {
     return this.threads.filter((t) => !t.exited).length + this.leaving.size + this.standby.size;
   }
 
-  /** A thread said it is ready: the failure streak is over; its successor is scheduled. */
+  /** A thread said it is ready: the failure streak is over; serving its slot, its duration starts. */
   ready(slot: ThreadSlot): void {
     this.backoff.reset();
     this.bootMs = Math.max(Date.now() - slot.spawnedAt, this.bootMs * 0.9);
-    if (slot.lifecycleDuration > 0) {
-      // The thread retires lifecycleDuration after it is ready (its own timer, thread/entry.ts).
-      const lead = Math.max(0, slot.lifecycleDuration - this.successorLeadMs);
-      slot.successorTimer = setTimeout(() => this.startSuccessor(slot), lead);
-      slot.successorTimer.unref();
-    }
+    if (this.threads[slot.index] === slot) this.serving(slot);
+  }
+
+  /**
+   * `slot` is ready and serves its slot: its lifecycleDuration runs from now, and its successor
+   * is scheduled a lead ahead of its end. Not from its ready: a successor on standby may wait
+   * long (its predecessor finishing a long task), and a duration counted from its ready
+   * retired it while it stood by, so the restart it was started for ran cold.
+   */
+  private serving(slot: ThreadSlot): void {
+    if (slot.lifecycleDuration <= 0 || slot.durationTimer) return;
+    const lead = Math.max(0, slot.lifecycleDuration - this.successorLeadMs);
+    slot.successorTimer = setTimeout(() => this.startSuccessor(slot), lead);
+    slot.successorTimer.unref();
+    // Sent to the thread, which retires between tasks (a soft limit), as on its other limits.
+    slot.durationTimer = setTimeout(() => {
+      if (!slot.retiring && !slot.exited && !this.host.stopping()) {
+        slot.send({ t: 'retire', reason: 'lifecycle', detail: `${slot.lifecycleDuration} ms` });
+      }
+    }, slot.lifecycleDuration);
+    slot.durationTimer.unref();
   }
 
   /** A thread finished tasks: near the end of its lifecycle (in tasks), its successor starts about a boot ahead. */
@@ -139,6 +154,7 @@ export class ThreadSupervisor {
     slot.worker.on('exit', (code) => {
       clearTimeout(startTimer);
       clearTimeout(slot.successorTimer);
+      clearTimeout(slot.durationTimer);
       clearTimeout(slot.drainKill);
       this.host.onExit(slot, code);
     });
@@ -161,8 +177,8 @@ export class ThreadSupervisor {
    */
   startSuccessor(slot: ThreadSlot): void {
     if (slot.successor || slot.aheadDecided || slot.retiring || slot.exited || this.host.stopping()) return;
-    // Itself still on standby (its lifecycleDuration runs from its ready): asked again when it
-    // takes its place, see replace().
+    // Itself still on standby (its lifecycle in tasks has not begun): asked again when it takes
+    // its place, see replace().
     if (this.threads[slot.index] !== slot) {
       slot.successorDue = true;
       return;
@@ -215,7 +231,10 @@ export class ThreadSupervisor {
       this.threads[slot.index] = next;
       // The work it takes over is its predecessor's: so is its utilization, until it has its own.
       next.inheritedUtilization = slot.utilization() ?? slot.inheritedUtilization;
-      if (next.ready) next.markWorking();
+      if (next.ready) {
+        next.markWorking();
+        this.serving(next);
+      }
       if (next.successorDue) this.startSuccessor(next);
       return next.ready;
     }

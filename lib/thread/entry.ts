@@ -165,9 +165,6 @@ async function main(): Promise<void> {
     }
   });
 
-  if (init.lifecycleDuration > 0) {
-    setTimeout(() => runner.retire('lifecycle', `${init.lifecycleDuration} ms`), init.lifecycleDuration).unref();
-  }
   phase = undefined;
   post({ t: 'ready' });
 }

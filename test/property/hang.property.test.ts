@@ -24,7 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PROFILES, type Profile, type Scenario, scenarioArb } from './model.js';
+import { fixedSettings, PROFILES, type Profile, type Scenario, scenarioArb } from './model.js';
 import { type RunReport, runScenario } from './run-scenario.js';
 
 const env = process.env;
@@ -192,15 +192,7 @@ describe('property: exactly one outcome, no hang, no process left, the master al
  */
 const FIXED: Record<string, Scenario> = {
   'SIGTERM to a master script with grandchild tasks, mid-run': {
-    settings: {
-      processes: 2,
-      threads: 2,
-      concurrency: 1,
-      taskQueueMaxsize: 4,
-      retries: 0,
-      hookTimeout: 300,
-      workerGracefulDieTimeout: 300,
-    },
+    settings: fixedSettings({ processes: 2 }),
     ending: { kind: 'signal', signal: 'SIGTERM', afterPuts: 3, stallMs: 200 },
     tasks: [
       { kind: 'grandchild', after: 'return' },
@@ -213,15 +205,7 @@ const FIXED: Record<string, Scenario> = {
     close: { beforeTask: 5, delayMs: 0 },
   },
   'grandchildren in their own process group, then join()': {
-    settings: {
-      processes: 1,
-      threads: 2,
-      concurrency: 1,
-      taskQueueMaxsize: 4,
-      retries: 0,
-      hookTimeout: 300,
-      workerGracefulDieTimeout: 300,
-    },
+    settings: fixedSettings(),
     ending: { kind: 'join' },
     tasks: [
       { kind: 'grandchild', after: 'return', detached: true },
@@ -230,29 +214,12 @@ const FIXED: Record<string, Scenario> = {
     ],
   },
   'Ctrl+C during a plain put loop waiting for room': {
-    settings: {
-      processes: 1,
-      threads: 1,
-      concurrency: 1,
-      taskQueueMaxsize: 1,
-      retries: 0,
-      hookTimeout: 300,
-      workerGracefulDieTimeout: 300,
-    },
+    settings: fixedSettings({ threads: 1, taskQueueMaxsize: 1 }),
     ending: { kind: 'signal', signal: 'SIGINT', afterPuts: 2, stallMs: 400 },
     tasks: Array.from({ length: 8 }, () => ({ kind: 'sleep' as const, ms: 150 })),
   },
   'a crawler: an async collector awaiting follow-up puts, small queues': {
-    settings: {
-      processes: 1,
-      threads: 2,
-      concurrency: 1,
-      taskQueueMaxsize: 2,
-      resultQueueMaxsize: 2,
-      retries: 0,
-      hookTimeout: 300,
-      workerGracefulDieTimeout: 300,
-    },
+    settings: fixedSettings({ taskQueueMaxsize: 2, resultQueueMaxsize: 2 }),
     ending: { kind: 'join' },
     tasks: [{ kind: 'return' }, { kind: 'return' }],
     consumer: {
@@ -262,16 +229,7 @@ const FIXED: Record<string, Scenario> = {
     },
   },
   'a crawler: a for-await loop putting follow-ups': {
-    settings: {
-      processes: 1,
-      threads: 2,
-      concurrency: 1,
-      taskQueueMaxsize: 2,
-      resultQueueMaxsize: 2,
-      retries: 0,
-      hookTimeout: 300,
-      workerGracefulDieTimeout: 300,
-    },
+    settings: fixedSettings({ taskQueueMaxsize: 2, resultQueueMaxsize: 2 }),
     ending: { kind: 'join' },
     tasks: [{ kind: 'return' }],
     consumer: {
@@ -281,30 +239,13 @@ const FIXED: Record<string, Scenario> = {
   },
   // It reads slowly, so when it leaves the result queue is full and dispatch waits for it.
   'a slow reader that breaks early, then join()': {
-    settings: {
-      processes: 1,
-      threads: 2,
-      concurrency: 1,
-      taskQueueMaxsize: 4,
-      resultQueueMaxsize: 2,
-      retries: 0,
-      hookTimeout: 300,
-      workerGracefulDieTimeout: 300,
-    },
+    settings: fixedSettings({ resultQueueMaxsize: 2 }),
     ending: { kind: 'join' },
     tasks: Array.from({ length: 40 }, () => ({ kind: 'return' as const })),
     consumer: { kind: 'iterator', delayMs: 30, stop: { after: 3, how: 'break' } },
   },
   'a poison task at P1×T1 with retries': {
-    settings: {
-      processes: 1,
-      threads: 1,
-      concurrency: 1,
-      taskQueueMaxsize: 4,
-      retries: 8,
-      hookTimeout: 300,
-      workerGracefulDieTimeout: 300,
-    },
+    settings: fixedSettings({ threads: 1, retries: 8 }),
     ending: { kind: 'join' },
     tasks: [
       ...Array.from({ length: 4 }, () => ({ kind: 'return' as const })),
@@ -313,29 +254,12 @@ const FIXED: Record<string, Scenario> = {
     ],
   },
   'a soft limit (processMemoryLimit) with long tasks and no hard limit': {
-    settings: {
-      processes: 1,
-      threads: 2,
-      concurrency: 1,
-      taskQueueMaxsize: 4,
-      processMemoryLimit: 45,
-      retries: 0,
-      hookTimeout: 300,
-      workerGracefulDieTimeout: 300,
-    },
+    settings: fixedSettings({ processMemoryLimit: 45 }),
     ending: { kind: 'join' },
     tasks: [{ kind: 'long', ms: 2500 }, { kind: 'long', ms: 2500 }, { kind: 'return' }, { kind: 'return' }],
   },
   'an undecodable result and uncloneable thrown values among ordinary tasks': {
-    settings: {
-      processes: 1,
-      threads: 1,
-      concurrency: 1,
-      taskQueueMaxsize: 4,
-      retries: 0,
-      hookTimeout: 300,
-      workerGracefulDieTimeout: 300,
-    },
+    settings: fixedSettings({ threads: 1 }),
     ending: { kind: 'join' },
     tasks: [
       { kind: 'return' },
@@ -348,32 +272,14 @@ const FIXED: Record<string, Scenario> = {
     ],
   },
   "throwing 'task' and 'restart' listeners and a throwing collector": {
-    settings: {
-      processes: 1,
-      threads: 2,
-      concurrency: 1,
-      taskQueueMaxsize: 4,
-      lifecycle: 2,
-      retries: 0,
-      hookTimeout: 300,
-      workerGracefulDieTimeout: 300,
-    },
+    settings: fixedSettings({ lifecycle: 2 }),
     ending: { kind: 'join' },
     tasks: Array.from({ length: 8 }, () => ({ kind: 'return' as const })),
     consumer: { kind: 'collector', mode: 'sync', throwEvery: 3 },
     listeners: { taskThrowEvery: 2, restartThrows: true },
   },
   'tasks at ±20 % of a tight taskTimeout, with retries and concurrency': {
-    settings: {
-      processes: 1,
-      threads: 1,
-      concurrency: 4,
-      taskQueueMaxsize: 6,
-      taskTimeout: 30,
-      retries: 1,
-      hookTimeout: 300,
-      workerGracefulDieTimeout: 300,
-    },
+    settings: fixedSettings({ threads: 1, concurrency: 4, taskQueueMaxsize: 6, taskTimeout: 30, retries: 1 }),
     ending: { kind: 'join' },
     tasks: Array.from({ length: 100 }, (_, i) => ({ kind: 'near' as const, pct: ((i * 7) % 41) - 20 })),
   },

@@ -83,6 +83,24 @@ export interface Settings {
   putTimeout?: number;
 }
 
+/**
+ * The settings of a hand-written (fixed) scenario: P1×T2, one task at a time per thread, a small
+ * queue, no retries and short hook and graceful-die bounds, so that a run stays small; `over`
+ * sets what the scenario is about.
+ */
+export function fixedSettings(over: Partial<Settings> = {}): Settings {
+  return {
+    processes: 1,
+    threads: 2,
+    concurrency: 1,
+    taskQueueMaxsize: 4,
+    retries: 0,
+    hookTimeout: 300,
+    workerGracefulDieTimeout: 300,
+    ...over,
+  };
+}
+
 export type Ending =
   | { kind: 'join' }
   /** The ending fires once `afterPuts` puts were accepted (or all settled), or after `stallMs`, whichever first. */
@@ -581,6 +599,18 @@ const boundary = profileArb('boundary', {
   script: scriptArb,
 });
 
+/** No hooks mostly; now and then finalizers that throw or hang (a run's ending must bound them). */
+const finalizerFaultsArb: fc.Arbitrary<Hooks> = fc.oneof(
+  SHRINK,
+  { arbitrary: noHooks, weight: 3 },
+  {
+    arbitrary: fc
+      .record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb })
+      .map((h) => dropUndefined(h) as Hooks),
+    weight: 1,
+  },
+);
+
 /** Soft limits (count, age, heap, RSS) with long tasks and leaks; mostly no hard limit. */
 const soft = profileArb('soft', {
   settings: settingsArb(
@@ -606,16 +636,7 @@ const soft = profileArb('soft', {
     maxLength: 12,
   }),
   ending: endingArb({ join: 6, graceful: 1, terminate: 0, signal: 1 }),
-  hooks: fc.oneof(
-    SHRINK,
-    { arbitrary: noHooks, weight: 3 },
-    {
-      arbitrary: fc
-        .record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb })
-        .map((h) => dropUndefined(h) as Hooks),
-      weight: 1,
-    },
-  ),
+  hooks: finalizerFaultsArb,
   close: none(),
   consumer: generalConsumerArb,
   listeners: none(),
@@ -707,16 +728,7 @@ const signal = profileArb('signal', {
   ),
   tasks: fc.array(taskArb({ sleep: 4, long: 1, return: 2, throw: 1, near: 1 }, false), { minLength: 3, maxLength: 25 }),
   ending: signalEndingArb,
-  hooks: fc.oneof(
-    SHRINK,
-    { arbitrary: noHooks, weight: 3 },
-    {
-      arbitrary: fc
-        .record({ threadFinalizer: finalFaultArb, processFinalizer: finalFaultArb })
-        .map((h) => dropUndefined(h) as Hooks),
-      weight: 1,
-    },
-  ),
+  hooks: finalizerFaultsArb,
   close: none(),
   consumer: generalConsumerArb,
   listeners: none(),
