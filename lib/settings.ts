@@ -126,7 +126,11 @@ export function problemFor(spec: Pick<Setting, 'kind' | 'check'>, value: unknown
  * Every problem of `input` against `specs` (unknown keys included when `strict`), one sentence
  * each naming its setting in backquotes (`describeConfigError` turns those into flags).
  */
-export function settingProblems(specs: readonly Setting[], input: Readonly<Record<string, unknown>>, strict = true): string[] {
+export function settingProblems(
+  specs: readonly Setting[],
+  input: Readonly<Record<string, unknown>>,
+  strict = true,
+): string[] {
   const problems: string[] = [];
   if (strict) {
     const known = new Set(specs.map((s) => s.name));
@@ -149,7 +153,11 @@ export function settingProblems(specs: readonly Setting[], input: Readonly<Recor
  * default sees the settings before it).
  * @throws ConfigError listing every problem found, not just the first.
  */
-export function resolveSettings<T>(specs: readonly Setting[], input: Readonly<Record<string, unknown>>, strict = true): T {
+export function resolveSettings<T>(
+  specs: readonly Setting[],
+  input: Readonly<Record<string, unknown>>,
+  strict = true,
+): T {
   const problems = settingProblems(specs, input, strict);
   if (problems.length) throw new ConfigError(problems);
   const out: Record<string, unknown> = {};

@@ -32,13 +32,20 @@ const connection: SettingInput = {
   description: 'Redis: a redis:// URL, ioredis options, or an ioredis client (it is duplicated)',
   check: (v: unknown) => (v === null ? 'must be a redis:// URL or connection options, got null' : undefined),
 };
-const prefix: SettingInput = { name: 'prefix', kind: 'string', default: 'bull', description: 'BullMQ key prefix' };
+const prefix: SettingInput = {
+  name: 'prefix',
+  kind: 'string',
+  default: 'bull',
+  description: 'BullMQ key prefix',
+  cli: { flag: 'prefix', value: 'PREFIX' },
+};
 const fingerprint = (what: string, flag?: string): SettingInput => ({
   name: 'fingerprint',
   kind: 'string',
   defaultText: "a hash of the worker module's file",
   description: what,
-  check: (v: string) => (validFingerprint(v) ? undefined : `must be 1-64 letters, digits or "_.+-", got ${JSON.stringify(v)}`),
+  check: (v: string) =>
+    validFingerprint(v) ? undefined : `must be 1-64 letters, digits or "_.+-", got ${JSON.stringify(v)}`,
   ...(flag ? { cli: { flag, value: 'ID' } } : {}),
 });
 
@@ -65,7 +72,7 @@ export const SERVE_SPECS: readonly Setting[] = settings([
     name: 'stalledInterval',
     kind: 'ms',
     default: 1000,
-    description: 'ms between the fleet\'s checks for silent worker engines (one engine checks per period)',
+    description: "ms between the fleet's checks for silent worker engines (one engine checks per period)",
     check: (v: number) => (v >= 100 ? undefined : `must be at least 100 ms, got ${v}`),
     cli: { flag: 'stalled-interval' },
   },
@@ -77,7 +84,7 @@ export const SERVE_SPECS: readonly Setting[] = settings([
     cli: { flag: 'drain-timeout' },
   },
   prefix,
-  fingerprint('what this engine serves, as the master\'s bullmqTransport({ fingerprint })', 'fingerprint'),
+  fingerprint("what this engine serves, as the master's bullmqTransport({ fingerprint })", 'fingerprint'),
 ]);
 
 /** The settings of `bullmqTransport()`. */
@@ -89,10 +96,21 @@ export const TRANSPORT_SPECS: readonly Setting[] = settings([
     kind: 'string',
     defaultText: 'a new random id',
     description: "names this run's jobs; the id of an earlier run re-attaches to it after a master restart",
-    check: (v: string) => (/^[A-Za-z0-9_-]+$/.test(v) ? undefined : `must be letters, digits, "_" or "-", got ${JSON.stringify(v)}`),
+    check: (v: string) =>
+      /^[A-Za-z0-9_-]+$/.test(v) ? undefined : `must be letters, digits, "_" or "-", got ${JSON.stringify(v)}`,
   },
-  { name: 'maxOutstanding', kind: 'int>=1', default: 1000, description: 'jobs in Redis this master may have unsettled at once (put() waits beyond it)' },
+  {
+    name: 'maxOutstanding',
+    kind: 'int>=1',
+    default: 1000,
+    description: 'jobs in Redis this master may have unsettled at once (put() waits beyond it)',
+  },
   prefix,
-  { name: 'sweepInterval', kind: 'ms', default: 1000, description: "ms between the master's checks for lost jobs (Redis lost data; a worker engine went silent)" },
-  fingerprint('what worker engines must serve to run this master\'s jobs; mpms worker --fingerprint must match'),
+  {
+    name: 'sweepInterval',
+    kind: 'ms',
+    default: 1000,
+    description: "ms between the master's checks for lost jobs (Redis lost data; a worker engine went silent)",
+  },
+  fingerprint("what worker engines must serve to run this master's jobs; mpms worker --fingerprint must match"),
 ]);
