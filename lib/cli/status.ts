@@ -82,7 +82,7 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
   const [{ openRedis, closeRedis }, { readFleet }] = mod;
   const queue = given.queue as string;
   const prefix = flagValue<string>(STATUS, given, 'prefix');
-  let client;
+  let client: Awaited<ReturnType<typeof openRedis>> | undefined;
   try {
     client = await openRedis(redis.options, { name: 'mpms:status', what: `Redis for queue ${queue}`, warn: () => undefined });
     const first = await readFleet(client, queue, prefix);
