@@ -360,6 +360,15 @@ class QueueServer {
     if (this.idle && this.running.size === 0 && this.marking.size === 0 && this.finishing.length === 0 && !this.finishCall) this.idle();
   }
 
+  /** A Redis call failed: say so, and let `pump()` make it again in a second (`free` marks it no longer in flight). */
+  private retryLater(err: unknown, what: string, free: () => void): void {
+    this.logger.warn({ err }, `worker engine ${this.id}: ${what} failed; retrying in 1 s`);
+    void delay(1000).then(() => {
+      free();
+      this.schedulePump();
+    });
+  }
+
   private maybeFetch(): void {
     if (this.fetchCall || this.waitingForJobs) return;
     const prefetch = this.prefetch();
@@ -380,13 +389,7 @@ class QueueServer {
         if (res.length <= 1) void this.waitForJobs();
         this.schedulePump();
       },
-      (err: unknown) => {
-        this.logger.warn({ err }, `worker engine ${this.id}: fetching jobs failed; retrying in 1 s`);
-        void delay(1000).then(() => {
-          this.fetchCall = false;
-          this.schedulePump();
-        });
-      },
+      (err: unknown) => this.retryLater(err, 'fetching jobs', () => (this.fetchCall = false)),
     );
   }
 
@@ -453,15 +456,11 @@ class QueueServer {
         this.schedulePump();
       },
       (err: unknown) => {
-        this.logger.warn({ err }, `worker engine ${this.id}: marking jobs started failed; retrying in 1 s`);
         for (const id of ids) {
           this.unmarked.set(id, this.marking.get(id)!);
           this.marking.delete(id);
         }
-        void delay(1000).then(() => {
-          this.markCall = false;
-          this.schedulePump();
-        });
+        this.retryLater(err, 'marking jobs started', () => (this.markCall = false));
       },
     );
   }
@@ -528,13 +527,9 @@ class QueueServer {
         this.schedulePump();
       },
       (err: unknown) => {
-        this.logger.warn({ err }, `worker engine ${this.id}: publishing outcomes failed; retrying in 1 s`);
         this.finishing.unshift(...this.publishing);
         this.publishing = [];
-        void delay(1000).then(() => {
-          this.finishCall = false;
-          this.schedulePump();
-        });
+        this.retryLater(err, 'publishing outcomes', () => (this.finishCall = false));
       },
     );
   }

@@ -137,6 +137,8 @@ describe('mpms worker', () => {
     });
     expect(a.statsMs).toBeUndefined();
     expect(parseWorkerArgs(['w.mjs', '--queue', 'q', '--stats-interval', '250ms']).statsMs).toBe(250);
+    // Every serveQueue() setting with a flag is a flag of mpms worker: --prefix too, as mpms status has it.
+    expect(parseWorkerArgs(['w.mjs', '--queue', 'q', '--prefix', 'p']).serve).toEqual({ queue: 'q', prefix: 'p' });
   });
 
   it('reports every bad flag at once, its own, the Redis ones and the engine ones alike', () => {
