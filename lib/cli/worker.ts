@@ -1,15 +1,16 @@
 /**
  * `mpms worker <worker-module> --redis URL --queue NAME [-p N] [-t N] ...`: serves a queue with a
- * local engine (lib/scale-out/worker-engine.ts) until SIGINT/SIGTERM, then drains. The engine
- * flags are those of `mpms run` (derived from OPTION_SPECS); the Redis client is loaded only
- * here, so `mpms run` works without it.
+ * local engine (lib/scale-out/worker-engine.ts) until SIGINT/SIGTERM, then drains. Its flags are
+ * `WORKER` (lib/cli/flags.ts: the Redis ones, serveQueue()'s, its own, and the engine flags of
+ * `mpms run`), parsed by the one parser; the Redis client is loaded only here, so `mpms run`
+ * works without it.
  */
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { SERVE_SPECS } from '../scale-out/settings.js';
 import type { WorkerEngineOptions } from '../scale-out/worker-engine.js';
-import { ENGINE_FLAGS, WORKER, type Command } from './flags.js';
-import { describeConfigError, helpRows, parseLine, usageFailure, UsageError, flagValue } from './parse.js';
+import { ENGINE_FLAGS, WORKER } from './flags.js';
+import { describeConfigError, flagValue, helpRows, parseLine, UsageError, usageFailure } from './parse.js';
 import { usageError } from './run.js';
 
 /** What `mpms worker` was asked for, parsed and checked. */
