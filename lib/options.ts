@@ -1,11 +1,11 @@
 /**
- * The one declaration of every engine setting: its type, default (a value, or a function of the
- * settings before it), validation, CLI flag and description. Validation (`resolveOptions`), the CLI flags (`lib/cli`) and the option table
- * in docs/api.md are all derived from `OPTION_SPECS`, so they cannot drift apart.
+ * The engine's settings, each declared once in `OPTION_SPECS` (what a declaration holds:
+ * lib/settings.ts). Validation (`resolveOptions`), the engine flags of `mpms run` and
+ * `mpms worker` (lib/cli) and the options table of docs/api.md are derived from it.
  */
 import os from 'node:os';
-import v8 from 'node:v8';
 import { ConfigError } from './errors.js';
+import { resolveSettings, settings, type Setting } from './settings.js';
 import type { Logger } from 'pino';
 import type { Meta } from './types.js';
 import type { Transport } from './transport/types.js';
@@ -121,35 +121,16 @@ export interface ResolvedOptions {
   transport: Transport | undefined;
 }
 
-type Kind = 'transport' | 'stdout' | 'int>=1' | 'int>=0' | 'ms' | 'fraction' | 'mib' | 'string' | 'string[]' | 'function' | 'object' | 'boolean' | 'module' | 'any' | 'cloneable' | 'logger';
-
-/** One setting: how it is checked, its default, and how the CLI exposes it. */
-export interface OptionSpec {
-  /** The key in `MPMSOptions`. */
-  name: keyof MPMSOptions;
-  /** How the value is checked (and, for the CLI, parsed): e.g. `'int>=1'`, `'ms'`, `'mib'`, `'fraction'`. */
-  kind: Kind;
-  /**
-   * The default, as a value (`default`) or a function of the settings before it in
-   * `OPTION_SPECS` (`derive`); neither: unset. `resolveOptions` applies exactly this.
-   */
-  default?: unknown;
-  derive?: (before: Readonly<Record<string, unknown>>) => unknown;
-  /** Human text of the default, for docs and `--help`: derived from `default` unless given. */
-  defaultText: string;
-  /** One line for docs and `--help`. */
-  description: string;
-  /** CLI flag (long form) when the setting makes sense on the command line. */
-  cli?: { flag: string; short?: string };
-}
+/** One engine setting (see lib/settings.ts for what each field means). */
+export type OptionSpec = Setting<keyof MPMSOptions>;
 
 /**
  * Every setting of `MPMSOptions`, in one list: validation, defaults, CLI flags and the option
  * table of docs/api.md all come from here. Read-only; useful to build your own CLI or config
  * loader on the same rules.
  */
-export const OPTION_SPECS: readonly OptionSpec[] = withDefaultTexts([
-  { name: 'worker', kind: 'module', defaultText: '(required)', description: 'path (relative to cwd) or URL of the worker module' },
+export const OPTION_SPECS: readonly OptionSpec[] = settings<keyof MPMSOptions>([
+  { name: 'worker', kind: 'module', required: true, defaultText: '(required)', description: 'path (relative to cwd) or URL of the worker module' },
   { name: 'export', kind: 'string', default: 'default', description: 'name of the task function export', cli: { flag: 'export' } },
   { name: 'collector', kind: 'function', defaultText: 'none', description: '(meta, result) => void | Promise<void>, called once per outcome, one at a time, in order (see docs/guarantees.md, "User code")' },
   { name: 'processes', kind: 'int>=1', derive: () => os.availableParallelism(), defaultText: 'os.availableParallelism()', description: 'child processes', cli: { flag: 'processes', short: 'p' } },
@@ -192,108 +173,13 @@ export const OPTION_SPECS: readonly OptionSpec[] = withDefaultTexts([
   { name: 'handleSignals', kind: 'boolean', default: false, description: 'SIGINT/SIGTERM -> gracefulShutdown; a second signal -> terminate' },
 ]);
 
-/** A spec list whose `defaultText` is written only where the default is not a plain value. */
-function withDefaultTexts(specs: (Omit<OptionSpec, 'defaultText'> & { defaultText?: string })[]): OptionSpec[] {
-  return specs.map((s) => ({ ...s, defaultText: s.defaultText ?? showDefault(s.default) }));
-}
-
-/** A default as the docs show it: `'mpms'`, `2`, `['WorkerGracefulDie']`, `{}`. */
-function showDefault(value: unknown): string {
-  if (value === undefined) return 'none';
-  return JSON.stringify(value).replaceAll('"', "'");
-}
-
-/** Each engine gets its own copy of an array or object default (a user may mutate the resolved options). */
-function fresh(value: unknown): unknown {
-  if (Array.isArray(value)) return [...value];
-  if (value !== null && typeof value === 'object') return { ...value };
-  return value;
-}
-
-const KNOWN = new Set<string>(OPTION_SPECS.map((s) => s.name));
-
-function problemFor(kind: Kind, value: unknown): string | undefined {
-  switch (kind) {
-    case 'int>=1':
-      return Number.isInteger(value) && (value as number) >= 1 ? undefined : `must be an integer >= 1, got ${show(value)}`;
-    case 'int>=0':
-      return Number.isInteger(value) && (value as number) >= 0 ? undefined : `must be an integer >= 0, got ${show(value)}`;
-    case 'ms':
-    case 'mib':
-      return typeof value === 'number' && Number.isFinite(value) && value > 0 ? undefined : `must be a finite number > 0 (${kind === 'ms' ? 'milliseconds' : 'MiB'}), got ${show(value)}`;
-    case 'fraction':
-      return typeof value === 'number' && value >= 0 && value < 1 ? undefined : `must be a number in [0, 1), got ${show(value)}`;
-    case 'string':
-      return typeof value === 'string' && value.length > 0 ? undefined : `must be a non-empty string, got ${show(value)}`;
-    case 'string[]':
-      return Array.isArray(value) && value.every((v) => typeof v === 'string') ? undefined : `must be an array of strings, got ${show(value)}`;
-    case 'function':
-      return typeof value === 'function' ? undefined : `must be a function, got ${show(value)}`;
-    case 'object':
-      return value !== null && typeof value === 'object' && !Array.isArray(value) ? undefined : `must be a plain object, got ${show(value)}`;
-    case 'boolean':
-      return typeof value === 'boolean' ? undefined : `must be a boolean, got ${show(value)}`;
-    case 'module':
-      return (typeof value === 'string' && value.length > 0) || value instanceof URL ? undefined : `must be a module path or URL, got ${show(value)}`;
-    case 'logger':
-      return value !== null && typeof value === 'object' && typeof (value as { child?: unknown }).child === 'function' && typeof (value as { warn?: unknown }).warn === 'function'
-        ? undefined
-        : `must be a pino logger, got ${show(value)}`;
-    case 'any':
-      return undefined;
-    case 'cloneable':
-      // What crosses to a child (IPC, advanced serialization) and on to its threads: checked
-      // here, so a bad value fails at new MPMS() instead of as children that never become ready.
-      try {
-        v8.serialize(value);
-        return undefined;
-      } catch (err) {
-        return `cannot be sent to a child process (it must be structured-cloneable): ${(err as Error).message}`;
-      }
-    case 'transport':
-      return value !== null && typeof value === 'object' && typeof (value as { start?: unknown }).start === 'function' && typeof (value as { send?: unknown }).send === 'function'
-        ? undefined
-        : `must be a transport such as bullmqTransport(...) from 'mpms/bullmq', got ${show(value)}`;
-    case 'stdout':
-      return value === 'inherit' || value === 'stderr' ? undefined : `must be 'inherit' or 'stderr', got ${show(value)}`;
-  }
-}
-
-function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'function') return 'a function';
-  if (Array.isArray(value)) return 'an array';
-  if (value === null) return 'null';
-  if (typeof value === 'object') return 'an object';
-  return String(value);
-}
-
 /**
  * Validates every setting at once and fills in defaults.
  * @throws ConfigError listing every problem found, not just the first.
  */
 export function resolveOptions(input: MPMSOptions): ResolvedOptions {
-  const problems: string[] = [];
   if (input === null || typeof input !== 'object') throw new ConfigError(['options must be an object with at least `worker`']);
-  for (const key of Object.keys(input)) {
-    if (!KNOWN.has(key)) problems.push(`unknown setting \`${key}\``);
-  }
-  for (const spec of OPTION_SPECS) {
-    const value = input[spec.name];
-    if (value === undefined) {
-      if (spec.name === 'worker') problems.push('`worker` is required (a module path or URL)');
-      continue;
-    }
-    const p = problemFor(spec.kind, value);
-    if (p) problems.push(`\`${spec.name}\` ${p}`);
-  }
-  if (problems.length) throw new ConfigError(problems);
-
-  const out: Record<string, unknown> = {};
-  for (const spec of OPTION_SPECS) {
-    const given = input[spec.name];
-    out[spec.name] = given !== undefined ? given : spec.derive ? spec.derive(out) : fresh(spec.default);
-  }
+  const out = resolveSettings<ResolvedOptions>(OPTION_SPECS, input as unknown as Record<string, unknown>);
   if (input.worker instanceof URL) out.worker = input.worker.href;
-  return out as unknown as ResolvedOptions;
+  return out;
 }

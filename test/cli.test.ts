@@ -592,6 +592,28 @@ describe('mpms run: usage and start-up errors, said once and all at once', () =>
     expect(unknown.stderr()).toMatch(/unknown option '--bogus'[\s\S]*unknown option '--threadz' \(did you mean --threads\?\)/);
   });
 
+  it('mpms worker and mpms status: every bad flag at once (their own, the Redis ones, the engine ones), exit 2, before Redis is tried', { timeout: 20_000 }, async () => {
+    // A Redis that is there would not matter: nothing may start while a flag is wrong.
+    const args = ['worker', fixture('cli-add.mjs'), '--redis', 'redis://127.0.0.1:1', '--queue', 'a:b', '--lock-duration', '1s', '--prefetch', '0', '-p', '0', '--bogus', '--stats-interval', '5'];
+    const worker = cli(args, '');
+    expect((await worker.exit(15_000)).code).toBe(2);
+    const err = worker.stderr();
+    expect(err).toMatch(/^mpms worker: 6 problems:\n/);
+    for (const said of [
+      '--queue must not contain ":", got "a:b"',
+      '--lock-duration must be at least 2500 ms, got 1000',
+      '--prefetch must be an integer >= 1, got 0',
+      '--processes (-p) must be an integer >= 1, got 0',
+      "unknown option '--bogus'",
+      '--stats-interval must be at least 10 ms, got 5',
+    ])
+      expect(err).toContain(said);
+    expect(err).not.toMatch(/connection refused|serving queue/);
+    const status = cli(['status', '--redis', 'redis://127.0.0.1:1', '--interval', 'soon', '--jsn'], '');
+    expect((await status.exit(15_000)).code).toBe(2);
+    expect(status.stderr()).toMatch(/--interval expects a duration[\s\S]*unknown option '--jsn' \(did you mean --json\?\)[\s\S]*--queue is required/);
+  });
+
   it('a worker module with a syntax error: its file, line and the offending source, as node shows them', { timeout: 20_000 }, async () => {
     for (const worker of ['cli-syntax-error.mjs', 'cli-imports-syntax-error.mjs']) {
       const run = cli(['run', fixture(worker), ...small], '[1]\n');

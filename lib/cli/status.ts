@@ -3,22 +3,14 @@
  * (alive or silent, host, pid, version, what they serve, their load) and rates — read from Redis
  * without changing anything. `--json` for programs.
  */
-import { UsageError } from './args.js';
-import { usageError } from './run.js';
-import { flagValue, parseCommand, REDIS_FLAGS, redisOf } from './worker.js';
 import type { FleetStatus, FleetWorker } from '../scale-out/fleet.js';
-
-const STATUS_FLAGS = {
-  ...REDIS_FLAGS,
-  prefix: { type: 'string', valueName: 'PREFIX', help: "BullMQ key prefix (default 'bull')" },
-  interval: { type: 'string', valueName: 'MS', kind: 'ms', help: 'how long rates are measured over: two readings this far apart (default 2s; 0: one reading, no rates)' },
-  json: { type: 'boolean', help: 'print the status as one JSON object' },
-  help: { type: 'boolean', short: 'h', help: 'show this help' },
-} as const;
+import { STATUS } from './flags.js';
+import { helpRows, parseLine, usageFailure, UsageError, flagValue } from './parse.js';
+import { usageError } from './run.js';
+import { redisOf } from './worker.js';
 
 function help(): string {
-  const rows = Object.entries(STATUS_FLAGS).map(([flag, d]) => `  --${flag}${'valueName' in d ? ` <${d.valueName}>` : ''}`.padEnd(34) + d.help);
-  return ['Usage: mpms status --redis URL --queue NAME [--interval MS] [--json]', '', "Prints a queue's backlog, its worker engines and their rates, read from Redis.", '', ...rows].join('\n');
+  return [`Usage: ${STATUS.usage}`, '', "Prints a queue's backlog, its worker engines and their rates, read from Redis.", '', ...helpRows(STATUS.ownFlags)].join('\n');
 }
 
 /** Outcomes a worker engine published per second between two readings (from its heartbeats). */
@@ -70,26 +62,17 @@ export function formatStatus(s: FleetStatus, shown: string, rates: Map<string, n
 
 /** Runs `mpms status`; resolves with the exit code (0; 1 when Redis cannot be read; 2 on bad usage). */
 export async function statusCommand(argv: readonly string[]): Promise<number> {
-  let values: Record<string, string | boolean | string[] | undefined>;
-  let intervalMs: number;
-  try {
-    const parsed = parseCommand(argv, STATUS_FLAGS, false);
-    values = parsed.values;
-    if (values.help) {
-      process.stdout.write(help() + '\n');
-      return 0;
-    }
-    if (parsed.positionals.length) throw new UsageError(`unexpected argument '${parsed.positionals[0]}'`);
-    if (typeof values.queue !== 'string' || !values.queue || values.queue.includes(':')) throw new UsageError('--queue expects a queue name (without ":")');
-    intervalMs = flagValue('interval', 'ms', values.interval as string | undefined) ?? 2000;
-  } catch (err) {
-    if (err instanceof UsageError) return usageError(err.message, 'status');
-    throw err;
+  const { given, problems } = parseLine(argv, STATUS);
+  if (given.help) {
+    process.stdout.write(help() + '\n');
+    return 0;
   }
+  if (problems.length) return usageError(usageFailure(argv, problems).message, 'status');
+  const intervalMs = flagValue<number>(STATUS, given, 'interval');
   let redis: Awaited<ReturnType<typeof redisOf>>;
   let mod: [typeof import('../scale-out/connection.js'), typeof import('../scale-out/fleet.js')];
   try {
-    redis = await redisOf(values);
+    redis = await redisOf(given);
     mod = await Promise.all([import('../scale-out/connection.js'), import('../scale-out/fleet.js')]);
   } catch (err) {
     if (err instanceof UsageError) return usageError(err.message, 'status');
@@ -97,9 +80,9 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
     return 1;
   }
   const [{ openRedis, closeRedis }, { readFleet }] = mod;
-  const queue = values.queue as string;
-  const prefix = typeof values.prefix === 'string' ? values.prefix : 'bull';
-  let client;
+  const queue = given.queue as string;
+  const prefix = flagValue<string>(STATUS, given, 'prefix');
+  let client: Awaited<ReturnType<typeof openRedis>> | undefined;
   try {
     client = await openRedis(redis.options, { name: 'mpms:status', what: `Redis for queue ${queue}`, warn: () => undefined });
     const first = await readFleet(client, queue, prefix);
@@ -110,7 +93,7 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
       last = await readFleet(client, queue, prefix);
       rates = new Map(last.workers.map((w) => [w.id, rate(first.workers.find((x) => x.id === w.id), w)]));
     }
-    if (values.json) {
+    if (given.json) {
       const out = { ...last, ...(rates ? { rates: Object.fromEntries(rates), intervalMs } : {}) };
       process.stdout.write(JSON.stringify(out) + '\n');
     } else process.stdout.write(formatStatus(last, redis.shown, rates));

@@ -16,10 +16,13 @@
  */
 import crypto from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { ConfigError } from '../errors.js';
+import { resolveSettings } from '../settings.js';
 import type { AdoptedTask, OutgoingTask, Transport, TransportHost } from '../transport/types.js';
 import { closeRedis, CONNECT_TIMEOUT_MS, openRedis, withinMs, type RedisConnection } from './connection.js';
 import { BATCH, bellKey, CLOCK_GAP_MS, jobsKey, outKey, queueKeys, withScripts, type QueueKeys, type ScriptedRedis } from './scripts.js';
-import { decodeData, decodeEntry, encodeArgs, jobId, jobName, lostOutcome, moduleFingerprint, parseJobId, splitEntry, validFingerprint } from './wire.js';
+import { TRANSPORT_SPECS } from './settings.js';
+import { decodeData, decodeEntry, encodeArgs, jobId, jobName, lostOutcome, moduleFingerprint, parseJobId, splitEntry } from './wire.js';
 
 /** Settings of `bullmqTransport()`. */
 export interface BullmqTransportOptions {
@@ -45,6 +48,9 @@ export interface BullmqTransportOptions {
    */
   fingerprint?: string;
 }
+
+/** `BullmqTransportOptions` after their defaults (TRANSPORT_SPECS). */
+type ResolvedTransportOptions = Required<Omit<BullmqTransportOptions, 'runId' | 'fingerprint'>> & Pick<BullmqTransportOptions, 'runId' | 'fingerprint'>;
 
 /** The transport `bullmqTransport()` returns: a `Transport` plus what a user may want to read. */
 export interface BullmqTransport extends Transport {
@@ -102,20 +108,14 @@ class RedisTransport implements BullmqTransport {
   private drained: (() => void) | undefined;
 
   constructor(private readonly options: BullmqTransportOptions) {
-    const problems: string[] = [];
-    if (!options || typeof options !== 'object') throw new TypeError('bullmqTransport(options): options must be an object with `connection` and `queue`');
-    if (typeof options.queue !== 'string' || !options.queue || options.queue.includes(':')) problems.push('`queue` must be a non-empty string without ":"');
-    if (options.connection === undefined || options.connection === null) problems.push('`connection` is required (a redis:// URL or connection options)');
-    if (options.runId !== undefined && !/^[A-Za-z0-9_-]+$/.test(options.runId)) problems.push('`runId` must be letters, digits, "_" or "-"');
-    if (options.maxOutstanding !== undefined && !(Number.isInteger(options.maxOutstanding) && options.maxOutstanding >= 1)) problems.push('`maxOutstanding` must be an integer >= 1');
-    if (options.sweepInterval !== undefined && !(typeof options.sweepInterval === 'number' && options.sweepInterval > 0)) problems.push('`sweepInterval` must be a number > 0');
-    if (options.fingerprint !== undefined && !validFingerprint(options.fingerprint)) problems.push('`fingerprint` must be 1-64 letters, digits or "_.+-"');
-    if (problems.length) throw new TypeError(`bullmqTransport: ${problems.join('; ')}`);
+    if (!options || typeof options !== 'object') throw new ConfigError(['bullmqTransport(options): options must be an object with `connection` and `queue`']);
+    // Not strict: unknown keys were always let through here (the engine's own options are strict).
+    const o = resolveSettings<ResolvedTransportOptions>(TRANSPORT_SPECS, options as unknown as Record<string, unknown>, false);
     this.reattach = options.runId !== undefined;
-    this.runId = options.runId ?? `r${Date.now().toString(36)}${crypto.randomBytes(4).toString('hex')}`;
-    this.max = options.maxOutstanding ?? 1000;
-    this.checkMs = options.sweepInterval ?? 1000;
-    this.keys = queueKeys(options.prefix ?? 'bull', options.queue);
+    this.runId = o.runId ?? `r${Date.now().toString(36)}${crypto.randomBytes(4).toString('hex')}`;
+    this.max = o.maxOutstanding;
+    this.checkMs = o.sweepInterval;
+    this.keys = queueKeys(o.prefix, o.queue);
   }
 
   get credit(): number {

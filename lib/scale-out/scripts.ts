@@ -95,6 +95,34 @@ local stamp = now .. ':' .. down
 /** `<runId>` of a job id `<runId>.<taskId>.<attempt>`. */
 const RUN_OF = `local function runOf(id) return string.match(id, '^([^.]+)%.') end`;
 
+/**
+ * A run's outbox and its doorbell: `outbox(mb, run, entry)` appends an outcome entry,
+ * `ring(mb, run)` wakes its master (one ring is enough: a bell that rings already is left).
+ * Needs `rcall` and the mpms base `mb`.
+ */
+const OUTBOX = `
+local function outbox(mb, run, entry) rcall('RPUSH', mb .. 'run:' .. run .. ':out', entry) end
+local function ring(mb, run)
+  local bell = mb .. 'run:' .. run .. ':bell'
+  if rcall('LLEN', bell) == 0 then rcall('RPUSH', bell, 1) end
+end`;
+
+/** `requeue(base, wait, id)`: a job that still exists goes back to the head of the queue; 1 when it did. Needs `rcall`. */
+const REQUEUE = `
+local function requeue(base, wait, id)
+  if rcall('EXISTS', base .. id) == 0 then return 0 end
+  rcall('RPUSH', wait, id)
+  return 1
+end`;
+
+/** `forget(keys, w)`: drops worker `w` from the fleet hashes (workers, beats, load). Needs `rcall`. */
+const FORGET = `
+local function forget(workers, beats, load, w)
+  rcall('HDEL', workers, w)
+  rcall('HDEL', beats, w)
+  rcall('HDEL', load, w)
+end`;
+
 const SCRIPTS = {
   /**
    * Adds jobs (BullMQ's fields; `opts.attempts` 1: retries are the master's) and indexes them in
@@ -179,20 +207,19 @@ return out`,
     lua: `
 local rcall = redis.call
 ${RUN_OF}
+${OUTBOX}
 local done, bells = 0, {}
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
   if (rcall('SREM', KEYS[2], id) == 1 or rcall('SREM', KEYS[1], id) == 1) and rcall('EXISTS', ARGV[1] .. id) == 1 then
     local run = runOf(id)
-    rcall('RPUSH', ARGV[2] .. 'run:' .. run .. ':out', id .. '|o|' .. ARGV[i + 1])
+    outbox(ARGV[2], run, id .. '|o|' .. ARGV[i + 1])
     bells[run] = true
     done = done + 1
   end
 end
-for run in pairs(bells) do
-  local bell = ARGV[2] .. 'run:' .. run .. ':bell'
-  if rcall('LLEN', bell) == 0 then rcall('RPUSH', bell, 1) end
-end
+-- Each run's bell once per batch, after all its entries.
+for run in pairs(bells) do ring(ARGV[2], run) end
 return done`,
   },
   /**
@@ -203,13 +230,11 @@ return done`,
     keys: 4,
     lua: `
 local rcall = redis.call
+${REQUEUE}
 local n = 0
 for i = 2, #ARGV do
   local id = ARGV[i]
-  if (rcall('SREM', KEYS[1], id) == 1 or rcall('SREM', KEYS[2], id) == 1) and rcall('EXISTS', ARGV[1] .. id) == 1 then
-    rcall('RPUSH', KEYS[3], id)
-    n = n + 1
-  end
+  if rcall('SREM', KEYS[1], id) == 1 or rcall('SREM', KEYS[2], id) == 1 then n = n + requeue(ARGV[1], KEYS[3], id) end
 end
 if n > 0 then rcall('ZADD', KEYS[4], 0, '0') end
 return n`,
@@ -223,6 +248,7 @@ return n`,
     keys: 4,
     lua: `
 local rcall = redis.call
+${REQUEUE}
 local known = {}
 for i = 2, #ARGV do known[ARGV[i]] = true end
 local n = 0
@@ -230,10 +256,7 @@ for s = 1, 2 do
   for _, id in ipairs(rcall('SMEMBERS', KEYS[s])) do
     if not known[id] then
       rcall('SREM', KEYS[s], id)
-      if rcall('EXISTS', ARGV[1] .. id) == 1 then
-        rcall('RPUSH', KEYS[3], id)
-        n = n + 1
-      end
+      n = n + requeue(ARGV[1], KEYS[3], id)
     end
   end
 end
@@ -262,10 +285,9 @@ return rcall('HSETNX', KEYS[1], ARGV[1], ARGV[2])`,
     keys: 5,
     lua: `
 local rcall = redis.call
+${FORGET}
 if rcall('SCARD', KEYS[4]) > 0 or rcall('SCARD', KEYS[5]) > 0 then return 0 end
-rcall('HDEL', KEYS[1], ARGV[1])
-rcall('HDEL', KEYS[2], ARGV[1])
-rcall('HDEL', KEYS[3], ARGV[1])
+forget(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
 return 1`,
   },
   /**
@@ -282,6 +304,9 @@ return 1`,
 local clockKey, gap = KEYS[4], tonumber(ARGV[5])
 ${CLOCK}
 ${RUN_OF}
+${OUTBOX}
+${REQUEUE}
+${FORGET}
 if tonumber(ARGV[4]) > 0 and not rcall('SET', KEYS[7], '1', 'PX', ARGV[4], 'NX') then return {} end
 local base, mb, filter = ARGV[1], ARGV[2], ARGV[3]
 local function mine(id) return filter == '' or string.sub(id, 1, #filter) == filter end
@@ -297,29 +322,20 @@ for _, w in ipairs(rcall('HKEYS', KEYS[1])) do
     for _, id in ipairs(rcall('SMEMBERS', held)) do
       if mine(id) then
         rcall('SREM', held, id)
-        if rcall('EXISTS', base .. id) == 1 then
-          rcall('RPUSH', KEYS[5], id)
-          nh = nh + 1
-        end
+        nh = nh + requeue(base, KEYS[5], id)
       end
     end
     for _, id in ipairs(rcall('SMEMBERS', run)) do
       if mine(id) then
         rcall('SREM', run, id)
         if rcall('EXISTS', base .. id) == 1 then
-          local r = runOf(id)
-          rcall('RPUSH', mb .. 'run:' .. r .. ':out', id .. '|L|' .. w .. '|' .. silent)
-          local bell = mb .. 'run:' .. r .. ':bell'
-          if rcall('LLEN', bell) == 0 then rcall('RPUSH', bell, 1) end
+          outbox(mb, runOf(id), id .. '|L|' .. w .. '|' .. silent)
+          ring(mb, runOf(id))
           nl = nl + 1
         end
       end
     end
-    if rcall('EXISTS', held) == 0 and rcall('EXISTS', run) == 0 then
-      rcall('HDEL', KEYS[1], w)
-      rcall('HDEL', KEYS[2], w)
-      rcall('HDEL', KEYS[3], w)
-    end
+    if rcall('EXISTS', held) == 0 and rcall('EXISTS', run) == 0 then forget(KEYS[1], KEYS[2], KEYS[3], w) end
     out[#out + 1] = w
     out[#out + 1] = nh
     out[#out + 1] = nl

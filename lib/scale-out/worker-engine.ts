@@ -18,13 +18,16 @@ import fs from 'node:fs';
 import { pino, type Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { MPMS, type FinalSummary } from '../master/engine.js';
-import type { MPMSOptions } from '../options.js';
+import { ConfigError } from '../errors.js';
+import { OPTION_SPECS, resolveOptions, type MPMSOptions } from '../options.js';
+import { resolveSettings, settingProblems } from '../settings.js';
 import { Code, countByStatus, STATUS_BY_CODE, toErrorWire } from '../protocol.js';
 import { moduleUrl } from '../shared/worker-module.js';
 import type { Meta, Metrics, TaskStatus } from '../types.js';
 import { closeRedis, openRedis, type RedisConnection } from './connection.js';
 import { BATCH, BEAT_MS, CLOCK_GAP_MS, heldKey, queueKeys, runSetKey, withScripts, type QueueKeys, type ScriptedRedis } from './scripts.js';
-import { decodeData, encodeOutcome, jobName, moduleFingerprint, refusal, validFingerprint, WIRE_VERSION } from './wire.js';
+import { SERVE_SPECS } from './settings.js';
+import { decodeData, encodeOutcome, jobName, moduleFingerprint, refusal, WIRE_VERSION } from './wire.js';
 
 /** Settings of `serveQueue()`: the engine's own, plus where to take jobs from. */
 export interface WorkerEngineOptions extends Omit<MPMSOptions, 'collector' | 'transport' | 'handleSignals'> {
@@ -111,13 +114,6 @@ function mpmsVersion(): string {
   }
 }
 
-/**
- * The shortest liveness deadline: a live engine through a short Redis outage (one too short to
- * count as Redis away, CLOCK_GAP_MS) can be silent for a beat, the outage and a reconnect
- * (≤ 500 ms, connection.ts), 2 s; the margin keeps it from being declared dead.
- */
-const MIN_LOCK_MS = 2500;
-
 const CODE_BY_STATUS = Object.fromEntries(STATUS_BY_CODE.map((s, i) => [s, i])) as Record<TaskStatus, number>;
 
 /**
@@ -125,34 +121,31 @@ const CODE_BY_STATUS = Object.fromEntries(STATUS_BY_CODE.map((s, i) => [s, i])) 
  * threads are ready and Redis answers.
  */
 export async function serveQueue(options: WorkerEngineOptions): Promise<WorkerEngine> {
-  const { connection, queue, prefetch, lockDuration, stalledInterval, drainTimeout, prefix, fingerprint, ...engineOptions } = options;
-  const problems: string[] = [];
-  if (typeof queue !== 'string' || !queue || queue.includes(':')) problems.push('`queue` must be a non-empty string without ":"');
-  if (prefetch !== undefined && !(Number.isInteger(prefetch) && prefetch >= 1)) problems.push('`prefetch` must be an integer >= 1');
-  if (lockDuration !== undefined && !(Number.isFinite(lockDuration) && lockDuration >= MIN_LOCK_MS)) problems.push(`\`lockDuration\` must be at least ${MIN_LOCK_MS} ms`);
-  if (stalledInterval !== undefined && !(Number.isFinite(stalledInterval) && stalledInterval >= 100)) problems.push('`stalledInterval` must be at least 100 ms');
-  if (drainTimeout !== undefined && !(Number.isFinite(drainTimeout) && drainTimeout >= 0)) problems.push('`drainTimeout` must be a number >= 0');
-  if (fingerprint !== undefined && !validFingerprint(fingerprint)) problems.push('`fingerprint` must be 1-64 letters, digits or "_.+-"');
-  if (problems.length) throw new TypeError(`serveQueue: ${problems.join('; ')}`);
+  const own = new Set(SERVE_SPECS.map((spec) => spec.name));
+  const given = Object.entries(options ?? {});
+  const engineInput = Object.fromEntries(given.filter(([k]) => !own.has(k)));
+  // Every bad setting at once, the worker engine's and the local engine's alike.
+  const problems = [...settingProblems(SERVE_SPECS, options as unknown as Record<string, unknown>, false), ...settingProblems(OPTION_SPECS, engineInput)];
+  if (problems.length) throw new ConfigError(problems);
+  const serve = resolveSettings<ServeSettings>(SERVE_SPECS, options as unknown as Record<string, unknown>, false);
+  const engineOptions = resolveOptions(engineInput as unknown as MPMSOptions);
   const logger = engineOptions.logger ?? pino({ level: 'warn' }, pino.destination({ dest: 2, sync: true }));
   let server: QueueServer | undefined;
-  const engine = new MPMS({ ...engineOptions, logger, collector: (meta, result) => server?.onOutcome(meta, result) });
-  const exportName = engineOptions.export ?? 'default';
-  const serves = jobName({ fingerprint: fingerprint ?? moduleFingerprint(moduleUrl(String(engineOptions.worker))), exportName });
+  const engine = new MPMS({ ...(engineInput as unknown as MPMSOptions), logger, collector: (meta, result) => server?.onOutcome(meta, result) });
+  const { processes, threads, concurrency, export: exportName, worker } = engineOptions;
+  const serves = jobName({ fingerprint: serve.fingerprint ?? moduleFingerprint(moduleUrl(worker)), exportName });
   await engine.start();
-  const processes = engineOptions.processes ?? os.availableParallelism();
-  const slots = processes * (engineOptions.threads ?? 2) * (engineOptions.concurrency ?? 1);
   server = new QueueServer(engine, logger, {
-    connection,
-    keys: queueKeys(prefix ?? 'bull', queue),
-    queue,
+    connection: serve.connection,
+    keys: queueKeys(serve.prefix, serve.queue),
+    queue: serve.queue,
     serves,
-    slots,
-    prefetch,
-    deadline: lockDuration ?? 3000,
-    reapEvery: stalledInterval ?? 1000,
-    drainTimeout: drainTimeout ?? 30_000,
-    info: { processes, threads: engineOptions.threads ?? 2, concurrency: engineOptions.concurrency ?? 1, module: String(engineOptions.worker), export: exportName },
+    slots: processes * threads * concurrency,
+    prefetch: serve.prefetch,
+    deadline: serve.lockDuration,
+    reapEvery: serve.stalledInterval,
+    drainTimeout: serve.drainTimeout,
+    info: { processes, threads, concurrency, module: worker, export: exportName },
   });
   try {
     await server.start();
@@ -168,6 +161,18 @@ export async function serveQueue(options: WorkerEngineOptions): Promise<WorkerEn
     void s.stop();
   });
   return { id: s.id, serves, stop: () => s.stop(), done: s.done, metrics: () => engine.metrics(), serveStats: () => s.stats(), health: () => s.health() };
+}
+
+/** `serveQueue()`'s own settings after their defaults (SERVE_SPECS). */
+interface ServeSettings {
+  connection: RedisConnection;
+  queue: string;
+  prefetch: number | undefined;
+  lockDuration: number;
+  stalledInterval: number;
+  drainTimeout: number;
+  prefix: string;
+  fingerprint: string | undefined;
 }
 
 interface ServerSettings {
@@ -355,6 +360,15 @@ class QueueServer {
     if (this.idle && this.running.size === 0 && this.marking.size === 0 && this.finishing.length === 0 && !this.finishCall) this.idle();
   }
 
+  /** A Redis call failed: say so, and let `pump()` make it again in a second (`free` marks it no longer in flight). */
+  private retryLater(err: unknown, what: string, free: () => void): void {
+    this.logger.warn({ err }, `worker engine ${this.id}: ${what} failed; retrying in 1 s`);
+    void delay(1000).then(() => {
+      free();
+      this.schedulePump();
+    });
+  }
+
   private maybeFetch(): void {
     if (this.fetchCall || this.waitingForJobs) return;
     const prefetch = this.prefetch();
@@ -375,13 +389,7 @@ class QueueServer {
         if (res.length <= 1) void this.waitForJobs();
         this.schedulePump();
       },
-      (err: unknown) => {
-        this.logger.warn({ err }, `worker engine ${this.id}: fetching jobs failed; retrying in 1 s`);
-        void delay(1000).then(() => {
-          this.fetchCall = false;
-          this.schedulePump();
-        });
-      },
+      (err: unknown) => this.retryLater(err, 'fetching jobs', () => (this.fetchCall = false)),
     );
   }
 
@@ -448,15 +456,11 @@ class QueueServer {
         this.schedulePump();
       },
       (err: unknown) => {
-        this.logger.warn({ err }, `worker engine ${this.id}: marking jobs started failed; retrying in 1 s`);
         for (const id of ids) {
           this.unmarked.set(id, this.marking.get(id)!);
           this.marking.delete(id);
         }
-        void delay(1000).then(() => {
-          this.markCall = false;
-          this.schedulePump();
-        });
+        this.retryLater(err, 'marking jobs started', () => (this.markCall = false));
       },
     );
   }
@@ -523,13 +527,9 @@ class QueueServer {
         this.schedulePump();
       },
       (err: unknown) => {
-        this.logger.warn({ err }, `worker engine ${this.id}: publishing outcomes failed; retrying in 1 s`);
         this.finishing.unshift(...this.publishing);
         this.publishing = [];
-        void delay(1000).then(() => {
-          this.finishCall = false;
-          this.schedulePump();
-        });
+        this.retryLater(err, 'publishing outcomes', () => (this.finishCall = false));
       },
     );
   }

@@ -1,13 +1,20 @@
-// docs/api.md's options table is generated from OPTION_SPECS: fail when someone changed a
-// setting and did not run `node scripts/gen-api-options.mjs`.
+// docs/api.md's tables are generated from the settings' declarations: fail when someone changed
+// a setting or a flag and did not run `node scripts/gen-api-options.mjs`.
 import fs from 'node:fs';
 import { expect, it } from 'vitest';
-import { OPTION_SPECS } from '../../dist/index.js';
 // @ts-expect-error a plain .mjs script, no types
-import { optionsTable, withOptionsTable } from '../../scripts/api-options-table.mjs';
+import { apiTables, withTables } from '../../scripts/api-options-table.mjs';
 
-it('docs/api.md lists every setting as OPTION_SPECS declares it', () => {
+it('docs/api.md lists every setting and every flag as they are declared (engine, serveQueue, bullmqTransport, mpms run/worker/status)', () => {
   const doc = fs.readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
-  expect(doc).toContain('<!-- options:begin -->');
-  expect(withOptionsTable(doc, optionsTable(OPTION_SPECS)), 'run: npm run build && node scripts/gen-api-options.mjs').toBe(doc);
+  const tables = apiTables() as Record<string, string>;
+  expect(Object.keys(tables)).toEqual([
+    'options',
+    'serve-options',
+    'transport-options',
+    'run-flags',
+    'worker-flags',
+    'status-flags',
+  ]);
+  expect(withTables(doc, tables), 'run: npm run build && node scripts/gen-api-options.mjs').toBe(doc);
 });
