@@ -58,16 +58,16 @@ export class ThreadSlot {
   /** Terminated by the child because a task ignored its abort: its tasks' outcomes say so. */
   hardKilled = false;
   readonly startLog: string;
-  /** Its own (jittered) lifecycle in tasks and in ms, 0 for none: the relay starts its successor ahead of it. */
+  /** Its own (jittered) lifecycle in tasks and in ms, 0 for none: the thread supervisor starts its successor ahead of it. */
   readonly lifecycle: number;
   readonly lifecycleDuration: number;
   readonly spawnedAt = Date.now();
   /**
    * A replacement started ahead of this thread's retirement, so that it is ready when this one
-   * stops taking tasks; it takes this one's place then (see Relay.startSuccessor).
+   * stops taking tasks; it takes this one's place then (see ThreadSupervisor.startSuccessor).
    */
   successor: ThreadSlot | undefined;
-  /** Set once the relay decided whether to start a successor ahead (it asks once per thread). */
+  /** Set once the supervisor decided whether to start a successor ahead (it asks once per thread). */
   aheadDecided = false;
   /** Its successor came due while it was itself on standby: decided when it takes its place. */
   successorDue = false;
@@ -76,16 +76,16 @@ export class ThreadSlot {
   /**
    * Attempts settled here by an abort while this thread still held them (running, or waiting and
    * maybe started before the abort reached it), with when they were aborted: watched until they
-   * leave the thread (see Relay.checkAborted).
+   * leave the thread (see TaskWatchdog.checkAborted).
    */
   readonly aborted = new Map<TaskWire, { pos: number; at: number }>();
   /** After its finalizer, background work was still pending in it (it said what); it drains until it exits. */
   draining: string[] | undefined;
   /** It reported (or the child did for it) that work still pending was cut when it exited. */
   cutReported = false;
-  /** Told to end its drain now: too many retired threads were draining (see Relay.boundDraining). */
+  /** Told to end its drain now: too many retired threads were draining (see ThreadSupervisor.boundDraining). */
   drainCutAsked = false;
-  /** Terminates it if it outlives its drain deadline (see Relay.endDrainBy). */
+  /** Terminates it if it outlives its drain deadline (see ThreadSupervisor.endDrainBy). */
   drainKill: NodeJS.Timeout | undefined;
 
   private workingSince: EventLoopUtilization | undefined;
