@@ -5,14 +5,7 @@
  * ms-scale tasks may be held back a little to leave with the next ones (`flushOrHold`).
  */
 import fs from 'node:fs';
-import {
-  Code,
-  type FromChild,
-  type ResultWire,
-  replacedResult,
-  resultId,
-  toOutcomeColumns,
-} from '../protocol.js';
+import { Code, type FromChild, type ResultWire, replacedResult, resultId, toOutcomeColumns } from '../protocol.js';
 import { unsendable } from '../shared/outcomes.js';
 import { HOLD_MS } from '../shared/windows.js';
 import type { ThreadSlot } from './thread-slot.js';
@@ -173,7 +166,9 @@ export class Outbox {
       try {
         this.host.send({ t: 'batch', done: toOutcomeColumns([r]) });
       } catch (e) {
-        const wire = unsendable(`the result of task ${resultId(r)} cannot be sent to the master: ${(e as Error).message}`);
+        const wire = unsendable(
+          `the result of task ${resultId(r)} cannot be sent to the master: ${(e as Error).message}`,
+        );
         this.host.send({ t: 'batch', done: toOutcomeColumns([replacedResult(r, Code.Error, wire)]) });
       }
     }

@@ -136,20 +136,27 @@ export class Relay {
   private onThreadMessage(slot: ThreadSlot, msg: FromThread): void {
     switch (msg.t) {
       case 'done':
-        return this.onDone(slot, msg.done);
+        this.onDone(slot, msg.done);
+        break;
       case 'ready':
         this.sup.onReady(slot);
-        return this.assign();
+        this.assign();
+        break;
       case 'retiring':
-        return this.onThreadRetiring(slot, msg.reason, msg.returned, msg.detail);
+        this.onThreadRetiring(slot, msg.reason, msg.returned, msg.detail);
+        break;
       case 'fatal':
-        return this.sup.onFatal(slot, msg.phase, msg.error);
+        this.sup.onFatal(slot, msg.phase, msg.error);
+        break;
       case 'log':
-        return this.log(msg.level as 'info', msg.msg, { ...msg.fields, threadIndex: slot.index });
+        this.log(msg.level as 'info', msg.msg, { ...msg.fields, threadIndex: slot.index });
+        break;
       case 'draining':
-        return this.sup.onDraining(slot, msg.pending, msg.deadlineAt);
+        this.sup.onDraining(slot, msg.pending, msg.deadlineAt);
+        break;
       case 'cut':
-        return this.sup.reportCut(slot, msg.pending, `its drain deadline came after ${msg.waitedMs} ms`);
+        this.sup.reportCut(slot, msg.pending, `its drain deadline came after ${msg.waitedMs} ms`);
+        break;
     }
   }
 

@@ -4,7 +4,7 @@
  * `abortGraceMs` later gets its thread terminated — the whole child, if the thread will not die
  * (stuck in native code). Ticks only while there is something timed or aborted to watch.
  */
-import { Code, type ChildInit, type TaskWire, taskId, taskTimeout } from '../protocol.js';
+import { type ChildInit, Code, type TaskWire, taskId, taskTimeout } from '../protocol.js';
 import { withTimeout } from '../shared/bounded.js';
 import type { ThreadSlot } from './thread-slot.js';
 

@@ -6,8 +6,6 @@
  * happened (a thread is ready, retiring, exited); it never starts a thread itself.
  */
 import {
-  taskIdFields,
-  toErrorWire,
   type ChildInit,
   type ErrorWire,
   type FromChild,
@@ -16,6 +14,8 @@ import {
   type StartPhase,
   type ThreadInit,
   type ToThread,
+  taskIdFields,
+  toErrorWire,
 } from '../protocol.js';
 import { Backoff } from '../shared/backoff.js';
 import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
