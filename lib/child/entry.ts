@@ -23,7 +23,7 @@ import {
   type ToWatchdog,
   type WatchdogData,
 } from '../protocol.js';
-import { loadWorkerModule, taskFunction } from '../shared/worker-module.js';
+import { loadWorkerModule, taskFunction, type WorkerModule } from '../shared/worker-module.js';
 import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { Relay } from './relay.js';
 import { threadOutputPassedOn } from './thread-slot.js';
@@ -148,11 +148,10 @@ function fail(phase: StartPhase, err: unknown): never {
   return undefined as never;
 }
 
-async function boot(init: ChildInit): Promise<void> {
-  process.title = `${init.name}:p${init.processIndex}`;
-  watchdog?.postMessage({ t: 'dir', dir: init.startLogDir } satisfies ToWatchdog);
+/** The worker module loaded, its export checked and `processInitializer` run; undefined if that failed (reported). */
+async function startModule(init: ChildInit): Promise<{ mod: WorkerModule; ctx: HookContext } | undefined> {
   bootPhase = 'load';
-  let mod;
+  let mod: WorkerModule;
   try {
     mod = await withTimeout(loadWorkerModule(init.module), init.hookTimeout + LOAD_ALLOWANCE_MS, `loading ${init.module}`);
   } catch (err) {
@@ -175,59 +174,22 @@ async function boot(init: ChildInit): Promise<void> {
     }
   }
   ctx.processData = processData;
+  return { mod, ctx };
+}
 
+async function boot(init: ChildInit): Promise<void> {
+  process.title = `${init.name}:p${init.processIndex}`;
+  watchdog?.postMessage({ t: 'dir', dir: init.startLogDir } satisfies ToWatchdog);
+  const started = await startModule(init);
+  if (!started) return;
   bootPhase = 'threadStart';
-  const relay = new Relay(init, processData, send, log);
-  let stopping: Promise<void> | undefined;
-  const stop = (graceMs: number, leftover: typeof Code.Timeout | typeof Code.Crashed | typeof Code.Cancelled, reason: string) => {
-    // Already stopping (a soft retirement, say): a shutdown or a hard limit may bring its deadline forward.
-    if (stopping) return void relay.stop(graceMs, leftover, reason);
-    stopping = (async () => {
-      await relay.stop(graceMs, leftover, reason);
-      const finalizer = mod.hook('processFinalizer');
-      if (finalizer) {
-        try {
-          await withTimeout(finalizer(ctx), init.hookTimeout, 'processFinalizer');
-        } catch (err) {
-          log('error', `processFinalizer failed: ${(err as Error)?.message}`, { err: toErrorWire(err) });
-        }
-      }
-      await relay.drainOutbox(2000);
-      // process.exit() drops what is still on its way out: the threads' output (piped through
-      // this process) and our own unwritten stdout/stderr. Bounded: nobody may be reading.
-      const outputMs = Math.min(init.hookTimeout, OUTPUT_DRAIN_MS);
-      await withTimeout(outputWritten(), outputMs, 'writing the threads\' stdout/stderr').catch((err) => {
-        log('warn', (err as Error).message);
-      });
-      await exitAfterReap(0);
-    })();
-  };
-  onStop = stop;
-  /**
-   * A soft retirement of the whole process: it takes no more tasks and hands back the unstarted
-   * ones (its replacement starts at once), and lets every running task finish — only the task's
-   * own time limit, or the master's `lifecycleDurationHard`, can cut it. Past `warnAfterMs` it
-   * says so in the log, once, so a process held by a task that never ends is not silent.
-   */
-  const retire = (reason: Reason, detail: string, warnAfterMs: number) => {
-    if (stopping) return;
-    send({ t: 'retiring', reason, detail });
-    stop(Infinity, Code.Crashed, detail);
-    setTimeout(() => {
-      if (relay.threadsAlive === 0) return;
-      log(
-        'warn',
-        `process ${init.processIndex} retired (${detail}) ${warnAfterMs} ms ago and still has ` +
-          `${relay.threadsAlive} thread(s) running tasks or finalizers; they are let finish ` +
-          '(bound tasks with taskTimeout or lifecycleDurationHard)',
-      );
-    }, warnAfterMs).unref();
-  };
-  relay.onRetire = (reason, detail) => retire(reason, detail, init.gracefulDieTimeout);
-  onMessage = (msg) => relay.handle(msg);
+  const child: Running = { init, ...started, relay: new Relay(init, started.ctx.processData, send, log) };
+  onStop = (graceMs, leftover, reason) => stop(child, graceMs, leftover, reason);
+  child.relay.onRetire = (reason, detail) => retire(child, reason, detail, init.gracefulDieTimeout);
+  onMessage = (msg) => child.relay.handle(msg);
 
   try {
-    await relay.ready;
+    await child.relay.ready;
   } catch (failure) {
     const f = failure as { phase: StartPhase; error: ReturnType<typeof toErrorWire> };
     exiting = true;
@@ -237,22 +199,85 @@ async function boot(init: ChildInit): Promise<void> {
   }
   bootPhase = undefined;
   send({ t: 'ready', pid: process.pid });
-  if (stopAsked) stop(stopAsked.graceMs, stopAsked.leftover, stopAsked.reason);
+  if (stopAsked) stop(child, stopAsked.graceMs, stopAsked.leftover, stopAsked.reason);
 
   if (init.processMemoryLimit) {
     const limit = init.processMemoryLimit * 1048576;
     const timer = setInterval(() => {
       if (process.memoryUsage.rss() <= limit || stopping) return;
       clearInterval(timer);
-      retire('lifecycle', `RSS above ${init.processMemoryLimit} MiB`, init.hookTimeout);
+      retire(child, 'lifecycle', `RSS above ${init.processMemoryLimit} MiB`, init.hookTimeout);
     }, 1000);
     timer.unref();
   }
 }
 
+/** A child that booted: its settings, module, hook context and relay. */
+interface Running {
+  init: ChildInit;
+  mod: WorkerModule;
+  ctx: HookContext;
+  relay: Relay;
+}
+
+let stopping: Promise<void> | undefined;
+
+/**
+ * The child's shutdown, in order: its threads (the relay's stop), `processFinalizer`, the last
+ * outcomes, the threads' output, the descendants; then it exits.
+ */
+function stop(child: Running, graceMs: number, leftover: Leftover, reason: string): void {
+  const { init, mod, ctx, relay } = child;
+  // Already stopping (a soft retirement, say): a shutdown or a hard limit may bring its deadline forward.
+  if (stopping) return void relay.stop(graceMs, leftover, reason);
+  stopping = (async () => {
+    await relay.stop(graceMs, leftover, reason);
+    const finalizer = mod.hook('processFinalizer');
+    if (finalizer) {
+      try {
+        await withTimeout(finalizer(ctx), init.hookTimeout, 'processFinalizer');
+      } catch (err) {
+        log('error', `processFinalizer failed: ${(err as Error)?.message}`, { err: toErrorWire(err) });
+      }
+    }
+    await relay.drainOutbox(2000);
+    // process.exit() drops what is still on its way out: the threads' output (piped through
+    // this process) and our own unwritten stdout/stderr. Bounded: nobody may be reading.
+    const outputMs = Math.min(init.hookTimeout, OUTPUT_DRAIN_MS);
+    await withTimeout(outputWritten(), outputMs, 'writing the threads\' stdout/stderr').catch((err) => {
+      log('warn', (err as Error).message);
+    });
+    await exitAfterReap(0);
+  })();
+}
+
+/**
+ * A soft retirement of the whole process: it takes no more tasks and hands back the unstarted
+ * ones (its replacement starts at once), and lets every running task finish — only the task's
+ * own time limit, or the master's `lifecycleDurationHard`, can cut it. Past `warnAfterMs` it
+ * says so in the log, once, so a process held by a task that never ends is not silent.
+ */
+function retire(child: Running, reason: Reason, detail: string, warnAfterMs: number): void {
+  if (stopping) return;
+  const { init, relay } = child;
+  send({ t: 'retiring', reason, detail });
+  stop(child, Infinity, Code.Crashed, detail);
+  setTimeout(() => {
+    if (relay.threadsAlive === 0) return;
+    log(
+      'warn',
+      `process ${init.processIndex} retired (${detail}) ${warnAfterMs} ms ago and still has ` +
+        `${relay.threadsAlive} thread(s) running tasks or finalizers; they are let finish ` +
+        '(bound tasks with taskTimeout or lifecycleDurationHard)',
+    );
+  }, warnAfterMs).unref();
+}
+
+type Leftover = Extract<ToChild, { t: 'stop' }>['leftover'];
+
 // One listener from the first moment: a `stop` that arrives while we boot is kept, not lost.
 let stopAsked: Extract<ToChild, { t: 'stop' }> | undefined;
-let onStop: ((graceMs: number, leftover: Extract<ToChild, { t: 'stop' }>['leftover'], reason: string) => void) | undefined;
+let onStop: ((graceMs: number, leftover: Leftover, reason: string) => void) | undefined;
 let onMessage: ((msg: ToChild) => void) | undefined;
 process.on('message', (msg: ToChild) => {
   if (msg.t === 'init') return void boot(msg.init);

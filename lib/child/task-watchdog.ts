@@ -4,7 +4,7 @@
  * `abortGraceMs` later gets its thread terminated — the whole child, if the thread will not die
  * (stuck in native code). Ticks only while there is something timed or aborted to watch.
  */
-import { Code, type ChildInit, type TaskWire } from '../protocol.js';
+import { type ChildInit, Code, type TaskWire, taskId, taskTimeout } from '../protocol.js';
 import { withTimeout } from '../shared/bounded.js';
 import type { ThreadSlot } from './thread-slot.js';
 
@@ -27,10 +27,26 @@ const WATCHDOG_TICK_MS = 20;
 
 export class TaskWatchdog {
   /** Threads holding attempts that were aborted and settled here (see ThreadSlot.aborted). */
-  readonly aborting = new Set<ThreadSlot>();
+  private readonly aborting = new Set<ThreadSlot>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly r: WatchedRelay) {}
+
+  /**
+   * Watches an attempt aborted and settled while `slot` still held it (`pos`: its place in the
+   * thread's order) until it has left the thread: running now, or started before the abort
+   * reached the thread (a race), a task that ignores its signal must not hold the thread for ever.
+   */
+  watch(slot: ThreadSlot, task: TaskWire, pos: number): void {
+    slot.aborted.set(task, { pos, at: Date.now() });
+    this.aborting.add(slot);
+    this.arm();
+  }
+
+  /** An exited thread: nothing of it is left to watch. */
+  forget(slot: ThreadSlot): void {
+    this.aborting.delete(slot);
+  }
 
   /** Starts ticking, if not already. */
   arm(): void {
@@ -50,8 +66,9 @@ export class TaskWatchdog {
     const check = (slot: ThreadSlot) =>
       slot.forEachRunning((id, attempt, startedAt) => {
         const task = this.r.heldTask(id, attempt, slot);
-        if (!task || task[2] <= 0 || now - startedAt < task[2]) return;
-        this.r.abortTask(id, Code.Timeout, `task ${id} exceeded its time limit of ${task[2]} ms`, startedAt);
+        const limit = task ? taskTimeout(task) : 0;
+        if (limit <= 0 || now - startedAt < limit) return;
+        this.r.abortTask(id, Code.Timeout, `task ${id} exceeded its time limit of ${limit} ms`, startedAt);
       });
     for (const slot of this.r.serving()) if (!slot.exited) check(slot);
     for (const slot of this.r.leaving()) check(slot);
@@ -72,8 +89,9 @@ export class TaskWatchdog {
           slot.aborted.delete(task);
         } else if (now - Math.max(state.startedAt, a.at) >= this.r.init.abortGraceMs) {
           const grace = this.r.init.abortGraceMs;
-          const msg = `task ${task[0]} did not stop within ${grace} ms of its abort; terminating thread ${slot.index}`;
-          this.r.log('warn', msg, { taskId: task[0], threadIndex: slot.index });
+          const id = taskId(task);
+          const msg = `task ${id} did not stop within ${grace} ms of its abort; terminating thread ${slot.index}`;
+          this.r.log('warn', msg, { taskId: id, threadIndex: slot.index });
           slot.aborted.clear();
           this.kill(slot);
         }

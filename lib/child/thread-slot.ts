@@ -7,8 +7,9 @@
 import { Worker } from 'node:worker_threads';
 import type { Readable } from 'node:stream';
 import type { EventLoopUtilization } from 'node:perf_hooks';
-import { SLOTS, type ErrorWire, type StartPhase, type ThreadInit, type TaskWire } from '../protocol.js';
+import { SLOTS, taskAttempt, taskId, type ErrorWire, type StartPhase, type ThreadInit, type TaskWire } from '../protocol.js';
 import type { ToThread } from '../protocol.js';
+import { Ring } from '../shared/ring.js';
 import { RunTimeAverage, threadWindow } from '../shared/windows.js';
 
 const THREAD_ENTRY = new URL('../thread/entry.js', import.meta.url);
@@ -42,8 +43,7 @@ export class ThreadSlot {
   readonly worker: Worker;
   readonly shared: Float64Array;
   /** Attempts handed to the thread, oldest first; `sentBase` of them have already been trimmed off the front. */
-  private sent: TaskWire[] = [];
-  private sentHead = 0;
+  private readonly sent = new Ring<TaskWire>(64);
   private sentBase = 0;
   /** Tasks this thread holds (queued in it or running), as counted by the child. */
   inflight = 0;
@@ -58,16 +58,16 @@ export class ThreadSlot {
   /** Terminated by the child because a task ignored its abort: its tasks' outcomes say so. */
   hardKilled = false;
   readonly startLog: string;
-  /** Its own (jittered) lifecycle in tasks and in ms, 0 for none: the relay starts its successor ahead of it. */
+  /** Its own (jittered) lifecycle in tasks and in ms, 0 for none: the thread supervisor starts its successor ahead of it. */
   readonly lifecycle: number;
   readonly lifecycleDuration: number;
   readonly spawnedAt = Date.now();
   /**
    * A replacement started ahead of this thread's retirement, so that it is ready when this one
-   * stops taking tasks; it takes this one's place then (see Relay.startSuccessor).
+   * stops taking tasks; it takes this one's place then (see ThreadSupervisor.startSuccessor).
    */
   successor: ThreadSlot | undefined;
-  /** Set once the relay decided whether to start a successor ahead (it asks once per thread). */
+  /** Set once the supervisor decided whether to start a successor ahead (it asks once per thread). */
   aheadDecided = false;
   /** Its successor came due while it was itself on standby: decided when it takes its place. */
   successorDue = false;
@@ -78,16 +78,16 @@ export class ThreadSlot {
   /**
    * Attempts settled here by an abort while this thread still held them (running, or waiting and
    * maybe started before the abort reached it), with when they were aborted: watched until they
-   * leave the thread (see Relay.checkAborted).
+   * leave the thread (see TaskWatchdog.checkAborted).
    */
   readonly aborted = new Map<TaskWire, { pos: number; at: number }>();
   /** After its finalizer, background work was still pending in it (it said what); it drains until it exits. */
   draining: string[] | undefined;
   /** It reported (or the child did for it) that work still pending was cut when it exited. */
   cutReported = false;
-  /** Told to end its drain now: too many retired threads were draining (see Relay.boundDraining). */
+  /** Told to end its drain now: too many retired threads were draining (see ThreadSupervisor.boundDraining). */
   drainCutAsked = false;
-  /** Terminates it if it outlives its drain deadline (see Relay.endDrainBy). */
+  /** Terminates it if it outlives its drain deadline (see ThreadSupervisor.endDrainBy). */
   drainKill: NodeJS.Timeout | undefined;
 
   private workingSince: EventLoopUtilization | undefined;
@@ -168,13 +168,9 @@ export class ThreadSlot {
 
   /** Drops attempts from the front of the order list once they are no longer held here. */
   trim(stillHere: (task: TaskWire) => boolean): void {
-    while (this.sentHead < this.sent.length && !stillHere(this.sent[this.sentHead]!)) {
-      this.sentHead++;
+    while (this.sent.length > 0 && !stillHere(this.sent.peek()!)) {
+      this.sent.shift();
       this.sentBase++;
-    }
-    if (this.sentHead > 512 && this.sentHead * 2 > this.sent.length) {
-      this.sent.splice(0, this.sentHead);
-      this.sentHead = 0;
     }
   }
 
@@ -185,8 +181,8 @@ export class ThreadSlot {
 
   /** Absolute place of this attempt in the order it was handed to this thread, or -1 if no longer listed. */
   positionOf(task: TaskWire): number {
-    for (let i = this.sent.length - 1; i >= this.sentHead; i--) {
-      if (this.sent[i] === task) return this.sentBase + (i - this.sentHead);
+    for (let i = this.sent.length - 1; i >= 0; i--) {
+      if (this.sent.at(i) === task) return this.sentBase + i;
     }
     return -1;
   }
@@ -202,7 +198,7 @@ export class ThreadSlot {
   stateOf(task: TaskWire, pos = this.positionOf(task)): AttemptState | undefined {
     if (pos < 0) return undefined;
     const consumed = this.shared[SLOTS.consumed]!;
-    const startedAt = this.runningSince(task[0], task[3]);
+    const startedAt = this.runningSince(taskId(task), taskAttempt(task));
     if (startedAt > 0) return { at: 'running', startedAt };
     return pos < consumed ? { at: 'left' } : { at: 'waiting' };
   }
@@ -215,10 +211,10 @@ export class ThreadSlot {
     const consumed = this.shared[SLOTS.consumed]!;
     const started: TaskWire[] = [];
     const unstarted: TaskWire[] = [];
-    for (let i = this.sentHead; i < this.sent.length; i++) {
-      const task = this.sent[i]!;
+    for (let i = 0; i < this.sent.length; i++) {
+      const task = this.sent.at(i)!;
       if (!stillHere(task)) continue;
-      if (this.sentBase + (i - this.sentHead) < consumed) started.push(task);
+      if (this.sentBase + i < consumed) started.push(task);
       else unstarted.push(task);
     }
     return { started, unstarted };

@@ -5,7 +5,18 @@
  * policy, shared/backoff.ts) and giving up (the child reports `fatal`). The relay reports what
  * happened (a thread is ready, retiring, exited); it never starts a thread itself.
  */
-import { toErrorWire, type ChildInit, type ErrorWire, type FromThread, type StartPhase, type ThreadInit, type ToThread } from '../protocol.js';
+import {
+  type ChildInit,
+  type ErrorWire,
+  type FromChild,
+  type FromThread,
+  type Reason,
+  type StartPhase,
+  type ThreadInit,
+  type ToThread,
+  taskIdFields,
+  toErrorWire,
+} from '../protocol.js';
 import { Backoff } from '../shared/backoff.js';
 import { LOAD_ALLOWANCE_MS, withTimeout } from '../shared/bounded.js';
 import { startFailed } from '../shared/outcomes.js';
@@ -18,14 +29,33 @@ export interface SupervisorHost {
   readonly init: ChildInit;
   readonly threadInit: Omit<ThreadInit, 'slots' | 'threadIndex' | 'startLog'>;
   log(level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void;
+  /** To the master: restarts, the count of threads alive, cut background work, giving up. */
+  send(msg: FromChild): void;
   stopping(): boolean;
   onMessage(slot: ThreadSlot, msg: FromThread): void;
-  /** A thread exited: the relay accounts for its tasks, then the supervisor decides its replacement. */
+  /** A thread exited: the relay accounts for its tasks, then tells the supervisor (`exited`). */
   onExit(slot: ThreadSlot, code: number): void;
-  /** Threads of a slot keep failing to start: the child cannot work. */
-  giveUp(phase: StartPhase, error: ErrorWire): void;
   /** Terminates a thread, the whole child if it will not die (the relay's watchdog). */
   kill(slot: ThreadSlot): void;
+}
+
+/** What every thread of a child starts with, before the supervisor adds its own (slot, limits, start log). */
+export function threadSettings(init: ChildInit, processData: unknown): SupervisorHost['threadInit'] {
+  return {
+    module: init.module,
+    exportName: init.exportName,
+    processIndex: init.processIndex,
+    name: init.name,
+    concurrency: init.concurrency,
+    hookTimeout: init.hookTimeout,
+    initArgs: init.initArgs,
+    processData,
+    lifecycle: 0,
+    lifecycleDuration: 0,
+    lifecycleMemory: init.lifecycleMemory ?? 0,
+    gracefulDieErrors: init.gracefulDieErrors,
+    drainMs: init.drainMs,
+  };
 }
 
 export class ThreadSupervisor {
@@ -45,8 +75,20 @@ export class ThreadSupervisor {
   private readonly idleCores = new IdleCores();
   private spawnSeq = 0;
   private readonly backoff = new Backoff();
+  /** Resolves when every thread of the first generation is ready; rejects if they cannot start. */
+  readonly started: Promise<void>;
+  private markStarted!: () => void;
+  private failStart!: (err: { phase: StartPhase; error: ErrorWire }) => void;
+  private isStarted = false;
+  /** Threads that can run tasks, as last told to the master (see `threads` in protocol.ts). */
+  private reportedAlive = 0;
 
-  constructor(private readonly host: SupervisorHost) {}
+  constructor(private readonly host: SupervisorHost) {
+    this.started = new Promise((resolve, reject) => {
+      this.markStarted = resolve;
+      this.failStart = reject;
+    });
+  }
 
   /** Starts the first generation. */
   startAll(): void {
@@ -64,7 +106,7 @@ export class ThreadSupervisor {
   }
 
   /** A thread said it is ready: the failure streak is over; serving its slot, its duration starts. */
-  ready(slot: ThreadSlot): void {
+  private ready(slot: ThreadSlot): void {
     this.backoff.reset();
     this.bootMs = Math.max(Date.now() - slot.spawnedAt, this.bootMs * 0.9);
     if (this.threads[slot.index] === slot) this.serving(slot);
@@ -104,12 +146,25 @@ export class ThreadSupervisor {
    * whether the replacement was already ready (`warm`), or undefined when none is started (it
    * was not serving its slot, or the child stops).
    */
-  retiring(slot: ThreadSlot): boolean | undefined {
+  private retiring(slot: ThreadSlot): boolean | undefined {
     // Read while its event loop still runs: its successor inherits it (see ThreadSlot.utilization).
     slot.utilization();
     if (this.host.stopping() || this.threads[slot.index] !== slot) return undefined;
     this.leaving.add(slot);
     return this.replace(slot);
+  }
+
+  /**
+   * A thread said it retires (a soft limit; `firstNotice`: not said before): its replacement is
+   * in place before it leaves — started ahead of time (a successor on standby), it is usually
+   * ready already, and capacity does not dip. The master hears of the restart.
+   */
+  onRetiring(slot: ThreadSlot, reason: Reason, detail: string | undefined): void {
+    const firstNotice = !slot.retiring;
+    slot.retiring = true;
+    if (!firstNotice) return;
+    const warm = this.retiring(slot);
+    if (warm !== undefined) this.host.send({ t: 'restart', threadIndex: slot.index, reason, detail, warm });
   }
 
   /** Starts a thread for slot `index`; `before`, the thread it replaces, hands down what it learnt. */
@@ -175,7 +230,7 @@ export class ThreadSupervisor {
    * work, or its predecessor's (see ThreadSlot.utilization): over its first few ms a thread
    * that waits can read as busy (its start-up), and its restart then ran cold.
    */
-  startSuccessor(slot: ThreadSlot): void {
+  private startSuccessor(slot: ThreadSlot): void {
     if (slot.successor || slot.aheadDecided || slot.retiring || slot.exited || this.host.stopping()) return;
     // Itself still on standby (its lifecycle in tasks has not begun): asked again when it takes
     // its place, see replace().
@@ -243,18 +298,40 @@ export class ThreadSupervisor {
   }
 
   /** Forgets an exited thread as leaving or standing by. */
-  forget(slot: ThreadSlot): void {
+  private forget(slot: ThreadSlot): void {
     this.leaving.delete(slot);
     this.standby.delete(slot);
   }
 
   /** Whether `slot` serves its slot index in a child that is not stopping: its death is replaced. */
-  serves(slot: ThreadSlot): boolean {
+  private serves(slot: ThreadSlot): boolean {
     return this.threads[slot.index] === slot && !this.host.stopping();
   }
 
+  /**
+   * A thread exited, and the relay has accounted for the attempts it held (`started`: the ids
+   * of those it had started). An exit that was not a retirement's is logged and reported; a
+   * thread that served its slot is replaced.
+   */
+  exited(slot: ThreadSlot, code: number, started: number[]): void {
+    this.forget(slot);
+    if (slot.draining && code !== 0) this.reportCut(slot, slot.draining, `it was ended (code ${code}) while draining`);
+    const reason = slot.hardKilled ? 'hard' : slot.failedStart ? 'initFailure' : 'crash';
+    const normal = slot.retiring && code === 0;
+    if (!normal) {
+      const fields = { threadIndex: slot.index, ...taskIdFields(started) };
+      const level = slot.failedStart ? 'error' : 'warn';
+      this.host.log(level, `thread ${slot.index} exited with code ${code} (${reason})`, fields);
+    }
+    this.reportThreads();
+    if (this.serves(slot)) {
+      if (!normal) this.host.send({ t: 'restart', threadIndex: slot.index, reason });
+      this.died(slot);
+    }
+  }
+
   /** Replaces a thread that died: at once if it had started, else after a back-off, or gives up. */
-  died(slot: ThreadSlot): void {
+  private died(slot: ThreadSlot): void {
     if (slot.ready) {
       this.replace(slot);
       return;
@@ -265,7 +342,7 @@ export class ThreadSupervisor {
       const phase = slot.failedStart ?? 'threadStart';
       const n = this.backoff.failures;
       const what = `thread of process ${this.host.init.processIndex} failed to start ${n} times in a row`;
-      this.host.giveUp(phase, startFailed(`${what} (last: ${phase}: ${error.message})`, error));
+      this.giveUp(phase, startFailed(`${what} (last: ${phase}: ${error.message})`, error));
       return;
     }
     setTimeout(() => {
@@ -279,7 +356,7 @@ export class ThreadSupervisor {
    * that no finalizer closes) would otherwise pile up, each an isolate's worth of memory. The
    * oldest is told to stop now; it cuts its work with the same warning.
    */
-  boundDraining(): void {
+  private boundDraining(): void {
     if (this.host.stopping()) return;
     const draining = [...this.leaving].filter((t) => t.draining && !t.exited && !t.cutReported && !t.drainCutAsked);
     for (let i = 0; i < draining.length - this.host.init.threads; i++) {
@@ -297,7 +374,7 @@ export class ThreadSupervisor {
    * background callback stuck in synchronous code) cannot, and is terminated a little later
    * (reported as cut on its exit).
    */
-  endDrainBy(slot: ThreadSlot, deadlineAt: number): void {
+  private endDrainBy(slot: ThreadSlot, deadlineAt: number): void {
     clearTimeout(slot.drainKill);
     slot.drainKill = setTimeout(() => {
       if (!slot.exited) this.host.kill(slot);
@@ -305,6 +382,56 @@ export class ThreadSupervisor {
     slot.drainKill.unref();
   }
 
+  /** A thread is ready: it takes tasks (or stands by), and the first generation may be complete. */
+  onReady(slot: ThreadSlot): void {
+    slot.ready = true;
+    slot.markWorking();
+    this.ready(slot);
+    this.reportThreads();
+    if (!this.isStarted && this.threads.every((t) => t.ready)) {
+      this.isStarted = true;
+      this.markStarted();
+    }
+  }
+
+  /** A thread failed before it was ready: it is ended (its exit decides what follows, see died()). */
+  onFatal(slot: ThreadSlot, phase: StartPhase, error: ErrorWire): void {
+    slot.failedStart = phase;
+    slot.fatal = error;
+    this.host.log('error', `thread ${slot.index} failed in ${phase}: ${error.message}`, { threadIndex: slot.index });
+    // A missing module or export will not fix itself: report at once instead of retrying.
+    if (!this.isStarted && (phase === 'load' || phase === 'export')) this.failStart({ phase, error });
+    void slot.worker.terminate();
+  }
+
+  /** A retired thread drains background work after its finalizer, until `deadlineAt` at most. */
+  onDraining(slot: ThreadSlot, pending: string[], deadlineAt: number): void {
+    slot.draining = pending;
+    this.endDrainBy(slot, deadlineAt);
+    this.boundDraining();
+  }
+
+  /** Background work a retiring thread left pending was cut by its exit: said, once, to the master. */
+  reportCut(slot: ThreadSlot, pending: string[], detail: string): void {
+    if (slot.cutReported) return;
+    slot.cutReported = true;
+    this.host.send({ t: 'cut', threadIndex: slot.index, pending, detail });
+  }
+
+  /** Tells the master how many threads can run tasks, when that changed (see `threads` in protocol.ts). */
+  private reportThreads(): void {
+    let alive = 0;
+    for (const slot of this.all()) if (slot.ready && !slot.exited && !this.standby.has(slot)) alive++;
+    if (alive === this.reportedAlive) return;
+    this.reportedAlive = alive;
+    this.host.send({ t: 'threads', alive });
+  }
+
+  /** Threads of a slot keep failing to start: the child cannot work. */
+  private giveUp(phase: StartPhase, error: ErrorWire): void {
+    if (this.isStarted) this.host.send({ t: 'fatal', phase, error });
+    else this.failStart({ phase, error });
+  }
 }
 
 /** A draining thread still alive this long after its drain deadline is terminated (see endDrainBy). */

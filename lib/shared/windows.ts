@@ -26,7 +26,7 @@ const HOP_MS = 2;
 
 /**
  * The longest a child holds finished outcomes back to send them together (see
- * `Relay.flushOrHold`): each message across the pipe wakes the master, and the master's refill
+ * `Outbox.flushOrHold`, child/outbox.ts): each message across the pipe wakes the master, and the master's refill
  * wakes the child. A child holds outcomes only while its threads have queued work to go on
  * with, so its window must cover this on top of the hop.
  */

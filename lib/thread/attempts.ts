@@ -12,12 +12,12 @@
  * nothing at all if the thread no longer holds it (it finished, or was handed back) — an abort
  * that arrives after its attempt finished can never touch a later attempt of the same task.
  */
-import type { TaskWire } from '../protocol.js';
+import { type TaskWire, taskAttempt, taskId } from '../protocol.js';
+import { Ring } from '../shared/ring.js';
 import { abortTask, type TaskState } from './context.js';
 
 export class Attempts {
-  private queue: TaskWire[] = [];
-  private head = 0;
+  private readonly queue = new Ring<TaskWire>(64);
   /** Waiting attempts aborted before they started, with the reason: skipped when they reach the head. */
   private readonly abortedWaiting = new Map<TaskWire, string>();
   /** Attempts running now (at most `concurrency`). */
@@ -25,7 +25,7 @@ export class Attempts {
 
   /** Attempts waiting to start. */
   get waiting(): number {
-    return this.queue.length - this.head;
+    return this.queue.length;
   }
 
   push(tasks: TaskWire[]): void {
@@ -34,14 +34,7 @@ export class Attempts {
 
   /** Takes the next waiting attempt off the head (the caller starts or skips it), or undefined. */
   next(): TaskWire | undefined {
-    if (this.head >= this.queue.length) return undefined;
-    const task = this.queue[this.head]!;
-    this.queue[this.head++] = undefined as unknown as TaskWire;
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue.splice(0, this.head);
-      this.head = 0;
-    }
-    return task;
+    return this.queue.shift();
   }
 
   /** Why `task` (just taken by `next()`) must be skipped, or undefined to start it. Forgets it. */
@@ -66,9 +59,8 @@ export class Attempts {
     for (const state of this.running) {
       if (state.id === id && state.attempt === attempt) return abortTask(state, reason);
     }
-    for (let i = this.head; i < this.queue.length; i++) {
-      const t = this.queue[i]!;
-      if (t[0] === id && t[3] === attempt) {
+    for (const t of this.queue) {
+      if (taskId(t) === id && taskAttempt(t) === attempt) {
         this.abortedWaiting.set(t, reason);
         return;
       }
@@ -77,9 +69,7 @@ export class Attempts {
 
   /** Every waiting attempt, taken out to be handed back (retirement); aborted ones too, the child ignores them. */
   takeWaiting(): TaskWire[] {
-    const out = this.queue.slice(this.head);
-    this.queue = [];
-    this.head = 0;
+    const out = this.queue.drain();
     this.abortedWaiting.clear();
     return out;
   }

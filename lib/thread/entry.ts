@@ -6,13 +6,15 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { toErrorWire, type FromThread, type StartPhase, type ThreadInit, type ToThread, type LogLevel } from '../protocol.js';
-import { loadWorkerModule, taskFunction, type Hook } from '../shared/worker-module.js';
+import { loadWorkerModule, taskFunction, type Hook, type WorkerModule } from '../shared/worker-module.js';
 import { StepTimeoutError, withTimeout } from '../shared/bounded.js';
 import { registry } from './context.js';
 import { Runner } from './runner.js';
 import { StartLog } from '../shared/start-log.js';
 import type { HookContext } from '../types.js';
 import { startFailed } from '../shared/outcomes.js';
+
+type TaskFn = (...args: unknown[]) => unknown;
 
 const init = workerData as ThreadInit;
 const port = parentPort!;
@@ -22,7 +24,7 @@ const log = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => 
 /** Where start-up is, until `ready`: an exit during start-up is reported with it. */
 let phase: StartPhase | undefined = 'load';
 
-function fatal(at: StartPhase, err: unknown): void {
+function fatal(at: StartPhase, err: unknown): undefined {
   phase = undefined;
   post({ t: 'fatal', phase: at, error: toErrorWire(err) });
   // The child terminates us after this message; exiting here too keeps a stuck handle from holding the thread.
@@ -65,7 +67,8 @@ async function runHook(name: string, hook: Hook, ctx: HookContext): Promise<void
 /** Promises a task handed to `keepAlive`: retirement waits for them, bounded. */
 const kept = new Set<Promise<unknown>>();
 
-async function main(): Promise<void> {
+/** The start log opened, the worker module loaded, its export checked, `threadInitializer` run; undefined if that failed (reported). */
+async function startUp(): Promise<{ startLog: StartLog; mod: WorkerModule; fn: TaskFn; ctx: HookContext } | undefined> {
   // First: a disk that cannot hold the start log fails this thread's start, with the cause named.
   let startLog: StartLog;
   try {
@@ -73,7 +76,7 @@ async function main(): Promise<void> {
   } catch (err) {
     return fatal('threadStart', err);
   }
-  let mod;
+  let mod: WorkerModule;
   try {
     mod = await loadWorkerModule(init.module);
   } catch (err) {
@@ -99,6 +102,13 @@ async function main(): Promise<void> {
       return fatal('threadInitializer', err);
     }
   }
+  return { startLog, mod, fn, ctx };
+}
+
+async function main(): Promise<void> {
+  const started = await startUp();
+  if (!started) return;
+  const { startLog, mod, fn, ctx } = started;
 
   registry.scope = {
     processIndex: init.processIndex,
@@ -130,27 +140,7 @@ async function main(): Promise<void> {
   runner.onIdle = () => {
     if (exiting) return;
     exiting = true;
-    void finalizeAndDrain();
-  };
-  const finalizeAndDrain = async () => {
-    runner.flush();
-    if (kept.size) {
-      try {
-        await runHook('keepAlive work', () => Promise.all(kept), ctx);
-      } catch (err) {
-        log('warn', (err as Error).message);
-      }
-    }
-    const finalizer = mod.hook('threadFinalizer');
-    if (finalizer) {
-      try {
-        await runHook('threadFinalizer', finalizer, ctx);
-      } catch (err) {
-        log('error', `threadFinalizer failed: ${toErrorWire(err).message}`, { err: toErrorWire(err) });
-      }
-    }
-    runner.flush();
-    drain.start();
+    void finalizeAndDrain(runner, mod, ctx, drain);
   };
 
   port.on('message', (msg: ToThread) => {
@@ -167,6 +157,28 @@ async function main(): Promise<void> {
 
   phase = undefined;
   post({ t: 'ready' });
+}
+
+/** Once nothing runs any more: `keepAlive` work (bounded), then `threadFinalizer`, then the drain. */
+async function finalizeAndDrain(runner: Runner, mod: WorkerModule, ctx: HookContext, drain: Drain): Promise<void> {
+  runner.flush();
+  if (kept.size) {
+    try {
+      await runHook('keepAlive work', () => Promise.all(kept), ctx);
+    } catch (err) {
+      log('warn', (err as Error).message);
+    }
+  }
+  const finalizer = mod.hook('threadFinalizer');
+  if (finalizer) {
+    try {
+      await runHook('threadFinalizer', finalizer, ctx);
+    } catch (err) {
+      log('error', `threadFinalizer failed: ${toErrorWire(err).message}`, { err: toErrorWire(err) });
+    }
+  }
+  runner.flush();
+  drain.start();
 }
 
 /**

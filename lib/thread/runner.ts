@@ -11,7 +11,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import v8 from 'node:v8';
-import { Code, SERIALIZED, SLOTS, toErrorWire } from '../protocol.js';
+import { Code, SERIALIZED, SLOTS, replacedResult, resultId, taskAttempt, taskId, taskTimeout, toErrorWire } from '../protocol.js';
 import type { AttemptKey, ErrorWire, FromThread, ResultWire, TaskWire, Reason } from '../protocol.js';
 import { registry, type TaskState } from './context.js';
 import { Attempts } from './attempts.js';
@@ -108,7 +108,7 @@ export class Runner {
         // any task may run it out of heap or exit it: outcomes already decided leave first, at
         // once before a timed task, else once they have waited FLUSH_AFTER_MS. (An exit or an
         // uncaught error flushes them from the 'exit' handler; see entry.ts.)
-        if (this.outbox.length > 0 && (task[2] !== 0 || now - this.outboxSince >= FLUSH_AFTER_MS)) this.flush();
+        if (this.outbox.length > 0 && (taskTimeout(task) !== 0 || now - this.outboxSince >= FLUSH_AFTER_MS)) this.flush();
         this.start(task, now);
       }
     } finally {
@@ -120,7 +120,8 @@ export class Runner {
   private skip(task: TaskWire, reason: string): void {
     this.shared[SLOTS.consumed]! += 1;
     const error = cancelled(reason);
-    this.queueOutcome([task[0], Code.Cancelled, error, 0, Date.now(), task[3], this.settings.threadIndex], Date.now());
+    const outcome: ResultWire = [taskId(task), Code.Cancelled, error, 0, Date.now(), taskAttempt(task), this.settings.threadIndex];
+    this.queueOutcome(outcome, Date.now());
   }
 
   private start(task: TaskWire, startedAt: number): void {
@@ -220,9 +221,8 @@ export class Runner {
     try {
       this.port.postMessage({ t: 'done', done: [r] } satisfies FromThread);
     } catch (err) {
-      const message = `the outcome of task ${r[0]} cannot be sent to its process: ${toErrorWire(err).message}`;
-      const wire = unsendable(message);
-      const replaced: ResultWire = [r[0], Code.Error, wire, r[3], r[4], r[5], r[6]];
+      const message = `the outcome of task ${resultId(r)} cannot be sent to its process: ${toErrorWire(err).message}`;
+      const replaced = replacedResult(r, Code.Error, unsendable(message));
       this.port.postMessage({ t: 'done', done: [replaced] } satisfies FromThread);
     }
   }
@@ -233,7 +233,7 @@ export class Runner {
 }
 
 function keyOf(t: TaskWire): AttemptKey {
-  return [t[0], t[3]];
+  return [taskId(t), taskAttempt(t)];
 }
 
 /**
