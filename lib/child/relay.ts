@@ -161,6 +161,8 @@ export class Relay {
     switch (msg.t) {
       case 'done':
         return this.onDone(slot, msg.done);
+      case 'progress':
+        return this.send(msg);
       case 'ready':
         slot.ready = true;
         slot.markWorking();

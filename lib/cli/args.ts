@@ -108,6 +108,7 @@ export function convertValue(spec: OptionSpec & { cli: NonNullable<OptionSpec['c
       return n;
     }
     case 'ms':
+    case 'ms>=0':
       return parseMs(label, raw);
     case 'mib': {
       const m = new RegExp(`^(${NUM})\\s*(k|kib|m|mib|g|gib)?$`, 'i').exec(text);

@@ -80,3 +80,10 @@ export function buildMeta(
   }
   return meta;
 }
+
+/** A final error after retries says how many attempts ran (`err.attempts`, and in its message). */
+export function noteAttempts(err: unknown, attempts: number): void {
+  if (!(err instanceof Error)) return;
+  (err as Error & { attempts?: number }).attempts = attempts;
+  err.message += ` (after ${attempts} attempts)`;
+}
