@@ -14,13 +14,27 @@ type AnyFn = (...args: any[]) => any;
 type HookName = 'processInitializer' | 'threadInitializer' | 'threadFinalizer' | 'processFinalizer';
 
 /** Names of the task functions a worker module `W` exports (any string when untyped). */
-export type TaskExport<W> = unknown extends W ? string : { [K in keyof W & string]: W[K] extends AnyFn ? (K extends HookName ? never : K) : never }[keyof W & string];
+export type TaskExport<W> = unknown extends W
+  ? string
+  : { [K in keyof W & string]: W[K] extends AnyFn ? (K extends HookName ? never : K) : never }[keyof W & string];
 
 /** The arguments of export `E` of `W`, as a tuple (`unknown[]` when untyped). */
-export type TaskArgs<W, E extends string> = unknown extends W ? unknown[] : E extends keyof W ? (W[E] extends AnyFn ? Parameters<W[E]> : never) : never;
+export type TaskArgs<W, E extends string> = unknown extends W
+  ? unknown[]
+  : E extends keyof W
+    ? W[E] extends AnyFn
+      ? Parameters<W[E]>
+      : never
+    : never;
 
 /** What export `E` of `W` resolves with (`unknown` when untyped). */
-export type TaskReturn<W, E extends string> = unknown extends W ? unknown : E extends keyof W ? (W[E] extends AnyFn ? Awaited<ReturnType<W[E]>> : never) : never;
+export type TaskReturn<W, E extends string> = unknown extends W
+  ? unknown
+  : E extends keyof W
+    ? W[E] extends AnyFn
+      ? Awaited<ReturnType<W[E]>>
+      : never
+    : never;
 
 /** Per-task options of `submit()`/`run()`, with `export` limited to the task functions of `W`. */
 export interface TaskOptions<E extends string> extends Omit<SubmitOptions, 'export'> {

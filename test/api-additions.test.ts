@@ -1,11 +1,20 @@
 /** Round-2 API additions (issue 16): run(), with real child processes and threads. */
-import { describe, expect, it } from 'vitest';
-import { MPMS, QueueFullError, UnrecoverableError, TaskCancelledError, TaskTimeoutError, WorkerCrashedError, type Meta } from '../dist/index.js';
+
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import {
+  type Meta,
+  MPMS,
+  QueueFullError,
+  TaskCancelledError,
+  TaskTimeoutError,
+  UnrecoverableError,
+  WorkerCrashedError,
+} from '../dist/index.js';
 import { fixture, guardChildren, runNode } from './helpers.js';
 
 guardChildren();
@@ -15,7 +24,12 @@ const basic = fixture('basic-worker.mjs');
 describe('run()', () => {
   it('resolves with the result on ok and rejects with the outcome error (err.meta) otherwise', async () => {
     const collected: number[] = [];
-    const m = new MPMS({ worker: basic, processes: 2, threads: 2, collector: (meta) => void collected.push(meta.taskId) });
+    const m = new MPMS({
+      worker: basic,
+      processes: 2,
+      threads: 2,
+      collector: (meta) => void collected.push(meta.taskId),
+    });
     const seen: Meta[] = [];
     m.on('task', (meta) => seen.push(meta));
     await m.start();
@@ -130,7 +144,12 @@ describe('named exports per task', () => {
 
   it('submit()/run() call the export they name; a missing or non-function export fails only that task', async () => {
     const results = new Map<number, { status: string; result: unknown }>();
-    const m = new MPMS({ worker, processes: 1, threads: 2, collector: (meta, result) => void results.set(meta.taskId, { status: meta.status, result }) });
+    const m = new MPMS({
+      worker,
+      processes: 1,
+      threads: 2,
+      collector: (meta, result) => void results.set(meta.taskId, { status: meta.status, result }),
+    });
     await m.start();
     const a = await m.submit([3, 4], { export: 'resize' });
     const b = await m.put('x');
@@ -143,7 +162,9 @@ describe('named exports per task', () => {
     const notFn = await m.run([1], { export: 'notAFunction' }).catch((e: Error) => e);
     expect((notFn as Error).message).toMatch(/export `notAFunction` of .* is a number, not a function/);
     // The engine goes on, on the same threads (no restart), mixing exports in one batch.
-    const mixed = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? m.run([i], { export: 'slowDouble' }) : m.run([i]))));
+    const mixed = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => (i % 2 ? m.run([i], { export: 'slowDouble' }) : m.run([i]))),
+    );
     expect(mixed[1]).toBe(2);
     expect(mixed[2]).toBe('default 2');
     const summary = await m.join();
@@ -176,11 +197,25 @@ describe('retry policy', () => {
   const worker = fixture('retry-policy-worker.mjs');
   const tmp = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-retry-')), 'log');
   const starts = (file: string, id: number) =>
-    fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split(' ').map(Number)).filter(([t]) => t === id).map(([, a, at]) => ({ a: a!, at: at! }));
+    fs
+      .readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ').map(Number))
+      .filter(([t]) => t === id)
+      .map(([, a, at]) => ({ a: a!, at: at! }));
 
   it("retryOn: ['error'] with retryDelay/backoff: attempts in order, delays within jitter bounds; the error says how many ran", async () => {
     const file = tmp();
-    const m = new MPMS({ worker, processes: 1, threads: 2, retries: 3, retryOn: ['error'], retryDelay: 150, retryBackoff: 2 });
+    const m = new MPMS({
+      worker,
+      processes: 1,
+      threads: 2,
+      retries: 3,
+      retryOn: ['error'],
+      retryDelay: 150,
+      retryBackoff: 2,
+    });
     await m.start();
     const err = (await m.run([file, 'throw']).catch((e: Error) => e)) as Error & { meta: Meta; attempts: number };
     expect(err.name).toBe('RangeError');
@@ -218,7 +253,15 @@ describe('retry policy', () => {
 
   it('a task waiting out its delay holds no thread and no queue slot; a shutdown cancels it and lists it in unstarted', async () => {
     const file = tmp();
-    const m = new MPMS({ worker, processes: 1, threads: 1, taskQueueMaxsize: 1, retries: 1, retryOn: ['error'], retryDelay: 60_000 });
+    const m = new MPMS({
+      worker,
+      processes: 1,
+      threads: 1,
+      taskQueueMaxsize: 1,
+      retries: 1,
+      retryOn: ['error'],
+      retryDelay: 60_000,
+    });
     await m.start();
     const failing = m.run([file, 'throw']).catch((x: Error) => x);
     // While it waits (delayed: 1), other tasks use the only thread and the only queue slot.
@@ -235,7 +278,9 @@ describe('retry policy', () => {
   }, 60_000);
 
   it('rejects bad retry settings at once', async () => {
-    expect(() => new MPMS({ worker, retryOn: ['ok' as 'error'], retryBackoff: 0.5, retryDelay: -1 })).toThrow(/retryOn[\s\S]*retryDelay[\s\S]*retryBackoff|retryOn/);
+    expect(() => new MPMS({ worker, retryOn: ['ok' as 'error'], retryBackoff: 0.5, retryDelay: -1 })).toThrow(
+      /retryOn[\s\S]*retryDelay[\s\S]*retryBackoff|retryOn/,
+    );
     const m = new MPMS({ worker, processes: 1, threads: 1 });
     await m.start();
     await expect(m.submit([1], { retries: -1 })).rejects.toThrow(/`retries` must be an integer >= 0/);
@@ -272,11 +317,13 @@ describe('progress', () => {
     await m.start();
     const got: unknown[] = [];
     let settled = false;
-    const r = await m.run([10_000, 3], { onProgress: (v, info) => {
-      expect(settled).toBe(false);
-      expect(info.job).toBe('p');
-      got.push(v);
-    } });
+    const r = await m.run([10_000, 3], {
+      onProgress: (v, info) => {
+        expect(settled).toBe(false);
+        expect(info.job).toBe('p');
+        got.push(v);
+      },
+    });
     settled = true;
     expect(r).toBe('done');
     // 10,000 synchronous reports coalesce to the last one; each step after a yield arrives.
@@ -320,10 +367,21 @@ describe('CLI: an input line may name an export', () => {
   it('{"export": "resize", "args": [...]} calls that export; other objects stay one argument', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpms-cli-export-'));
     const input = path.join(dir, 'in.jsonl');
-    fs.writeFileSync(input, ['{"export": "resize", "args": [3, 4]}', '[1]', '{"export": "resize"}', '{"export": "nope", "args": [1]}'].join('\n') + '\n');
+    fs.writeFileSync(
+      input,
+      ['{"export": "resize", "args": [3, 4]}', '[1]', '{"export": "resize"}', '{"export": "nope", "args": [1]}'].join(
+        '\n',
+      ) + '\n',
+    );
     const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-    const r = await runNode([cli, 'run', fixture('exports-worker.mjs'), '--input', input, '--output', '-', '-p', '1', '-t', '1'], { ms: 30_000 });
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { taskId: number; status: string; result?: unknown; error?: { message: string } });
+    const r = await runNode(
+      [cli, 'run', fixture('exports-worker.mjs'), '--input', input, '--output', '-', '-p', '1', '-t', '1'],
+      { ms: 30_000 },
+    );
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { taskId: number; status: string; result?: unknown; error?: { message: string } });
     lines.sort((a, b) => a.taskId - b.taskId);
     expect(lines.map((l) => l.status)).toEqual(['ok', 'ok', 'ok', 'error']);
     expect(lines[0]!.result).toEqual({ w: 6, h: 8 });

@@ -162,7 +162,8 @@ export class Relay {
       case 'done':
         return this.onDone(slot, msg.done);
       case 'progress':
-        return this.send(msg);
+        this.send(msg);
+        return;
       case 'ready':
         slot.ready = true;
         slot.markWorking();

@@ -29,7 +29,10 @@ export function newCall(): { call: Call; promise: Promise<unknown> } {
  * with `err.meta` attached.
  */
 export function deliver(call: Call, meta: Meta, result: unknown): void {
-  if (meta.status === 'ok') return call.resolve(result);
+  if (meta.status === 'ok') {
+    call.resolve(result);
+    return;
+  }
   const err = result instanceof Error ? result : new Error(String(result));
   Object.defineProperty(err, 'meta', { value: meta, enumerable: false, configurable: true, writable: true });
   call.reject(err);

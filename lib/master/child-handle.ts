@@ -140,7 +140,10 @@ export class ChildHandle {
   /** Queues a task for this child; call `flush()` after queueing a batch. */
   queueTask(id: number, args: WireArgs, timeoutMs: number, attempt: number, exportName: string | undefined): void {
     this.outNums.push(id, timeoutMs, attempt);
-    if (exportName !== undefined) (this.outExports ??= [])[this.outArgs.length] = exportName;
+    if (exportName !== undefined) {
+      this.outExports ??= [];
+      this.outExports[this.outArgs.length] = exportName;
+    }
     this.outArgs.push(args);
     this.inflight++;
   }

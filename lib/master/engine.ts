@@ -412,7 +412,8 @@ export class MPMS<W = unknown, D extends string = 'default'> extends EventEmitte
       case 'batch':
         return this.onBatch(c, msg);
       case 'progress':
-        return this.progress.deliver(msg.items, c.index);
+        this.progress.deliver(msg.items, c.index);
+        return;
       case 'ready':
         if (c.state === 'starting') c.state = this.state === 'stopping' || this.state === 'stopped' ? 'stopping' : 'ready';
         c.ready.resolve();

@@ -5,11 +5,10 @@
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { Code, countByStatus, STATUS_BY_CODE, type WireArgs } from '../protocol.js';
-import type { Percentiles, Summary, TaskStatus } from '../types.js';
-import type { ChildHandle } from './child-handle.js';
-import type { Call } from './calls.js';
-import type { ProgressInfo } from '../types.js';
 import type { RetryPolicy } from '../shared/retry-policy.js';
+import type { Percentiles, ProgressInfo, Summary, TaskStatus } from '../types.js';
+import type { Call } from './calls.js';
+import type { ChildHandle } from './child-handle.js';
 
 export interface TaskRecord {
   id: number;

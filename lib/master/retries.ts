@@ -5,8 +5,8 @@
  */
 import type { Logger } from 'pino';
 import type { ResolvedOptions } from '../options.js';
-import { Code, SERIALIZED, STATUS_BY_CODE, type ErrorWire } from '../protocol.js';
-import { retryAfter, type RetryPolicy } from '../shared/retry-policy.js';
+import { Code, type ErrorWire, SERIALIZED, STATUS_BY_CODE } from '../protocol.js';
+import { type RetryPolicy, retryAfter } from '../shared/retry-policy.js';
 import { DelayedRetries } from './delayed.js';
 import type { TaskRecord } from './ledger.js';
 
@@ -22,7 +22,13 @@ export class Retries {
     private readonly queue: { push(rec: TaskRecord): void },
     pump: () => void,
   ) {
-    this.policy = { retries: o.retries, retryOn: o.retryOn, retryDelay: o.retryDelay, retryBackoff: o.retryBackoff, retryMaxDelay: o.retryMaxDelay };
+    this.policy = {
+      retries: o.retries,
+      retryOn: o.retryOn,
+      retryDelay: o.retryDelay,
+      retryBackoff: o.retryBackoff,
+      retryMaxDelay: o.retryMaxDelay,
+    };
     this.delayed = new DelayedRetries((recs) => {
       for (const rec of recs) queue.push(rec);
       pump();
@@ -32,9 +38,17 @@ export class Retries {
   /** An attempt of `rec` ended with `code` (not ok, not cancelled): true when the task will run again, now or after a delay. */
   again(rec: TaskRecord, code: number, value: unknown): boolean {
     const status = STATUS_BY_CODE[code & ~SERIALIZED]!;
-    const delay = retryAfter(rec.retry ?? this.policy, status, code === Code.Error ? (value as ErrorWire).name : undefined, rec.attempts);
+    const delay = retryAfter(
+      rec.retry ?? this.policy,
+      status,
+      code === Code.Error ? (value as ErrorWire).name : undefined,
+      rec.attempts,
+    );
     if (delay < 0) return false;
-    this.logger.info({ taskId: rec.id, attempts: rec.attempts, delayMs: delay }, `task ${rec.id} will be retried (${status})`);
+    this.logger.info(
+      { taskId: rec.id, attempts: rec.attempts, delayMs: delay },
+      `task ${rec.id} will be retried (${status})`,
+    );
     rec.child = null;
     // At the back: a task that keeps killing its worker must not be the next thing every
     // replacement runs, ahead of the tasks that wait behind it.

@@ -13,9 +13,9 @@ export function runningTasks(records: Iterable<TaskRecord>, startLogDir: string,
   const byChild = new Map<ChildHandle, TaskRecord[]>();
   for (const rec of records) {
     if (!rec.child) continue;
-    let list = byChild.get(rec.child);
-    if (!list) byChild.set(rec.child, (list = []));
-    list.push(rec);
+    const list = byChild.get(rec.child);
+    if (list) list.push(rec);
+    else byChild.set(rec.child, [rec]);
   }
   const now = Date.now();
   const out: RunningTask[] = [];

@@ -37,11 +37,15 @@ const RETRYABLE: readonly string[] = ['crashed', 'timeout', 'error'];
 /** Problems with retry overrides, in ConfigError's words; empty when fine. */
 export function retryProblems(o: RetryOverrides): string[] {
   const problems: string[] = [];
-  if (o.retries !== undefined && !(Number.isInteger(o.retries) && o.retries >= 0)) problems.push(`\`retries\` must be an integer >= 0, got ${String(o.retries)}`);
+  if (o.retries !== undefined && !(Number.isInteger(o.retries) && o.retries >= 0))
+    problems.push(`\`retries\` must be an integer >= 0, got ${String(o.retries)}`);
   if (o.retryOn !== undefined && !(Array.isArray(o.retryOn) && o.retryOn.every((s) => RETRYABLE.includes(s)))) {
     problems.push("`retryOn` must be an array of 'crashed' | 'timeout' | 'error'");
   }
-  if (o.retryDelay !== undefined && !(typeof o.retryDelay === 'number' && o.retryDelay >= 0 && Number.isFinite(o.retryDelay))) {
+  if (
+    o.retryDelay !== undefined &&
+    !(typeof o.retryDelay === 'number' && o.retryDelay >= 0 && Number.isFinite(o.retryDelay))
+  ) {
     problems.push(`\`retryDelay\` must be a finite number >= 0, got ${String(o.retryDelay)}`);
   }
   return problems;
@@ -50,14 +54,24 @@ export function retryProblems(o: RetryOverrides): string[] {
 /** The engine's policy with a task's overrides, or the engine's own when there are none (no allocation). */
 export function withOverrides(base: RetryPolicy, o: RetryOverrides): RetryPolicy {
   if (o.retries === undefined && o.retryOn === undefined && o.retryDelay === undefined) return base;
-  return { ...base, retries: o.retries ?? base.retries, retryOn: o.retryOn ?? base.retryOn, retryDelay: o.retryDelay ?? base.retryDelay };
+  return {
+    ...base,
+    retries: o.retries ?? base.retries,
+    retryOn: o.retryOn ?? base.retryOn,
+    retryDelay: o.retryDelay ?? base.retryDelay,
+  };
 }
 
 /**
  * ms to wait before running the task again after attempt number `attempts` ended with `status`
  * (the thrown error's name `errorName` for `error`), or -1 for "this outcome is final".
  */
-export function retryAfter(p: RetryPolicy, status: TaskStatus, errorName: string | undefined, attempts: number): number {
+export function retryAfter(
+  p: RetryPolicy,
+  status: TaskStatus,
+  errorName: string | undefined,
+  attempts: number,
+): number {
   if (attempts > p.retries || !p.retryOn.includes(status as RetryableStatus)) return -1;
   if (errorName === UNRECOVERABLE) return -1;
   if (p.retryDelay === 0) return 0;

@@ -123,7 +123,8 @@ export function readStartLogs(dir: string, childPid: number): Map<number, StartR
       const attempt = data.readDoubleLE(off + 8);
       const startedAt = data.readDoubleLE(off + 16);
       const seen = out.get(id);
-      if (!seen || seen.attempt < attempt || (seen.attempt === attempt && seen.startedAt < startedAt)) out.set(id, { attempt, threadIndex, startedAt });
+      const later = !seen || seen.attempt < attempt || (seen.attempt === attempt && seen.startedAt < startedAt);
+      if (later) out.set(id, { attempt, threadIndex, startedAt });
     }
   }
   return out;

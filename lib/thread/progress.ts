@@ -3,7 +3,7 @@
  * A task that reports in a tight loop costs a Map write per call and never waits on a message.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { toErrorWire, type FromThread, type LogMessage, type ProgressWire } from '../protocol.js';
+import { type FromThread, type LogMessage, type ProgressWire, toErrorWire } from '../protocol.js';
 
 export class ProgressOutbox {
   private pending = new Map<number, ProgressWire>();

@@ -1,5 +1,5 @@
 // Type test: `tsc -p test/types` must pass. Each @ts-expect-error line must be an error, or tsc fails.
-import { MPMS, type Meta } from '../../dist/index.js';
+import { type Meta, MPMS } from '../../dist/index.js';
 
 export async function typed(): Promise<void> {
   const m = new MPMS<typeof import('./worker.js')>({
