@@ -346,6 +346,7 @@ const VALUE_NAMES: Partial<Record<OptionSpec['kind'], string>> = {
   'int>=1': 'N',
   'int>=0': 'N',
   ms: 'MS',
+  'ms>=0': 'MS',
   mib: 'MIB',
   fraction: 'F',
   string: 'NAME',
