@@ -81,9 +81,10 @@ export function buildMeta(
   return meta;
 }
 
-/** A final error after retries says how many attempts ran (`err.attempts`, and in its message). */
+/**
+ * A final error after retries says how many attempts ran (`err.attempts`). Its message stays the
+ * worker's own: a thrown error reaches the user as it was thrown (the property model checks it).
+ */
 export function noteAttempts(err: unknown, attempts: number): void {
-  if (!(err instanceof Error)) return;
-  (err as Error & { attempts?: number }).attempts = attempts;
-  err.message += ` (after ${attempts} attempts)`;
+  if (err instanceof Error) (err as Error & { attempts?: number }).attempts = attempts;
 }
