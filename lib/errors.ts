@@ -12,6 +12,15 @@ export class WorkerGracefulDie extends Error {
   override name = 'WorkerGracefulDie';
 }
 
+/**
+ * *(added)* Thrown by a task to say that running it again cannot help: its outcome is `error`
+ * at once, whatever `retries`/`retryOn` say. Matched by name, so a worker may throw its own
+ * class of that name (or import this one from 'mpms').
+ */
+export class UnrecoverableError extends Error {
+  override name = 'UnrecoverableError';
+}
+
 /** Outcome `timeout`: a hard limit (`taskTimeout`, `submit({ timeout })`, `lifecycleDurationHard`) fired. */
 export class TaskTimeoutError extends Error {
   override name = 'TaskTimeoutError';

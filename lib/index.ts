@@ -3,9 +3,11 @@
  * Public exports only; see docs/api.md.
  */
 export { MPMS, SIGNAL_SHUTDOWN_TIMEOUT_MS, type MPMSEvents, type FinalSummary } from './master/engine.js';
+export type { EngineOptions, TaskArgs, TaskExport, TaskOptions, TaskReturn, TypedCollector, TypedTaskResult } from './typed.js';
 export { taskContext } from './thread/context.js';
 export {
   WorkerGracefulDie,
+  UnrecoverableError,
   TaskTimeoutError,
   WorkerCrashedError,
   TaskCancelledError,
@@ -16,4 +18,4 @@ export {
   WorkerStartError,
 } from './errors.js';
 export { OPTION_SPECS, type MPMSOptions, type Collector, type OptionSpec } from './options.js';
-export type { Meta, TaskResult, Summary, Metrics, Percentiles, TaskStatus, RestartReason, TaskContext, HookContext, SubmitOptions } from './types.js';
+export type { ProgressInfo, RunningTask, Meta, TaskResult, Summary, Metrics, Percentiles, TaskStatus, RestartReason, TaskContext, HookContext, SubmitOptions } from './types.js';

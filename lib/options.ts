@@ -7,6 +7,7 @@ import os from 'node:os';
 import { ConfigError } from './errors.js';
 import { resolveSettings, settings, type Setting } from './settings.js';
 import type { Logger } from 'pino';
+import type { RetryableStatus } from './shared/retry-policy.js';
 import type { Meta } from './types.js';
 import type { Transport } from './transport/types.js';
 
@@ -47,8 +48,18 @@ export interface MPMSOptions {
   lifecycleDurationHard?: number;
   /** Hard: a task running longer than this settles `timeout` and its thread is replaced if it does not stop. */
   taskTimeout?: number;
-  /** Re-runs of a task whose worker crashed or timed out before its outcome is final. Default 0. */
+  /** Re-runs of a task whose outcome is among `retryOn` (default: it crashed or timed out) before it is final. Default 0. */
   retries?: number;
+  /** *(added)* Outcomes that are retried (up to `retries`): `'crashed' | 'timeout' | 'error'`. Default `['crashed', 'timeout']`. */
+  retryOn?: RetryableStatus[];
+  /** *(added)* ms before the first retry; each next delay is `retryBackoff` times longer (±20% jitter). Default 0. */
+  retryDelay?: number;
+  /** *(added)* Factor by which each retry delay grows. Default 2. */
+  retryBackoff?: number;
+  /** *(added)* Cap of a retry delay in ms. Default: none. */
+  retryMaxDelay?: number;
+  /** *(added)* ms between a task's signal aborting (timeout, cancel) and its thread being terminated if it has not returned. Default 500. */
+  abortGrace?: number;
   /** Outcomes waiting for the collector or iterator; dispatch pauses while this many wait. Default `taskQueueMaxsize`. */
   resultQueueMaxsize?: number;
   /** ms between health checks of the children. Default 1000. */
@@ -107,6 +118,11 @@ export interface ResolvedOptions {
   lifecycleDurationHard: number | undefined;
   taskTimeout: number | undefined;
   retries: number;
+  retryOn: RetryableStatus[];
+  retryDelay: number;
+  retryBackoff: number;
+  retryMaxDelay: number;
+  abortGrace: number;
   resultQueueMaxsize: number;
   subprocCheckInterval: number;
   workerGracefulDieTimeout: number;
@@ -146,7 +162,12 @@ export const OPTION_SPECS: readonly OptionSpec[] = settings<keyof MPMSOptions>([
   { name: 'processMemoryLimit', kind: 'mib', defaultText: 'none', description: 'soft: a child retires when its RSS exceeds this many MiB', cli: { flag: 'process-memory-limit' } },
   { name: 'lifecycleDurationHard', kind: 'ms', defaultText: 'none', description: 'hard: a child older than this is killed (its running tasks: timeout)', cli: { flag: 'lifecycle-duration-hard' } },
   { name: 'taskTimeout', kind: 'ms', defaultText: 'none', description: 'hard: a task running longer than this settles timeout', cli: { flag: 'task-timeout' } },
-  { name: 'retries', kind: 'int>=0', default: 0, description: 're-runs of a task whose worker crashed or timed out', cli: { flag: 'retries' } },
+  { name: 'retries', kind: 'int>=0', default: 0, description: 're-runs of a task whose outcome is among retryOn (by default: its worker crashed or it timed out)', cli: { flag: 'retries' } },
+  { name: 'retryOn', kind: 'statuses', default: ['crashed', 'timeout'], description: "*(added)* outcomes that are retried: 'crashed' | 'timeout' | 'error' (a thrown UnrecoverableError never is)" },
+  { name: 'retryDelay', kind: 'ms>=0', default: 0, description: '*(added)* ms before the first retry (±20% jitter); the task holds no thread and no queue slot meanwhile', cli: { flag: 'retry-delay' } },
+  { name: 'retryBackoff', kind: 'number>=1', default: 2, description: '*(added)* factor by which each retry delay grows' },
+  { name: 'retryMaxDelay', kind: 'ms', default: Number.POSITIVE_INFINITY, defaultText: 'none', description: '*(added)* cap of a retry delay in ms' },
+  { name: 'abortGrace', kind: 'ms', default: 500, description: "*(added)* ms between a task's signal aborting and its thread being terminated if it has not returned", cli: { flag: 'abort-grace' } },
   { name: 'resultQueueMaxsize', kind: 'int>=1', derive: (o) => o.taskQueueMaxsize, defaultText: 'taskQueueMaxsize', description: 'outcomes waiting for the collector/iterator; dispatch pauses while full' },
   { name: 'subprocCheckInterval', kind: 'ms', default: 1000, description: 'ms between health checks of the children' },
   { name: 'workerGracefulDieTimeout', kind: 'ms', default: 5000, description: 'ms after which a gracefully dying process that still runs tasks logs a warning (its tasks are never cut: a soft restart)' },

@@ -29,7 +29,7 @@ export function countByStatus(): Record<Status, number> {
  * fidelity (a Buffer stays a Buffer, which postMessage alone would turn into a Uint8Array) and
  * costs the child nothing: it relays bytes.
  */
-export type TaskWire = [id: number, args: WireArgs, timeoutMs: number, attempt: number];
+export type TaskWire = [id: number, args: WireArgs, timeoutMs: number, attempt: number, exportName?: string];
 
 /** A task's arguments on the wire: all of them (primitives), their serialized bytes, or a lone primitive. */
 export type WireArgs = unknown[] | Uint8Array | string | number | boolean | bigint | null | undefined;
@@ -95,14 +95,20 @@ export function replacedResult(r: ResultWire, code: number, value: unknown): Res
 export interface TaskColumns {
   nums: Float64Array;
   args: WireArgs[];
+  /**
+   * Per task, the export of the worker module it calls when not the engine's `export`
+   * (`submit({ export })`); absent from a batch where no task names one, so it costs nothing unused.
+   */
+  exports?: (string | undefined)[];
 }
 
 export const TASK_FIELDS = 3;
 
 /** The `TaskWire`s of a batch of columns. */
-export function fromTaskColumns({ nums, args }: TaskColumns): TaskWire[] {
+export function fromTaskColumns({ nums, args, exports }: TaskColumns): TaskWire[] {
   const out = new Array<TaskWire>(args.length);
   for (let i = 0, o = 0; i < args.length; i++, o += TASK_FIELDS) out[i] = [nums[o]!, args[i], nums[o + 1]!, nums[o + 2]!];
+  if (exports) for (let i = 0; i < exports.length; i++) if (exports[i] !== undefined) out[i]!.push(exports[i]);
   return out;
 }
 
@@ -136,6 +142,13 @@ export function toOutcomeColumns(results: readonly ResultWire[]): OutcomeColumns
   }
   return { nums, values };
 }
+
+/**
+ * The latest progress value of one attempt: [taskId, attempt, value]. Coalesced on the way
+ * (a thread keeps only the latest per task until its next flush), so a task reporting faster
+ * than the hops carry never blocks and never floods.
+ */
+export type ProgressWire = [id: number, attempt: number, value: unknown];
 
 /** An Error flattened so that its name, stack, cause and own fields survive both hops. */
 export interface ErrorWire {
@@ -270,6 +283,8 @@ export type ToChild =
 
 export type FromChild =
   | { t: 'ready'; pid: number }
+  /** Progress reported by tasks (`taskContext().progress()`), relayed as it came from the threads. */
+  | { t: 'progress'; items: ProgressWire[] }
   | {
       t: 'batch';
       /** Outcomes decided in this child. */
@@ -316,6 +331,7 @@ export type AttemptKey = [id: number, attempt: number];
 
 export type FromThread =
   | { t: 'ready' }
+  | { t: 'progress'; items: ProgressWire[] }
   | { t: 'done'; done: ResultWire[] }
   /** The thread will take no more tasks; `returned` are the attempts it held unstarted. */
   | { t: 'retiring'; reason: Reason; returned: AttemptKey[]; detail?: string }

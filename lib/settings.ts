@@ -17,6 +17,8 @@ export type Kind =
   | 'int>=0'
   | 'ms'
   | 'ms>=0'
+  | 'number>=1'
+  | 'statuses'
   | 'fraction'
   | 'mib'
   | 'string'
@@ -93,6 +95,11 @@ const SIMPLE: Partial<Record<Kind, [(v: unknown) => boolean, string]>> = {
   'int>=0': [(v) => Number.isInteger(v) && (v as number) >= 0, 'an integer >= 0'],
   ms: [(v) => typeof v === 'number' && Number.isFinite(v) && v > 0, 'a finite number > 0 (milliseconds)'],
   'ms>=0': [(v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, 'a finite number >= 0 (milliseconds)'],
+  'number>=1': [(v) => typeof v === 'number' && Number.isFinite(v) && v >= 1, 'a finite number >= 1'],
+  statuses: [
+    (v) => Array.isArray(v) && v.every((x) => x === 'crashed' || x === 'timeout' || x === 'error'),
+    "an array of 'crashed' | 'timeout' | 'error'",
+  ],
   mib: [(v) => typeof v === 'number' && Number.isFinite(v) && v > 0, 'a finite number > 0 (MiB)'],
   fraction: [(v) => typeof v === 'number' && v >= 0 && v < 1, 'a number in [0, 1)'],
   string: [(v) => typeof v === 'string' && v.length > 0, 'a non-empty string'],

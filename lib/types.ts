@@ -85,6 +85,10 @@ export interface Metrics {
   running: number;
   /** Tasks with an outcome. */
   finished: number;
+  /** *(added)* Tasks waiting out a retry delay (in no queue and on no thread). */
+  delayed: number;
+  /** *(added)* Unsettled tasks that reported progress in the last 5 s. */
+  progressing: number;
   /** Tasks accepted. */
   total: number;
   /** Child processes that have reported ready and not exited. */
@@ -115,6 +119,12 @@ export interface TaskContext {
   readonly signal: AbortSignal;
   /** 1 for the first run, 2 for the first retry, ... */
   attempt: number;
+  /**
+   * *(added)* Reports progress (any structured-cloneable value): the master emits
+   * `'progress'` `(meta, value)` and calls `run(args, { onProgress })`. Never blocks; when the
+   * task reports faster than it can be carried, only the latest value is delivered.
+   */
+  progress(value: unknown): void;
   /** Makes the thread's retirement wait (bounded by `hookTimeout`) for work the task started but did not await. */
   keepAlive(promise: Promise<unknown>): void;
   /** This child process's slot (0 .. processes - 1). */
@@ -147,4 +157,39 @@ export interface SubmitOptions {
   timeout?: number;
   /** Keys merged into this task's meta. */
   meta?: Record<string, unknown>;
+  /** *(added)* The export of the worker module this task calls; default the engine's `export`. */
+  export?: string;
+  /** *(added)* Re-runs for this task, overriding the engine's `retries`. */
+  retries?: number;
+  /** *(added)* Outcomes retried for this task, overriding the engine's `retryOn`. */
+  retryOn?: Array<'crashed' | 'timeout' | 'error'>;
+  /** *(added)* ms before this task's first retry, overriding the engine's `retryDelay`. */
+  retryDelay?: number;
+  /** *(added)* Called with each progress value this task reports (latest wins when they come fast). */
+  onProgress?: (value: unknown, info: ProgressInfo) => void;
+}
+
+/** *(added)* One task running now, from `m.running()`. */
+export interface RunningTask {
+  taskId: number;
+  /** 1 for the first run, 2 for the first retry, ... */
+  attempt: number;
+  /** The export it calls. */
+  export: string;
+  processIndex: number;
+  threadIndex: number;
+  pid: number;
+  /** Epoch ms this attempt started in its thread. */
+  startedAt: number;
+  /** ms it has run so far. */
+  runMs: number;
+}
+
+/** *(added)* What the master knows of a task when it reports progress. */
+export interface ProgressInfo {
+  taskId: number;
+  attempt: number;
+  args: unknown[];
+  processIndex?: number;
+  [userKey: string]: unknown;
 }

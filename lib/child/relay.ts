@@ -56,7 +56,7 @@ export class Relay {
   constructor(
     private readonly init: ChildInit,
     processData: unknown,
-    send: Send,
+    private readonly send: Send,
     private readonly log: Log,
   ) {
     this.outbox = new Outbox({
@@ -137,6 +137,9 @@ export class Relay {
     switch (msg.t) {
       case 'done':
         this.onDone(slot, msg.done);
+        break;
+      case 'progress':
+        this.send(msg);
         break;
       case 'ready':
         this.sup.onReady(slot);

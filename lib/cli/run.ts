@@ -495,7 +495,10 @@ class Runner {
       return true;
     }
     try {
-      const id = await this.engine.submit(Array.isArray(value) ? value : [value], { meta: { line: lineNo } });
+      const named = namedExportLine(value);
+      const id = await (named
+        ? this.engine.submit(named.args, { export: named.export, meta: { line: lineNo } })
+        : this.engine.submit(Array.isArray(value) ? value : [value], { meta: { line: lineNo } }));
       // Not accepted because a shutdown had begun (put() resolves undefined then): expected, not a fault.
       return id !== undefined;
     } catch (err) {
@@ -584,4 +587,16 @@ class Runner {
       this.onOutputError(err as Error);
     }
   }
+}
+
+/**
+ * An input line `{"export": "name", "args": [...]}` (exactly these two keys): that export is
+ * called with those arguments. Any other object stays one argument, as before.
+ */
+function namedExportLine(value: unknown): { export: string; args: unknown[] } | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const v = value as Record<string, unknown>;
+  const keys = Object.keys(v);
+  if (keys.length !== 2 || typeof v.export !== 'string' || !Array.isArray(v.args)) return undefined;
+  return { export: v.export, args: v.args };
 }

@@ -48,6 +48,8 @@ export class ChildHandle {
   /** Tasks waiting for the current send to complete, as columns (see TaskColumns). */
   private outNums: number[] = [];
   private outArgs: WireArgs[] = [];
+  /** Export names of the queued tasks (see TaskColumns.exports); undefined while none names one. */
+  private outExports: (string | undefined)[] | undefined;
   private sending = false;
   private readonly afterSend = () => {
     this.sending = false;
@@ -136,8 +138,12 @@ export class ChildHandle {
   }
 
   /** Queues a task for this child; call `flush()` after queueing a batch. */
-  queueTask(id: number, args: WireArgs, timeoutMs: number, attempt: number): void {
+  queueTask(id: number, args: WireArgs, timeoutMs: number, attempt: number, exportName: string | undefined): void {
     this.outNums.push(id, timeoutMs, attempt);
+    if (exportName !== undefined) {
+      this.outExports ??= [];
+      this.outExports[this.outArgs.length] = exportName;
+    }
     this.outArgs.push(args);
     this.inflight++;
   }
@@ -146,8 +152,10 @@ export class ChildHandle {
   flush(): void {
     if (this.sending || this.outArgs.length === 0 || this.state === 'exited' || this.procExited) return;
     const tasks: TaskColumns = { nums: new Float64Array(this.outNums), args: this.outArgs };
+    if (this.outExports) tasks.exports = Array.from({ length: this.outArgs.length }, (_, i) => this.outExports![i]);
     this.outNums = [];
     this.outArgs = [];
+    this.outExports = undefined;
     this.sending = true;
     // The next batch leaves one event-loop turn after this write completed: tasks put meanwhile
     // coalesce into it, while a lone task still leaves at once.
@@ -161,6 +169,7 @@ export class ChildHandle {
       const bad: number[] = [];
       for (let i = 0, o = 0; i < tasks.args.length; i++, o += TASK_FIELDS) {
         const one: TaskColumns = { nums: tasks.nums.slice(o, o + TASK_FIELDS), args: [tasks.args[i]] };
+        if (tasks.exports?.[i] !== undefined) one.exports = [tasks.exports[i]];
         try {
           this.proc.send({ t: 'tasks', tasks: one } satisfies ToChild);
         } catch {

@@ -16,17 +16,23 @@ import { ABORTABLE, Code, OUTCOME_FIELDS, SERIALIZED, type ErrorWire, type FromC
 import { deferred, LOAD_ALLOWANCE_MS, type Deferred } from '../shared/bounded.js';
 import { moduleUrl } from '../shared/worker-module.js';
 import { makeStartLogDir } from '../shared/start-log.js';
-import type { Meta, Metrics, RestartReason, SubmitOptions, Summary, TaskResult } from '../types.js';
+import type { Meta, Metrics, ProgressInfo, RunningTask, RestartReason, SubmitOptions, Summary, TaskResult } from '../types.js';
 import type { RemotePlace, Transport } from '../transport/types.js';
 import { ChildHandle } from './child-handle.js';
 import { childExitFacts, diedWith } from './exit-accounting.js';
+import { deliver, newCall, notAccepted, type Call } from './calls.js';
+import { ProgressRelay } from './progress.js';
+import { runningTasks } from './running.js';
+import { Retries } from './retries.js';
+import { applyTaskOptions, checkTaskOptions, NO_OPTIONS } from './task-options.js';
+import type { EngineOptions, TaskArgs, TaskExport, TaskOptions, TaskReturn, TypedTaskResult } from '../typed.js';
 import { Ledger, type TaskRecord } from './ledger.js';
-import { buildMeta, fromErrorWire } from './outcome.js';
+import { buildMeta, fromErrorWire, noteAttempts } from './outcome.js';
 import { metricsText } from './metrics-text.js';
 import { pumpRemote, startRemote, type RemoteEngine } from './remote.js';
 import { ResultSink } from './results.js';
-import { ABORT_GRACE_MS, ProcessSupervisor } from './supervisor.js';
-import { checkSubmitOptions, toWireArgs } from './task-args.js';
+import { ProcessSupervisor } from './supervisor.js';
+import { toWireArgs } from './task-args.js';
 import { TaskQueue } from './task-queue.js';
 import { installSignalHandlers, runSteps, waitExits, type TeardownStep } from './teardown.js';
 import { cancelled, unsendable } from '../shared/outcomes.js';
@@ -44,6 +50,8 @@ export interface MPMSEvents {
    * was already ready when it stopped taking tasks (`false`: that slot idled while one booted).
    */
   restart: [info: { processIndex: number; threadIndex?: number; reason: RestartReason; detail?: string; warm?: boolean }];
+  /** *(added)* A task reported progress (`taskContext().progress(value)`); the latest value wins when they come fast. */
+  progress: [meta: ProgressInfo, value: unknown];
   /** Engine-level faults only (it gave up replacing children after a crash loop); never a task's error. */
   error: [err: Error];
 }
@@ -75,7 +83,7 @@ export const SIGNAL_SHUTDOWN_TIMEOUT_MS = 10_000;
  * const summary = await m.join(); // { total: 100, ok: 100, ... }
  * ```
  */
-export class MPMS extends EventEmitter<MPMSEvents> {
+export class MPMS<W = unknown, D extends string = 'default'> extends EventEmitter<MPMSEvents> {
   private readonly opts: ResolvedOptions;
   private readonly logger: Logger;
   private readonly ledger = new Ledger();
@@ -106,14 +114,16 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   private stopMessage: Extract<ToChild, { t: 'stop' }> | undefined;
   /** Set when tasks go through a transport (scale-out) instead of this engine's children. */
   private readonly transport: Transport | undefined;
+  private readonly retries: Retries;
+  private readonly progress = new ProgressRelay(this.ledger, this, () => this.logger);
 
   /**
    * Validates every setting at once.
    * @throws ConfigError listing every bad setting.
    */
-  constructor(options: MPMSOptions) {
+  constructor(options: EngineOptions<W, D>) {
     super();
-    this.opts = resolveOptions(options);
+    this.opts = resolveOptions(options as MPMSOptions);
     this.logger = (this.opts.logger ?? pino({ level: 'warn' }, pino.destination({ dest: 2, sync: true }))).child({ engine: this.opts.name });
     this.moduleHref = moduleUrl(this.opts.worker);
     this.queue = new TaskQueue(this.opts.taskQueueMaxsize);
@@ -137,6 +147,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       giveUp: (cause) => this.giveUp(cause),
       checkDone: () => this.checkDone(),
     });
+    this.retries = new Retries(this.opts, this.logger, this.queue, () => this.pump());
   }
 
   // ---- public API ---------------------------------------------------------------------------
@@ -209,24 +220,46 @@ export class MPMS extends EventEmitter<MPMSEvents> {
    * @throws EngineStateError before `start()`, after the user's own `close()`/`join()`, or when
    * nothing reads outcomes and this put would wait for a reader for ever (see docs/guide.md).
    */
-  put(...args: unknown[]): Promise<number | undefined> {
-    return this.submit(args);
+  put(...args: TaskArgs<W, D>): Promise<number | undefined> {
+    return this.accept(args, NO_OPTIONS, undefined);
   }
 
   /**
    * Like `put()`, with a per-task AbortSignal, hard timeout and meta keys. Resolves with the task
    * id (`undefined`: see `put()`).
    */
-  async submit(args: unknown[], options: SubmitOptions = {}): Promise<number | undefined> {
+  submit<E extends TaskExport<W> = D & TaskExport<W>>(args: TaskArgs<W, E>, options: TaskOptions<E> = NO_OPTIONS as TaskOptions<E>): Promise<number | undefined> {
+    return this.accept(args, options, undefined);
+  }
+
+  /**
+   * Runs one task and resolves with its result when it ends `ok`; otherwise rejects with the
+   * outcome's error (the worker's rebuilt error, `TaskTimeoutError`, `WorkerCrashedError`,
+   * `TaskCancelledError`), which carries `err.meta`. Enqueues like `submit()` (waits for room,
+   * honours `putTimeout`). Its outcome goes to this promise and to `'task'` listeners, never to
+   * the collector or iterator; `join()` and the summary count it like any other task. Where
+   * `put()` resolves `undefined` (a shutdown began before the task was accepted), `run()`
+   * rejects with `TaskCancelledError` (without `err.meta`: there is no task).
+   */
+  async run<E extends TaskExport<W> = D & TaskExport<W>>(args: TaskArgs<W, E>, options: TaskOptions<E> = NO_OPTIONS as TaskOptions<E>): Promise<TaskReturn<W, E>> {
+    const { call, promise } = newCall();
+    const id = await this.accept(args, options, call);
+    if (id === undefined) throw notAccepted('the engine is shutting down');
+    return promise as Promise<TaskReturn<W, E>>;
+  }
+
+  private async accept(args: unknown[], options: SubmitOptions, call: Call | undefined): Promise<number | undefined> {
     if (this.declining()) return undefined;
     this.assertAccepting();
     if (!Array.isArray(args)) throw new TypeError('submit(args): args must be an array of arguments');
-    checkSubmitOptions(options);
+    if (options !== NO_OPTIONS) checkTaskOptions(options, !!this.transport);
     const wireArgs = toWireArgs(args);
     const room = this.queue.hasRoom || (await this.waitForRoom());
     if (!room) return undefined;
     const userMeta = options.meta ? (this.hasUserMeta ? { ...this.opts.meta, ...options.meta } : options.meta) : this.hasUserMeta ? this.opts.meta : undefined;
     const rec = this.ledger.create(args, wireArgs, userMeta, options.timeout ?? this.opts.taskTimeout ?? (options.signal ? ABORTABLE : 0));
+    rec.call = call;
+    if (options !== NO_OPTIONS) applyTaskOptions(rec, options, this.opts.export, this.retries.policy);
     this.queue.push(rec);
     if (room === RESERVED) this.queue.release();
     if (options.signal) this.watchSignal(rec, options.signal);
@@ -252,10 +285,10 @@ export class MPMS extends EventEmitter<MPMSEvents> {
    * @throws EngineStateError when already being read, or when outcomes were dropped after an
    * earlier reader left (it could not yield them all).
    */
-  iterResults(): AsyncGenerator<TaskResult, void, undefined> {
+  iterResults(): AsyncGenerator<unknown extends W ? TaskResult : TypedTaskResult<TaskReturn<W, D>>, void, undefined> {
     if (this.opts.collector) throw new ConfigError(['iterResults() cannot be used together with a `collector`; use one or the other']);
     if (this.sink.hasIterator) throw new EngineStateError('iterResults() is already being iterated');
-    return this.sink.iterate();
+    return this.sink.iterate() as AsyncGenerator<never, void, undefined>;
   }
 
   /**
@@ -314,6 +347,8 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       queued: this.queue.length,
       running,
       finished: this.ledger.finished,
+      delayed: this.retries.delayed.size,
+      progressing: this.progress.recent(),
       total: this.ledger.total,
       processesAlive,
       threadsAlive,
@@ -323,6 +358,16 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       runMs: this.ledger.runPercentiles(),
       waitMs: this.ledger.waitPercentiles(),
     };
+  }
+
+  /**
+   * *(added)* The tasks running now, oldest first: `{ taskId, attempt, export, processIndex,
+   * threadIndex, pid, startedAt, runMs }`. Read on demand from the ledger and the threads' start
+   * logs (a few file reads per child), so tasks pay nothing for it. Tasks sent through a
+   * transport are not listed.
+   */
+  running(): RunningTask[] {
+    return this.startLogDir ? runningTasks(this.ledger.records(), this.startLogDir, this.opts.export) : [];
   }
 
   /** `metrics()` in the Prometheus text exposition format, for a `/metrics` endpoint. */
@@ -366,6 +411,9 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     switch (msg.t) {
       case 'batch':
         return this.onBatch(c, msg);
+      case 'progress':
+        this.progress.deliver(msg.items, c.index);
+        return;
       case 'ready':
         if (c.state === 'starting') c.state = this.state === 'stopping' || this.state === 'stopped' ? 'stopping' : 'ready';
         c.ready.resolve();
@@ -508,7 +556,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       for (let i = 0; i < n; i++) {
         const rec = this.queue.shift()!;
         rec.child = best;
-        best.queueTask(rec.id, rec.wireArgs, rec.timeout, rec.attempts + 1);
+        best.queueTask(rec.id, rec.wireArgs, rec.timeout, rec.attempts + 1, rec.exportName);
       }
       best.flush();
     }
@@ -596,14 +644,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
   /** The one place an outcome is decided: retried, or settled (see `settle`). */
   private complete(rec: TaskRecord, code: number, value: unknown, startedAt: number, endedAt: number, c: ChildHandle | undefined, threadIndex: number | undefined, remote?: RemotePlace): void {
     if (startedAt > 0 || code === Code.Crashed) rec.attempts++;
-    if ((code === Code.Crashed || code === Code.Timeout) && rec.attempts <= this.opts.retries && !rec.cancelled && (this.state === 'running' || this.state === 'closed') && !this.broken) {
-      this.logger.info({ taskId: rec.id, attempts: rec.attempts }, `task ${rec.id} will be retried after ${code === Code.Crashed ? 'a crash' : 'a timeout'}`);
-      rec.child = null;
-      // At the back: a task that keeps killing its worker must not be the next thing every
-      // replacement runs, ahead of the tasks that wait behind it.
-      this.queue.push(rec);
-      return;
-    }
+    if (code !== Code.Ok && code !== Code.Cancelled && !rec.cancelled && (this.state === 'running' || this.state === 'closed') && !this.broken && this.retries.again(rec, code, value)) return;
     this.settle(rec, code, value, startedAt, endedAt, c, threadIndex, remote);
   }
 
@@ -638,8 +679,10 @@ export class MPMS extends EventEmitter<MPMSEvents> {
     const waitMs = startedAt > 0 ? startedAt - rec.enqueuedAt : -1;
     if (!this.ledger.settle(rec, status, runMs, waitMs)) return;
     const meta = buildMeta(rec, status, startedAt, endedAt, c?.index, threadIndex, c?.pid, rec.meta, remote);
+    if (status !== Code.Ok && rec.attempts > 1) noteAttempts(result, rec.attempts);
     if (this.listenerCount('task') > 0) this.emitIsolated('task', meta);
-    this.sink.push(meta, result);
+    if (rec.call) deliver(rec.call, meta, result);
+    else this.sink.push(meta, result);
     if (this.ledger.size === 0) this.checkDone();
   }
 
@@ -665,6 +708,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
 
   private cancelQueued(why: string): void {
     for (const rec of this.queue.drain()) this.cancelUnstarted(rec, why);
+    for (const rec of this.retries.delayed.drain()) this.cancelUnstarted(rec, `${why} (it was waiting to be retried)`);
   }
 
   private watchSignal(rec: TaskRecord, signal: AbortSignal): void {
@@ -678,7 +722,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       // only kept from being retried.
       if (rec.remote) return;
       if (rec.child === null) {
-        this.queue.remove(rec);
+        if (!this.queue.remove(rec)) this.retries.delayed.remove(rec);
         this.complete(rec, Code.Cancelled, cancelled(reason), 0, Date.now(), undefined, undefined);
       } else {
         rec.child.post({ t: 'abort', ids: [rec.id], code: Code.Cancelled, reason });
@@ -762,7 +806,7 @@ export class MPMS extends EventEmitter<MPMSEvents> {
       const name = `stop the ${t.kind} transport (take back unstarted jobs, wait for started ones)`;
       steps.push({ name, bound: grace + 10_000, run: () => t.stop(grace) });
     } else if (wasStarted) {
-      const bound = kind === 'terminate' ? 3000 : grace + ABORT_GRACE_MS + 2 * this.opts.hookTimeout + 2000;
+      const bound = kind === 'terminate' ? 3000 : grace + this.opts.abortGrace + 2 * this.opts.hookTimeout + 2000;
       steps.push(
         { name: 'stop children (drain, thread finalizers, process finalizers)', bound, run: () => this.stopChildren(grace) },
         { name: 'kill what is left', bound: 3000, run: () => this.killChildren() },

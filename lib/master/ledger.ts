@@ -5,7 +5,9 @@
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { Code, countByStatus, STATUS_BY_CODE, type WireArgs } from '../protocol.js';
-import type { Percentiles, Summary, TaskStatus } from '../types.js';
+import type { RetryPolicy } from '../shared/retry-policy.js';
+import type { Percentiles, ProgressInfo, Summary, TaskStatus } from '../types.js';
+import type { Call } from './calls.js';
 import type { ChildHandle } from './child-handle.js';
 
 export interface TaskRecord {
@@ -29,6 +31,14 @@ export interface TaskRecord {
   cancelled?: string;
   /** Removes the AbortSignal listener of `submit({ signal })`. */
   unlisten: (() => void) | undefined;
+  /** Set for a task of `run()`: its outcome goes to this promise, not to the collector/iterator. */
+  call: Call | undefined;
+  /** The export it calls when not the engine's (`submit({ export })`). */
+  exportName: string | undefined;
+  /** `submit/run({ onProgress })`. */
+  onProgress: ((value: unknown, info: ProgressInfo) => void) | undefined;
+  /** Its own retry policy (`submit({ retries, retryOn, retryDelay })`); undefined: the engine's. */
+  retry: RetryPolicy | undefined;
 }
 
 export class Ledger {
@@ -44,7 +54,7 @@ export class Ledger {
   private waitSum = 0;
 
   create(args: unknown[], wireArgs: WireArgs, meta: Record<string, unknown> | undefined, timeout: number): TaskRecord {
-    const rec: TaskRecord = { id: this.nextId++, args, wireArgs, meta, enqueuedAt: Date.now(), timeout, attempts: 0, child: null, remote: false, unlisten: undefined };
+    const rec: TaskRecord = { id: this.nextId++, args, wireArgs, meta, enqueuedAt: Date.now(), timeout, attempts: 0, child: null, remote: false, unlisten: undefined, call: undefined, exportName: undefined, retry: undefined, onProgress: undefined };
     this.open.set(rec.id, rec);
     this.total++;
     return rec;
@@ -55,7 +65,7 @@ export class Ledger {
    * own id; later tasks get ids above it. `attempts` counts the runs before the one in flight.
    */
   adopt(id: number, args: unknown[], attempts: number, timeout: number, meta: Record<string, unknown> | undefined): TaskRecord {
-    const rec: TaskRecord = { id, args, wireArgs: 0, meta, enqueuedAt: Date.now(), timeout, attempts, child: null, remote: true, unlisten: undefined };
+    const rec: TaskRecord = { id, args, wireArgs: 0, meta, enqueuedAt: Date.now(), timeout, attempts, child: null, remote: true, unlisten: undefined, call: undefined, exportName: undefined, retry: undefined, onProgress: undefined };
     this.open.set(id, rec);
     if (id >= this.nextId) this.nextId = id + 1;
     this.total++;

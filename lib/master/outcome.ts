@@ -80,3 +80,11 @@ export function buildMeta(
   }
   return meta;
 }
+
+/**
+ * A final error after retries says how many attempts ran (`err.attempts`). Its message stays the
+ * worker's own: a thrown error reaches the user as it was thrown (the property model checks it).
+ */
+export function noteAttempts(err: unknown, attempts: number): void {
+  if (err instanceof Error) (err as Error & { attempts?: number }).attempts = attempts;
+}

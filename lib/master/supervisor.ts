@@ -14,9 +14,6 @@ import type { RestartReason } from '../types.js';
 import { ChildHandle } from './child-handle.js';
 import { RestartPolicy, type RestartDecision } from './restart-policy.js';
 
-/** ms a child waits after a hard limit fired for the task to return, before it terminates the thread. */
-export const ABORT_GRACE_MS = 500;
-
 /** What the supervisor needs of the engine. */
 export interface SupervisedEngine {
   readonly opts: ResolvedOptions;
@@ -135,7 +132,7 @@ export class ProcessSupervisor {
       processMemoryLimit: o.processMemoryLimit,
       gracefulDieErrors: o.workerGracefulDieErrors,
       gracefulDieTimeout: o.workerGracefulDieTimeout,
-      abortGraceMs: ABORT_GRACE_MS,
+      abortGraceMs: o.abortGrace,
       startLogDir: this.e.startLogDir,
       drainMs: o.threadDrainTimeout,
     };
@@ -205,7 +202,7 @@ export class ProcessSupervisor {
       c.state = 'stopping';
       const grace = Math.min(5000, Math.max(100, Math.round(hard / 10)));
       c.post({ t: 'stop', graceMs: grace, reason: 'hard', leftover: Code.Timeout });
-      setTimeout(() => c.killTree(), grace + ABORT_GRACE_MS + 2000).unref();
+      setTimeout(() => c.killTree(), grace + this.e.opts.abortGrace + 2000).unref();
     }
   }
 }

@@ -1,22 +1,7 @@
-/** What `submit()` checks and prepares before a task is accepted: its options, and its arguments as they travel. */
+/** What `submit()` prepares before a task is accepted: its arguments as they travel (its options: task-options.ts). */
 import v8 from 'node:v8';
-import { ConfigError, SerializationError } from '../errors.js';
+import { SerializationError } from '../errors.js';
 import type { WireArgs } from '../protocol.js';
-import type { SubmitOptions } from '../types.js';
-
-/** @throws ConfigError listing every bad option of one `submit()`. */
-export function checkSubmitOptions(options: SubmitOptions): void {
-  const problems: string[] = [];
-  const t = options.timeout;
-  if (t !== undefined && !(typeof t === 'number' && t > 0 && Number.isFinite(t))) {
-    problems.push(`\`timeout\` must be a finite number > 0, got ${String(t)}`);
-  }
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) problems.push('`signal` must be an AbortSignal');
-  if (options.meta !== undefined && (options.meta === null || typeof options.meta !== 'object')) {
-    problems.push('`meta` must be an object');
-  }
-  if (problems.length) throw new ConfigError(problems);
-}
 
 /**
  * The arguments as they travel (see `TaskWire`): as they are when all are primitives, else

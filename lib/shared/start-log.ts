@@ -1,6 +1,6 @@
 /**
  * The start log: how the master learns, after a child process died, which of the tasks it held
- * had started. Each thread writes a 16-byte record `[taskId, attempt]` with one `pwrite` before
+ * had started. Each thread writes a 24-byte record `[taskId, attempt, startedAt]` with one `pwrite` before
  * it calls the task function. The write is in the kernel when the call returns, so it survives
  * a SIGKILL or a segfault of the process an instant later; no message, and no process is woken.
  *
@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-const RECORD = 16;
+const RECORD = 24;
 const CAPACITY = 4096;
 /** One thread's log in bytes: written in full when it is opened (see StartLog). */
 const LOG_BYTES = RECORD * CAPACITY;
@@ -41,9 +41,10 @@ export class StartLog {
     this.fd = fd;
   }
 
-  record(id: number, attempt: number): void {
+  record(id: number, attempt: number, startedAt: number): void {
     this.buf.writeDoubleLE(id, 0);
     this.buf.writeDoubleLE(attempt, 8);
+    this.buf.writeDoubleLE(startedAt, 16);
     fs.writeSync(this.fd, this.buf, 0, RECORD, (this.seq++ % CAPACITY) * RECORD);
   }
 }
@@ -87,6 +88,46 @@ export function makeStartLogDir(): string {
 /** File name of a thread's start log; the prefix ties it to its child's pid. */
 export function startLogFile(dir: string, childPid: number, threadIndex: number, spawnSeq: number): string {
   return path.join(dir, `c${childPid}-t${threadIndex}-${spawnSeq}`);
+}
+
+/** A start as `readStartLogs` finds it: the latest record of a task in one live child. */
+export interface StartRecord {
+  attempt: number;
+  threadIndex: number;
+  startedAt: number;
+}
+
+/**
+ * Reads, without removing them, the start logs of a live child: `taskId -> its latest start`.
+ * On demand only (`m.running()`): tasks pay nothing for it beyond the write they make anyway.
+ */
+export function readStartLogs(dir: string, childPid: number): Map<number, StartRecord> {
+  const out = new Map<number, StartRecord>();
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.startsWith(`c${childPid}-`));
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    const threadIndex = Number(/-t(\d+)-/.exec(name)?.[1] ?? -1);
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(path.join(dir, name));
+    } catch {
+      continue;
+    }
+    for (let off = 0; off + RECORD <= data.length; off += RECORD) {
+      const id = data.readDoubleLE(off);
+      if (id === 0) continue;
+      const attempt = data.readDoubleLE(off + 8);
+      const startedAt = data.readDoubleLE(off + 16);
+      const seen = out.get(id);
+      const later = !seen || seen.attempt < attempt || (seen.attempt === attempt && seen.startedAt < startedAt);
+      if (later) out.set(id, { attempt, threadIndex, startedAt });
+    }
+  }
+  return out;
 }
 
 /**

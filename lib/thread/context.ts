@@ -27,6 +27,8 @@ export interface ThreadScope {
 interface Registry {
   als: AsyncLocalStorage<TaskState>;
   scope: ThreadScope | undefined;
+  /** Where `taskContext().progress()` goes (thread/progress.ts); set by the thread entry. */
+  progress?: (state: TaskState, value: unknown) => void;
 }
 
 const KEY = Symbol.for('mpms.taskContext');
@@ -63,6 +65,9 @@ export function taskContext(): TaskContext {
       return signalOf(state);
     },
     keepAlive: scope.keepAlive,
+    progress(value: unknown) {
+      if (!state.settled) registry.progress?.(state, value);
+    },
     processIndex: scope.processIndex,
     threadIndex: scope.threadIndex,
     processData: scope.processData,

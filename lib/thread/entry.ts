@@ -10,6 +10,8 @@ import { loadWorkerModule, taskFunction, type Hook, type WorkerModule } from '..
 import { StepTimeoutError, withTimeout } from '../shared/bounded.js';
 import { registry } from './context.js';
 import { Runner } from './runner.js';
+import { Exports } from './exports.js';
+import { ProgressOutbox } from './progress.js';
 import { StartLog } from '../shared/start-log.js';
 import type { HookContext } from '../types.js';
 import { startFailed } from '../shared/outcomes.js';
@@ -121,8 +123,13 @@ async function main(): Promise<void> {
     },
   };
 
+  const progress = new ProgressOutbox(port);
+  registry.progress = (state, value) => progress.report(state.id, state.attempt, value);
+
   const runner = new Runner(port, init.slots, {
     fn,
+    exports: new Exports(mod, init.module),
+    progress,
     threadIndex: init.threadIndex,
     startLog,
     concurrency: init.concurrency,

@@ -17,6 +17,8 @@ import { registry, type TaskState } from './context.js';
 import { Attempts } from './attempts.js';
 import type { StartLog } from '../shared/start-log.js';
 import { cancelled, unsendable } from '../shared/outcomes.js';
+import type { Exports } from './exports.js';
+import type { ProgressOutbox } from './progress.js';
 
 type TaskFn = (...args: unknown[]) => unknown;
 
@@ -31,6 +33,10 @@ const FLUSH_AFTER_MS = 2;
 
 export interface RunnerSettings {
   fn: TaskFn;
+  /** Progress values waiting to leave: they go before any outcome, so a task's last report precedes its outcome. */
+  progress: ProgressOutbox;
+  /** The module's other exports, for tasks that name one (`submit({ export })`). */
+  exports: Exports;
   /** Written into every outcome, so the child relays outcomes without reshaping them. */
   threadIndex: number;
   startLog: StartLog;
@@ -125,10 +131,10 @@ export class Runner {
   }
 
   private start(task: TaskWire, startedAt: number): void {
-    const [id, args, , attempt] = task;
+    const [id, args, , attempt, exportName] = task;
     const slot = this.freeSlots.pop()!;
     // Before the task can crash this process: the master reads it if the process dies.
-    this.settings.startLog.record(id, attempt);
+    this.settings.startLog.record(id, attempt, startedAt);
     const at = SLOTS.idAt(slot);
     this.shared[at + 1] = attempt;
     this.shared[at + 2] = startedAt;
@@ -140,9 +146,10 @@ export class Runner {
     this.running++;
     let ret: unknown;
     try {
+      const fn = exportName === undefined ? this.settings.fn : this.settings.exports.get(exportName);
       // Serialized bytes, all the (primitive) arguments, or a lone primitive one (see TaskWire).
       const list = ArrayBuffer.isView(args) ? (v8.deserialize(args) as unknown[]) : Array.isArray(args) ? args : undefined;
-      ret = list ? registry.als.run(state, this.settings.fn, ...list) : registry.als.run(state, this.settings.fn, args);
+      ret = list ? registry.als.run(state, fn, ...list) : registry.als.run(state, fn, args);
     } catch (err) {
       this.finish(state, startedAt, Code.Error, err);
       return;
@@ -204,6 +211,7 @@ export class Runner {
 
   /** Sends the pending outcomes as one message. */
   flush(): void {
+    this.settings.progress.flush();
     this.flushScheduled = false;
     if (this.outbox.length === 0) return;
     const done = this.outbox;
