@@ -97,36 +97,49 @@ export interface StartRecord {
   startedAt: number;
 }
 
+/** One start record, as written by a thread: task id, attempt, start time. */
+type Visit = (id: number, attempt: number, startedAt: number, threadIndex: number) => void;
+
+/**
+ * Calls `visit` for every start record in `childPid`'s logs (records of id 0 are empty slots).
+ * `remove`: delete each file once read (the child is dead). A missing or unreadable log reads as
+ * empty.
+ */
+function eachStart(dir: string, childPid: number, remove: boolean, visit: Visit): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.startsWith(`c${childPid}-`));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const file = path.join(dir, name);
+    const threadIndex = Number(/-t(\d+)-/.exec(name)?.[1] ?? -1);
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(file);
+      if (remove) fs.rmSync(file, { force: true });
+    } catch {
+      continue;
+    }
+    for (let off = 0; off + RECORD <= data.length; off += RECORD) {
+      const id = data.readDoubleLE(off);
+      if (id !== 0) visit(id, data.readDoubleLE(off + 8), data.readDoubleLE(off + 16), threadIndex);
+    }
+  }
+}
+
 /**
  * Reads, without removing them, the start logs of a live child: `taskId -> its latest start`.
  * On demand only (`m.running()`): tasks pay nothing for it beyond the write they make anyway.
  */
 export function readStartLogs(dir: string, childPid: number): Map<number, StartRecord> {
   const out = new Map<number, StartRecord>();
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir).filter((n) => n.startsWith(`c${childPid}-`));
-  } catch {
-    return out;
-  }
-  for (const name of names) {
-    const threadIndex = Number(/-t(\d+)-/.exec(name)?.[1] ?? -1);
-    let data: Buffer;
-    try {
-      data = fs.readFileSync(path.join(dir, name));
-    } catch {
-      continue;
-    }
-    for (let off = 0; off + RECORD <= data.length; off += RECORD) {
-      const id = data.readDoubleLE(off);
-      if (id === 0) continue;
-      const attempt = data.readDoubleLE(off + 8);
-      const startedAt = data.readDoubleLE(off + 16);
-      const seen = out.get(id);
-      const later = !seen || seen.attempt < attempt || (seen.attempt === attempt && seen.startedAt < startedAt);
-      if (later) out.set(id, { attempt, threadIndex, startedAt });
-    }
-  }
+  eachStart(dir, childPid, false, (id, attempt, startedAt, threadIndex) => {
+    const seen = out.get(id);
+    const later = !seen || seen.attempt < attempt || (seen.attempt === attempt && seen.startedAt < startedAt);
+    if (later) out.set(id, { attempt, threadIndex, startedAt });
+  });
   return out;
 }
 
@@ -137,29 +150,10 @@ export function readStartLogs(dir: string, childPid: number): Map<number, StartR
  */
 export function takeStartLogs(dir: string, childPid: number): Map<number, Set<number>> {
   const started = new Map<number, Set<number>>();
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir).filter((n) => n.startsWith(`c${childPid}-`));
-  } catch {
-    return started;
-  }
-  for (const name of names) {
-    const file = path.join(dir, name);
-    let data: Buffer;
-    try {
-      data = fs.readFileSync(file);
-      fs.rmSync(file, { force: true });
-    } catch {
-      continue;
-    }
-    for (let off = 0; off + RECORD <= data.length; off += RECORD) {
-      const id = data.readDoubleLE(off);
-      if (id === 0) continue;
-      const attempt = data.readDoubleLE(off + 8);
-      let set = started.get(id);
-      if (!set) started.set(id, (set = new Set()));
-      set.add(attempt);
-    }
-  }
+  eachStart(dir, childPid, true, (id, attempt) => {
+    let set = started.get(id);
+    if (!set) started.set(id, (set = new Set()));
+    set.add(attempt);
+  });
   return started;
 }
