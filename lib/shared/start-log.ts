@@ -151,9 +151,9 @@ export function readStartLogs(dir: string, childPid: number): Map<number, StartR
 export function takeStartLogs(dir: string, childPid: number): Map<number, Set<number>> {
   const started = new Map<number, Set<number>>();
   eachStart(dir, childPid, true, (id, attempt) => {
-    let set = started.get(id);
-    if (!set) started.set(id, (set = new Set()));
-    set.add(attempt);
+    const set = started.get(id);
+    if (set) set.add(attempt);
+    else started.set(id, new Set([attempt]));
   });
   return started;
 }
